@@ -1,0 +1,95 @@
+# asyncrt build.  `make help` lists the targets.
+PREFIX    ?= /usr/local
+LUADIR    ?= $(PREFIX)/share/lua/5.1
+LIBDIR    ?= $(PREFIX)/lib/lua/5.1
+BINDIR    ?= $(PREFIX)/bin
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+LUAJIT_INC ?= /usr/include/luajit-2.1
+WARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
+             -Wstrict-prototypes -Wpointer-arith -pedantic
+BUILD     := build
+
+CORE_SRC  := $(filter-out src/core/test%,$(wildcard src/core/*.c))
+CORE_HDR  := $(wildcard src/core/*.h)
+CORE_LIB  := $(BUILD)/async_core.so
+CTEST_SRC := $(wildcard src/core/test/*.c)
+
+.PHONY: all deps test check sanitize valgrind bench fuzz install uninstall clean \
+        dev-env run help lint
+
+all: $(CORE_LIB) $(BUILD)/test_core
+
+help:
+	@echo "make deps      install missing Debian packages (as root) or print the apt-get line"
+	@echo "make all       build the C core ($(CORE_LIB)) and its test runner"
+	@echo "make test      build, run the C tests, the busted specs, luacheck and the rock check"
+	@echo "make sanitize  C tests and specs under ASan+UBSan"
+	@echo "make valgrind  C tests under valgrind (leak check)"
+	@echo "make bench     benchmarks against the peers (node + npm for the JS peers)"
+	@echo "make fuzz      long fuzz runs"
+	@echo "make run       the main job: the example app"
+	@echo "make install   install into PREFIX=$(PREFIX)"
+	@echo "make dev-env   print LUA_PATH/LUA_CPATH exports for this checkout"
+
+deps:
+	@tools/deps.sh core
+
+$(BUILD)/core/%.o: src/core/%.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -fPIC -c $< -o $@
+
+$(CORE_LIB): $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
+	$(CC) -shared $(CFLAGS) -o $@ $^
+
+$(BUILD)/test_core: $(CTEST_SRC) $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -Isrc/core -o $@ $(CTEST_SRC) $(CORE_SRC)
+
+test: all
+	@tools/run-tests.sh
+
+check: test
+
+lint:
+	luacheck -q lua spec bench examples
+
+sanitize:
+	@mkdir -p $(BUILD)/san
+	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=undefined -Isrc/core -o $(BUILD)/san/test_core $(CTEST_SRC) $(CORE_SRC)
+	$(BUILD)/san/test_core
+	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=undefined -fPIC -shared -o $(BUILD)/san/async_core.so $(CORE_SRC)
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASYNC_CORE_LIB=$(CURDIR)/$(BUILD)/san/async_core.so \
+	  busted --lua=luajit -o utfTerminal spec
+
+valgrind: $(BUILD)/test_core
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all $(BUILD)/test_core
+
+bench: all
+	@tools/deps.sh bench || true
+	luajit bench/run.lua
+
+fuzz: all
+	@FUZZ_LONG=1 luajit spec/fuzz/run.lua
+
+run: all
+	@echo "asyncrt: no app server yet; running the kernel example"
+	luajit examples/kernel.lua
+
+dev-env:
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
+	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
+
+install: all
+	install -d $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)
+	install -m 0644 lua/async/*.lua $(DESTDIR)$(LUADIR)/async/
+	install -m 0755 $(CORE_LIB) $(DESTDIR)$(LIBDIR)/async_core.so
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)/async_core.so
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,21 @@
+rockspec_format = "3.0"
+package = "asyncrt"
+version = "scm-1"
+source = { url = "git+file:///dev/null" }
+description = {
+  summary = "Lua-scripted reactive application engine with a C core",
+  detailed = [[
+    Signals, computeds, effects, async signals (coroutines with versioning and
+    abort), a phased scheduler, and an app layer for server rendering, built
+    on a small C reactive kernel driven through the LuaJIT FFI.
+  ]],
+  license = "MIT",
+}
+dependencies = { "lua >= 5.1" }
+build = {
+  type = "make",
+  build_variables = { CFLAGS = "$(CFLAGS)" },
+  install_variables = {
+    PREFIX = "$(PREFIX)", LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)", BINDIR = "$(BINDIR)",
+  },
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages asyncrt needs, or prints the exact command.
+# Usage: tools/deps.sh [group...]   groups: core (default), ngx, browser, bench
+set -u
+core="build-essential pkg-config luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-cjson lua-busted luarocks lua-check libhttp-parser-dev lua-cosmo lua-lpeg"
+ngx="nginx-light libnginx-mod-http-lua lua-resty-core"
+browser="chromium nodejs npm"
+bench="nodejs npm"
+groups="${*:-core}"
+want=""
+for g in $groups; do
+  case "$g" in
+    core) want="$want $core" ;;
+    ngx) want="$want $ngx" ;;
+    browser) want="$want $browser" ;;
+    bench) want="$want $bench" ;;
+    all) want="$want $core $ngx" ;;
+    *) echo "deps.sh: unknown group '$g' (core, ngx, browser, bench, all)" >&2; exit 2 ;;
+  esac
+done
+missing=""
+for p in $want; do
+  # nodejs may come from outside Debian (a node on PATH is enough)
+  if [ "$p" = nodejs ] || [ "$p" = npm ]; then
+    command -v "${p/nodejs/node}" >/dev/null 2>&1 && continue
+  fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing$missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >&2 || {
+    echo "deps: apt-get install failed for:$missing" >&2; exit 1; }
+else
+  echo "deps: missing Debian packages; run as root:" >&2
+  echo "  apt-get update && apt-get install -y$missing" >&2
+  exit 1
+fi
