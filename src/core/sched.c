@@ -1,0 +1,302 @@
+/*
+ * sched.c: the phased scheduler.
+ *
+ * A flush walks the phases binding -> lifecycle -> effect -> async -> post in
+ * passes. Within a pass a phase runs the jobs it had when the phase began;
+ * jobs queued into a later phase run in the same pass, jobs queued into the
+ * current or an earlier phase in the next one. `post` runs only when no
+ * earlier phase has work. Keyed jobs are deduplicated on (phase, scope, key)
+ * while pending; jobs of destroyed scopes are dropped. The flush is a step
+ * machine: ac_sched_next hands out one job at a time.
+ */
+#include "core.h"
+#include "core_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ===== a set of nonzero uint64 keys (linear probing) ===== */
+
+static uint32_t set_hash(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return (uint32_t)k;
+}
+
+/* Finds the slot of `k`, or the empty slot where it would go. */
+static int32_t set_slot(const ac_set *s, uint64_t k) {
+  uint32_t mask = (uint32_t)s->cap - 1, i = set_hash(k) & mask;
+  while (s->slots[i] && s->slots[i] != k) i = (i + 1) & mask;
+  return (int32_t)i;
+}
+
+static int set_has(const ac_set *s, uint64_t k) {
+  return s->cap && s->slots[set_slot(s, k)] == k;
+}
+
+/* Adds `k`; returns 1 if added, 0 if present, -1 on OOM. */
+static int set_add(ac_set *s, uint64_t k) {
+  if ((s->count + 1) * 2 > s->cap) {
+    int32_t ncap = s->cap ? s->cap * 2 : 16;
+    uint64_t *ns = calloc((size_t)ncap, sizeof *ns);
+    if (!ns) return -1;
+    ac_set old = *s;
+    s->slots = ns;
+    s->cap = ncap;
+    for (int32_t i = 0; i < old.cap; i++)
+      if (old.slots[i]) s->slots[set_slot(s, old.slots[i])] = old.slots[i];
+    free(old.slots);
+  }
+  int32_t i = set_slot(s, k);
+  if (s->slots[i] == k) return 0;
+  s->slots[i] = k;
+  s->count++;
+  return 1;
+}
+
+/* Removes `k` (backward-shift deletion keeps probe chains intact). */
+static void set_del(ac_set *s, uint64_t k) {
+  if (!s->cap) return;
+  uint32_t mask = (uint32_t)s->cap - 1;
+  uint32_t i = (uint32_t)set_slot(s, k);
+  if (s->slots[i] != k) return;
+  s->slots[i] = 0;
+  s->count--;
+  for (uint32_t j = (i + 1) & mask; s->slots[j]; j = (j + 1) & mask) {
+    uint32_t home = set_hash(s->slots[j]) & mask;
+    /* move slots[j] into the hole at i when its home is not in (i, j] */
+    if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+      s->slots[i] = s->slots[j];
+      s->slots[j] = 0;
+      i = j;
+    }
+  }
+}
+
+static void set_free(ac_set *s) {
+  free(s->slots);
+  memset(s, 0, sizeof *s);
+}
+
+static uint64_t job_key(int32_t phase, int32_t scope, int32_t key) {
+  return ((uint64_t)(uint32_t)phase << 60) ^ ((uint64_t)(uint32_t)scope << 30) ^
+         (uint64_t)(uint32_t)key ^ (1ULL << 63);
+}
+
+/* ===== scheduler lifetime ===== */
+
+/* Creates a scheduler; returns its index. */
+int32_t ac_sched_new(ac_graph *g, int32_t max_depth) {
+  int32_t i;
+  for (i = 0; i < g->sched_len; i++)
+    if (!g->scheds[i].in_use) break;
+  if (i == g->sched_len) {
+    if (g->sched_len == g->sched_cap &&
+        !ac_grow((void **)&g->scheds, &g->sched_cap, g->sched_len + 1, sizeof(ac_sched)))
+      return -1;
+    g->sched_len++;
+  }
+  ac_sched *s = &g->scheds[i];
+  memset(s, 0, sizeof *s);
+  s->in_use = 1;
+  s->max_depth = max_depth > 0 ? max_depth : 100;
+  return i;
+}
+
+/* Frees a scheduler's memory; its index may be reused. */
+void ac_sched_release(ac_graph *g, int32_t si) {
+  if (si < 0 || si >= g->sched_len) return;
+  ac_sched *s = &g->scheds[si];
+  for (int p = 0; p < AC_NPHASES; p++) free(s->q[p].jobs);
+  set_free(&s->pending);
+  set_free(&s->dead_scopes);
+  memset(s, 0, sizeof *s);
+}
+
+/* ===== queues ===== */
+
+/* Queues a job; see core.h. */
+int ac_sched_push(ac_graph *g, int32_t si, int32_t phase, int32_t handle, int32_t scope, int32_t key) {
+  if (si < 0 || si >= g->sched_len || phase < 0 || phase >= AC_NPHASES) return 0;
+  ac_sched *s = &g->scheds[si];
+  if (!s->in_use) return 0;
+  if (scope && set_has(&s->dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63))) return 0;
+  if (key) {
+    int r = set_add(&s->pending, job_key(phase, scope, key));
+    if (r <= 0) return r;
+  }
+  ac_queue *q = &s->q[phase];
+  if (q->len == q->cap) {
+    if (q->head > 0 && q->head >= q->cap / 2) {
+      memmove(q->jobs, q->jobs + q->head, (size_t)(q->len - q->head) * sizeof(ac_job));
+      if (s->flushing && s->phase == phase) s->phase_end -= q->head;
+      q->len -= q->head;
+      q->head = 0;
+    } else if (!ac_grow((void **)&q->jobs, &q->cap, q->len + 1, sizeof(ac_job))) {
+      if (key) set_del(&s->pending, job_key(phase, scope, key));
+      return -1;
+    }
+  }
+  ac_job *j = &q->jobs[q->len++];
+  j->handle = handle;
+  j->scope = scope;
+  j->key = key;
+  j->phase = phase;
+  if (!s->listed) {
+    if (g->sched_list_len == g->sched_list_cap &&
+        !ac_grow((void **)&g->sched_list, &g->sched_list_cap, g->sched_list_len + 1, sizeof(int32_t)))
+      return 1; /* queued; the embedder finds it on its next check of all schedulers */
+    s->listed = 1;
+    g->sched_list[g->sched_list_len++] = si;
+  }
+  return 1;
+}
+
+/* Jobs waiting in all phases. */
+int32_t ac_sched_size(ac_graph *g, int32_t si) {
+  if (si < 0 || si >= g->sched_len) return 0;
+  int32_t n = 0;
+  for (int p = 0; p < AC_NPHASES; p++) n += g->scheds[si].q[p].len - g->scheds[si].q[p].head;
+  return n;
+}
+
+static int32_t waiting(const ac_queue *q) { return q->len - q->head; }
+
+/* Drops every waiting job. Effects lose their queued mark. */
+void ac_sched_clear(ac_graph *g, int32_t si) {
+  if (si < 0 || si >= g->sched_len) return;
+  ac_sched *s = &g->scheds[si];
+  for (int p = 0; p < AC_NPHASES; p++) {
+    ac_queue *q = &s->q[p];
+    for (int32_t i = q->head; i < q->len; i++) {
+      int32_t h = q->jobs[i].handle;
+      if (h < 0 && -h < g->node_top) g->nodes[-h].flags &= ~AC_QUEUED;
+    }
+    q->head = q->len = 0;
+  }
+  set_free(&s->pending);
+  s->flushing = 0;
+}
+
+/* Abandons the flush in progress; waiting jobs stay for the next flush. */
+void ac_sched_end(ac_graph *g, int32_t si) {
+  if (si < 0 || si >= g->sched_len) return;
+  g->scheds[si].flushing = 0;
+}
+
+void ac_sched_destroy_scope(ac_graph *g, int32_t si, int32_t scope) {
+  if (si < 0 || si >= g->sched_len || !scope) return;
+  set_add(&g->scheds[si].dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63));
+}
+
+void ac_sched_revive_scope(ac_graph *g, int32_t si, int32_t scope) {
+  if (si < 0 || si >= g->sched_len || !scope) return;
+  set_del(&g->scheds[si].dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63));
+}
+
+/* Copies the schedulers that got work to g->out. */
+int32_t ac_sched_take_dirty(ac_graph *g) {
+  if (g->out_cap < g->sched_list_len &&
+      !ac_grow((void **)&g->out, &g->out_cap, g->sched_list_len, sizeof(ac_id)))
+    return 0;
+  for (int32_t i = 0; i < g->sched_list_len; i++) {
+    g->out[i] = g->sched_list[i];
+    g->scheds[g->sched_list[i]].listed = 0;
+  }
+  g->out_len = g->sched_list_len;
+  g->sched_list_len = 0;
+  return g->out_len;
+}
+
+/* ===== the flush step machine ===== */
+
+/* For an effect job: the outermost queued owner in the same scheduler, so an
+   outer effect runs before the effects it owns. 0 if none. */
+static ac_id queued_owner(ac_graph *g, ac_id id, int32_t si) {
+  ac_id found = 0;
+  for (ac_id o = g->nodes[id].owner; o; o = g->nodes[o].owner) {
+    uint32_t f = g->nodes[o].flags;
+    if ((f & (AC_QUEUED | AC_DISPOSED)) == AC_QUEUED && AC_KIND(f) == AC_EFFECT && g->nodes[o].sched == si)
+      found = o;
+  }
+  return found;
+}
+
+/* Starts the next pass: 0 when nothing waits, -1 past max_depth. */
+static int next_pass(ac_graph *g, ac_sched *s, int32_t si) {
+  if (ac_sched_size(g, si) == 0) return 0;
+  if (++s->passes > s->max_depth) return -1;
+  s->phase = 0;
+  s->phase_end = s->q[0].len;
+  return 1;
+}
+
+/* Hands out the next job of the flush; see core.h. */
+int ac_sched_next(ac_graph *g, int32_t si, ac_job *out) {
+  if (si < 0 || si >= g->sched_len || !g->scheds[si].in_use) return AC_SCHED_DONE;
+  ac_sched *s = &g->scheds[si];
+  if (!s->flushing) {
+    s->passes = 0;
+    int r = next_pass(g, s, si);
+    if (r == 0) return AC_SCHED_DONE;
+    if (r < 0) {
+      ac_sched_clear(g, si);
+      return AC_SCHED_DEPTH;
+    }
+    s->flushing = 1;
+  }
+  for (;;) {
+    ac_queue *q = &s->q[s->phase];
+    if (q->head < s->phase_end) {
+      ac_job *j = &q->jobs[q->head];
+      if (j->handle < 0) {
+        ac_id id = -j->handle;
+        uint32_t f = id < g->node_top ? g->nodes[id].flags : AC_FREE;
+        if ((f & (AC_QUEUED | AC_DISPOSED | AC_FREE)) != AC_QUEUED || g->nodes[id].sched != si) {
+          q->head++;
+          continue;
+        }
+        ac_id owner = queued_owner(g, id, si);
+        if (owner) {
+          g->nodes[owner].flags &= ~AC_QUEUED;
+          out->handle = -owner;
+          out->scope = 0;
+          out->key = 0;
+          out->phase = s->phase;
+          return AC_SCHED_JOB;
+        }
+        g->nodes[id].flags &= ~AC_QUEUED;
+      }
+      *out = *j;
+      q->head++;
+      if (q->head == q->len && q->head == s->phase_end) q->head = q->len = s->phase_end = 0;
+      if (out->key) set_del(&s->pending, job_key(out->phase, out->scope, out->key));
+      if (out->scope && set_has(&s->dead_scopes, (uint64_t)(uint32_t)out->scope | (1ULL << 63))) continue;
+      return AC_SCHED_JOB;
+    }
+    /* this phase is done for this pass */
+    int next = s->phase + 1;
+    if (next == AC_PHASE_POST) {
+      int earlier = 0;
+      for (int p = 0; p < AC_PHASE_POST; p++) earlier += waiting(&s->q[p]);
+      if (earlier) next = AC_NPHASES;
+    }
+    if (next < AC_NPHASES) {
+      s->phase = next;
+      s->phase_end = s->q[next].len;
+      continue;
+    }
+    int r = next_pass(g, s, si);
+    if (r == 0) {
+      s->flushing = 0;
+      return AC_SCHED_DONE;
+    }
+    if (r < 0) {
+      ac_sched_clear(g, si);
+      return AC_SCHED_DEPTH;
+    }
+  }
+}
