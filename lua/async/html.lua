@@ -1,0 +1,494 @@
+-- async.html: HTML templates compiled to Lua functions.
+--
+--   local page = html.html[[<h1 class="{{ cls }}">{{ title }}</h1>]]
+--   tostring(page { title = "A & B", cls = "big" })
+--   --> <h1 class="big">A &amp; B</h1>
+--
+-- A template is trusted code; the values in its env are not. `{{ expr }}`
+-- takes a dotted path into the env (`title`, `user.name`, `items.1.title`)
+-- and nothing else: no calls, no operators, so data can never run code.
+--
+-- Each template string is scanned once for its HTML context and compiled
+-- (loadstring of generated code, cached by template string, as etlua does)
+-- into one function that joins precomputed static chunks and escaped values.
+--
+-- Values:
+--   string            escaped (& < > " ') unless it has no special char
+--   number, boolean   tostring()
+--   nil               ""  (also when a container along the path is nil)
+--   safe HTML         inserted raw: template results and html.raw(s)
+--   array             each element rendered and concatenated (in attribute
+--                     values joined with " ")
+--   other table with __tostring: tostring() then escaped
+--   anything else     an error naming the template line
+-- Contexts: text (also inside <script>/<style> and comments: escaped),
+-- quoted attribute values (escaped), unquoted attribute values
+-- (`href={{ url }}` renders `href="..."`: always quoted output). An
+-- expression anywhere else inside a tag (`<a {{ attrs }}>`) is a compile
+-- error. In a binding attribute (name starting with `signal:`, `class:`,
+-- `async:`, `on:` or a configured prefix such as `data-signal-`), a non-string
+-- value goes first to the ref resolver (html.set_ref_resolver), which turns
+-- a signal object into its registered id.
+--
+-- Errors: compile errors and render errors read "template:LINE: message"
+-- (or "NAME:LINE:" with html.compile(s, { name = NAME })).
+
+local type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs =
+  type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs
+local loadstring, setfenv = loadstring, setfenv
+local find, gsub, sub, lower, match, format =
+  string.find, string.gsub, string.sub, string.lower, string.match, string.format
+local concat = table.concat
+
+local _M = {}
+
+-- ===== SAFE HTML =====
+
+local SAFE = {}
+SAFE.__index = SAFE
+SAFE.__tostring = function(s) return s.html end
+SAFE.__concat = function(a, b)
+  local sa = getmetatable(a) == SAFE and a.html or tostring(a)
+  local sb = getmetatable(b) == SAFE and b.html or tostring(b)
+  return sa .. sb
+end
+_M.safe_mt = SAFE
+
+-- Marks trusted HTML: inserted unescaped by templates.
+local function raw(s)
+  if getmetatable(s) == SAFE then return s end
+  if s == nil then s = "" end
+  return setmetatable({ html = tostring(s) }, SAFE)
+end
+_M.raw = raw
+
+-- True when v is a safe-HTML value (a template result or html.raw).
+function _M.is_safe(v)
+  return getmetatable(v) == SAFE
+end
+
+-- ===== ESCAPING =====
+
+local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+local SPECIAL = "[&<>\"']"
+
+-- Escapes a string for HTML text and quoted attribute values.
+local function escape(s)
+  if find(s, SPECIAL) then return (gsub(s, SPECIAL, ESC)) end
+  return s
+end
+_M.escape = escape
+
+local resolve_ref -- fn(value, attr_name) -> id string or nil
+
+-- Sets the hook that turns a value in a binding attribute (a signal object)
+-- into its registered id; nil removes it.
+function _M.set_ref_resolver(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("html.set_ref_resolver: expected a function or nil, got " .. type(fn), 2)
+  end
+  resolve_ref = fn
+end
+
+local function render_error(name, line, msg)
+  error(format("%s:%d: %s", name, line, msg), 0)
+end
+
+-- Renders any non-string value; sep joins array elements.
+local function render_value(v, name, line, sep)
+  local t = type(v)
+  if t == "nil" then return "" end
+  if t == "number" or t == "boolean" then return tostring(v) end
+  if t == "string" then return escape(v) end
+  if t == "table" then
+    local mt = getmetatable(v)
+    if mt == SAFE then return v.html end
+    if mt == nil then
+      local n = #v
+      if n == 0 and next(v) ~= nil then
+        render_error(name, line, "cannot render a table that is not an array")
+      end
+      local parts = {}
+      for i = 1, n do
+        local e = v[i]
+        if type(e) == "string" then
+          parts[i] = escape(e)
+        elseif getmetatable(e) == SAFE then
+          parts[i] = e.html
+        else
+          parts[i] = render_value(e, name, line, sep)
+        end
+      end
+      return concat(parts, sep)
+    end
+    if mt.__tostring then return escape(tostring(v)) end
+    render_error(name, line, "cannot render a table with a metatable and no __tostring")
+  end
+  if t == "userdata" or t == "cdata" then
+    local ok, s = pcall(tostring, v)
+    if ok and type(s) == "string" then return escape(s) end
+  end
+  render_error(name, line, "cannot render a " .. t)
+end
+
+-- Runtime helpers the generated code calls (one set per template, so errors
+-- can carry the template's name).
+local function helpers(name)
+  local h = {}
+
+  function h.text(v, line)
+    if type(v) == "string" then
+      if find(v, SPECIAL) then return (gsub(v, SPECIAL, ESC)) end
+      return v
+    end
+    if getmetatable(v) == SAFE then return v.html end
+    return render_value(v, name, line, "")
+  end
+
+  function h.attr(v, line)
+    if type(v) == "string" then
+      if find(v, SPECIAL) then return (gsub(v, SPECIAL, ESC)) end
+      return v
+    end
+    if getmetatable(v) == SAFE then return v.html end
+    return render_value(v, name, line, " ")
+  end
+
+  function h.bind(v, line, attr)
+    local t = type(v)
+    if t ~= "string" and t ~= "number" and t ~= "boolean" and t ~= "nil" and resolve_ref then
+      local id = resolve_ref(v, attr)
+      if id ~= nil then return escape(tostring(id)) end
+    end
+    if t == "function" then
+      render_error(name, line, format("no id for a function in binding attribute %q", attr))
+    end
+    return h.attr(v, line)
+  end
+
+  -- Indexes one step of a dotted path: nil stays nil, tables and userdata
+  -- are indexed, anything else is an error.
+  function h.index(v, key, line, path)
+    local t = type(v)
+    if t == "table" or t == "userdata" or t == "cdata" then return v[key] end
+    if t == "nil" then return nil end
+    render_error(name, line, format("cannot index %s (a %s) with %q", path, t, tostring(key)))
+  end
+
+  return h
+end
+
+-- ===== SCANNING =====
+
+local BINDING_PREFIXES = { "signal:", "class:", "async:", "on:" }
+local extra_prefixes = {}
+
+local function is_binding(attr)
+  attr = lower(attr)
+  for i = 1, #BINDING_PREFIXES do
+    local p = BINDING_PREFIXES[i]
+    if sub(attr, 1, #p) == p then return true end
+  end
+  for i = 1, #extra_prefixes do
+    local p = extra_prefixes[i]
+    if sub(attr, 1, #p) == p then return true end
+  end
+  return false
+end
+_M.is_binding_attribute = is_binding
+
+local RAWTEXT = { script = true, style = true, textarea = true, title = true }
+
+-- Parses "{{ path }}" content into an array of keys or nil.
+local function parse_path(expr)
+  local keys = {}
+  for seg in (expr .. "."):gmatch("([^.]*)%.") do
+    if match(seg, "^[%a_][%w_]*$") then
+      keys[#keys + 1] = seg
+    elseif match(seg, "^%d+$") and #keys > 0 then
+      keys[#keys + 1] = tonumber(seg)
+    else
+      return nil
+    end
+  end
+  return keys
+end
+
+-- Scans a template into pieces: strings (static HTML) and expression nodes
+-- { keys=, path=, line=, ctx = "text" | "attr" | "bind", attr=, quote= }.
+local function scan(src, name)
+  local pieces = {}
+  local static = {}
+  local pos, len = 1, #src
+  local state = "text"
+  local tag, attr_name, rawtag = nil, nil, nil
+
+  -- The line of position p (1-based); compile time only.
+  local function line_at(p)
+    local _, n = gsub(sub(src, 1, p - 1), "\n", "")
+    return n + 1
+  end
+
+  local function fail(msg, at_line)
+    error(format("%s:%d: %s", name, at_line or line_at(pos), msg), 0)
+  end
+
+  local function flush()
+    if #static > 0 then
+      pieces[#pieces + 1] = concat(static)
+      static = {}
+    end
+  end
+
+  local function put(s)
+    static[#static + 1] = s
+  end
+
+  -- Reads "{{ ... }}" at pos; returns the node and the position after "}}".
+  local function read_expr(ctx)
+    local close = find(src, "}}", pos + 2, true)
+    if not close then fail('unclosed "{{"') end
+    local body = sub(src, pos + 2, close - 1)
+    local expr = match(body, "^%s*(.-)%s*$")
+    local keys = parse_path(expr)
+    if not keys then
+      fail(format('bad expression "{{%s}}": expected a dotted path like user.name', body))
+    end
+    local node = { keys = keys, path = expr, line = line_at(pos), ctx = ctx, attr = attr_name }
+    return node, close + 2
+  end
+
+  while pos <= len do
+    local c = sub(src, pos, pos)
+    local two = sub(src, pos, pos + 1)
+
+    if two == "{{" then
+      if state == "text" or state == "rawtext" or state == "comment" then
+        flush()
+        local node
+        node, pos = read_expr("text")
+        pieces[#pieces + 1] = node
+      elseif state == "dq" or state == "sq" then
+        flush()
+        local node
+        node, pos = read_expr(is_binding(attr_name) and "bind" or "attr")
+        pieces[#pieces + 1] = node
+      elseif state == "before_value" then
+        local node
+        node, pos = read_expr(is_binding(attr_name) and "bind" or "attr")
+        put('"'); flush()
+        pieces[#pieces + 1] = node
+        put('"')
+        local nextc = sub(src, pos, pos)
+        if not (nextc == "" or nextc == ">" or nextc == "/" or find(nextc, "%s")) then
+          fail(format('quote the value of attribute "%s" when it mixes text and {{ }}', attr_name), node.line)
+        end
+        state = "before_attr"
+      elseif state == "unquoted" then
+        fail(format('quote the value of attribute "%s" when it mixes text and {{ }}', attr_name))
+      else
+        fail("{{ }} inside a tag must be an attribute value" ..
+          (tag and format(" (in <%s>)", tag) or ""))
+      end
+    elseif state == "text" then
+      if c == "<" then
+        if sub(src, pos, pos + 3) == "<!--" then
+          put("<!--"); pos = pos + 4; state = "comment"
+        elseif match(src, "^</?[%a]", pos) then
+          local close = sub(src, pos + 1, pos + 1) == "/"
+          local tname = match(src, "^</?([%w:-]+)", pos)
+          put(sub(src, pos, pos + #tname + (close and 1 or 0)))
+          pos = pos + #tname + 1 + (close and 1 or 0)
+          tag = lower(tname)
+          state = close and "endtag" or "before_attr"
+          rawtag = (not close and RAWTEXT[tag]) and tag or nil
+        elseif match(src, "^<[!?]", pos) then
+          put(two); pos = pos + 2; state = "decl"
+        else
+          put(c); pos = pos + 1
+        end
+      else
+        put(c); pos = pos + 1
+      end
+    elseif state == "comment" then
+      if sub(src, pos, pos + 2) == "-->" then
+        put("-->"); pos = pos + 3; state = "text"
+      else
+        put(c); pos = pos + 1
+      end
+    elseif state == "decl" or state == "endtag" then
+      put(c); pos = pos + 1
+      if c == ">" then state = "text" end
+    elseif state == "rawtext" then
+      if c == "<" and lower(sub(src, pos + 2, pos + 1 + #rawtag)) == rawtag and sub(src, pos + 1, pos + 1) == "/" then
+        state = "text"
+        rawtag = nil
+      else
+        put(c); pos = pos + 1
+      end
+    elseif state == "before_attr" then
+      put(c); pos = pos + 1
+      if c == ">" then
+        state = rawtag and "rawtext" or "text"
+      elseif c ~= "/" and not find(c, "%s") then
+        attr_name = c
+        state = "attr_name"
+      end
+    elseif state == "attr_name" then
+      if c == "=" then
+        put(c); pos = pos + 1; state = "before_value"
+      elseif c == ">" or c == "/" or find(c, "%s") then
+        state = "after_attr_name"
+      else
+        attr_name = attr_name .. c
+        put(c); pos = pos + 1
+      end
+    elseif state == "after_attr_name" then
+      if c == "=" then
+        put(c); pos = pos + 1; state = "before_value"
+      elseif find(c, "%s") then
+        put(c); pos = pos + 1
+      else
+        state = "before_attr"
+      end
+    elseif state == "before_value" then
+      put(c); pos = pos + 1
+      if c == '"' then state = "dq"
+      elseif c == "'" then state = "sq"
+      elseif c == ">" then state = rawtag and "rawtext" or "text"
+      elseif not find(c, "%s") then state = "unquoted" end
+    elseif state == "dq" or state == "sq" then
+      put(c); pos = pos + 1
+      if (state == "dq" and c == '"') or (state == "sq" and c == "'") then state = "before_attr" end
+    elseif state == "unquoted" then
+      if c == ">" then
+        put(c); pos = pos + 1; state = rawtag and "rawtext" or "text"
+      elseif find(c, "%s") then
+        put(c); pos = pos + 1; state = "before_attr"
+      else
+        put(c); pos = pos + 1
+      end
+    end
+  end
+  if state == "comment" then
+    -- an unclosed comment swallows the rest; browsers do the same
+    flush()
+  end
+  flush()
+  return pieces
+end
+
+-- ===== CODE GENERATION =====
+
+local function key_code(k)
+  if type(k) == "number" then return "[" .. k .. "]" end
+  return "[" .. format("%q", k) .. "]"
+end
+
+-- Lua code for the value of a path, nil-safe.
+local function path_code(node)
+  local keys, line = node.keys, node.line
+  local code = "env" .. key_code(keys[1])
+  local sofar = tostring(keys[1])
+  for i = 2, #keys do
+    code = format("index(%s, %s, %d, %q)", code, type(keys[i]) == "number" and keys[i] or format("%q", keys[i]),
+      line, sofar)
+    sofar = sofar .. "." .. tostring(keys[i])
+  end
+  return code
+end
+
+local MAX_CAT = 100 -- operands per ".." expression (stays far below the register limit)
+
+local function generate(pieces)
+  local operands = {}
+  for _, p in ipairs(pieces) do
+    if type(p) == "string" then
+      operands[#operands + 1] = format("%q", p)
+    elseif p.ctx == "text" then
+      operands[#operands + 1] = format("text(%s, %d)", path_code(p), p.line)
+    elseif p.ctx == "attr" then
+      operands[#operands + 1] = format("attr(%s, %d)", path_code(p), p.line)
+    else
+      operands[#operands + 1] = format("bind(%s, %d, %q)", path_code(p), p.line, p.attr)
+    end
+  end
+  local body
+  if #operands == 0 then
+    body = '""'
+  elseif #operands <= MAX_CAT then
+    body = concat(operands, " .. ")
+  else
+    body = "concat({ " .. concat(operands, ", ") .. " })"
+  end
+  return "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type = ...\n" ..
+    "return function(env)\n" ..
+    "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
+    "  return setmetatable({ html = " .. body .. " }, SAFE)\n" ..
+    "end\n"
+end
+
+-- ===== COMPILING =====
+
+local compiled = {} -- cache key -> render function
+local EMPTY = {}
+
+local function check_env(env)
+  if env == nil then return EMPTY end
+  error("template: expected an env table, got " .. type(env), 3)
+end
+
+-- Compiles a template; returns the render function fn(env) -> safe HTML.
+-- opts.name replaces "template" in error messages. Cached per string.
+function _M.compile(src, opts)
+  if type(src) ~= "string" then
+    error("html: expected a template string, got " .. type(src), 2)
+  end
+  local name = opts and opts.name or "template"
+  local key = name == "template" and src or name .. "\0" .. src
+  local fn = compiled[key]
+  if fn then return fn end
+  local pieces = scan(src, name)
+  local code = generate(pieces)
+  local chunk, err = loadstring(code, "=" .. name)
+  if not chunk then error(format("%s: internal error compiling template: %s", name, err), 0) end
+  setfenv(chunk, {})
+  local h = helpers(name)
+  local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type)
+  compiled[key] = render
+  return render
+end
+
+-- html.html[[...]] -> render function (the usual entry point).
+function _M.html(src)
+  return _M.compile(src)
+end
+
+-- Renders a template at once: html.render(src, env) -> safe HTML.
+function _M.render(src, env)
+  return _M.compile(src)(env)
+end
+
+-- The generated Lua of a template (for debugging and tests).
+function _M.source(src)
+  return generate(scan(src, "template"))
+end
+
+-- Adds binding attribute prefixes (e.g. { "data-signal-", "data-on-" }) and
+-- drops compiled templates, whose contexts depend on them.
+function _M.set_binding_prefixes(list)
+  if type(list) ~= "table" then
+    error("html.set_binding_prefixes: expected an array of prefixes, got " .. type(list), 2)
+  end
+  local copy = {}
+  for i = 1, #list do copy[i] = lower(list[i]) end
+  extra_prefixes = copy
+  compiled = {}
+end
+
+-- Drops every compiled template.
+function _M.clear_cache()
+  compiled = {}
+end
+
+return _M
