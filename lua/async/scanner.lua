@@ -847,10 +847,13 @@ local function compile(html, cfg, opts)
     close(el, #html + 1)
   end
 
+  -- by start; enclosing ranges before enclosed ones (for the same range the
+  -- element closed last is the outer one); insertions at one point in order
   sort(edits, function(x, y)
     if x.a ~= y.a then return x.a < y.a end
     if x.b ~= y.b then return x.b > y.b end
-    return x.seq < y.seq
+    if x.b < x.a then return x.seq < y.seq end
+    return x.seq > y.seq
   end)
 
   -- sub-plans of boundaries: the content of each template, and the fallback
