@@ -24,6 +24,9 @@
 
 #define AC_VERSION "0.1.0"
 
+/* Flag bits from 1u << 9 up to (not including) the kind bits belong to the
+   embedder; the core never reads or changes them. */
+
 /* ===== node flags ===== */
 enum {
   AC_MUTABLE        = 1u << 0,  /* has a value that can change (signal, computed, async) */
@@ -63,7 +66,9 @@ enum {
 enum { AC_CLEAN = 0, AC_STALE = -1 };
 
 /* results of ac_sched_next */
-enum { AC_SCHED_DONE = 0, AC_SCHED_JOB = 1, AC_SCHED_DEPTH = -1, AC_SCHED_BUSY = -2 };
+/* AC_SCHED_DROPPED: `out` is a job of a destroyed scope; the embedder frees it
+   and asks again. */
+enum { AC_SCHED_DONE = 0, AC_SCHED_JOB = 1, AC_SCHED_DROPPED = 2, AC_SCHED_DEPTH = -1 };
 
 typedef int32_t ac_id;
 

@@ -274,7 +274,8 @@ int ac_sched_next(ac_graph *g, int32_t si, ac_job *out) {
       q->head++;
       if (q->head == q->len && q->head == s->phase_end) q->head = q->len = s->phase_end = 0;
       if (out->key) set_del(&s->pending, job_key(out->phase, out->scope, out->key));
-      if (out->scope && set_has(&s->dead_scopes, (uint64_t)(uint32_t)out->scope | (1ULL << 63))) continue;
+      if (out->scope && set_has(&s->dead_scopes, (uint64_t)(uint32_t)out->scope | (1ULL << 63)))
+        return AC_SCHED_DROPPED;
       return AC_SCHED_JOB;
     }
     /* this phase is done for this pass */

@@ -1,0 +1,603 @@
+--- The reactive kernel's Lua face: signals, computeds, effects, scopes,
+-- batches and transactions (semantics: shared/spec/kernel.md).
+--
+-- Structure and flags live in the C core (async.core); values, user
+-- functions and cleanups live here in plain arrays indexed by node id. The
+-- core never calls Lua: a pull returns "update node N", this side updates N
+-- and resumes the pull with whether N changed.
+local ffi = require("ffi")
+local bit = require("bit")
+local core = require("async.core")
+local scheduler = require("async.scheduler")
+
+local C, G = core.C, core.G
+local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
+local type, error, pcall = type, error, pcall
+local co_resume, co_status = coroutine.resume, coroutine.status
+
+local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
+local KIND_SHIFT = core.KIND_SHIFT
+local K_SIGNAL, K_COMPUTED, K_EFFECT, K_SCOPE = core.SIGNAL, core.COMPUTED, core.EFFECT, core.SCOPE
+local NOT_DIRTY = bnot(DIRTY)
+local NOT_ERROR = bnot(ERROR)
+
+local _M = {}
+
+-- ===== state =====
+local vals = {}          -- id -> latest value (signals), cached value or error (computeds)
+local seen = {}          -- signal id -> the value its readers last saw (commit baseline)
+local fns = {}           -- computed/effect id -> function
+local eqs = {}           -- id -> custom equals
+local cleanups = {}      -- effect/scope id -> cleanup function or list
+local owned = {}         -- effect/scope id -> token table { disposed = bool }
+local to_free = {}       -- ids whose Lua objects were collected, freed at a safe point
+
+local active = 0         -- node whose reads are tracked (0: none)
+local owner = 0          -- effect or scope that owns new effects
+local computing = 0      -- depth of computed evaluations (writes are errors)
+local batch_depth = 0
+local tx_depth = 0
+local tx_log_ids, tx_log_vals, tx_log_n = {}, {}, 0
+local tx_starts, tx_marks = {}, {}
+local current_run = nil  -- async run whose coroutine is running (its writes are buffered)
+local run_of = setmetatable({}, { __mode = "k" })  -- coroutine -> async run
+
+local default_sched = scheduler.new({ strategy = "sync" })
+local async_hook         -- set by async.async_signal: function(id) handles a notified async node
+
+-- ===== equality =====
+local function default_equals(a, b)
+  return a == b or (a ~= a and b ~= b)
+end
+
+local function equal(id, a, b)
+  local eq = eqs[id]
+  if eq == nil then return a == b or (a ~= a and b ~= b) end
+  local prev = active
+  active = 0
+  local ok, r = pcall(eq, a, b)
+  active = prev
+  if not ok then error(r, 0) end
+  return r and true or false
+end
+
+-- ===== deferred frees (GC finalizers run at arbitrary points) =====
+local function collect()
+  local n = #to_free
+  if n == 0 or active ~= 0 or G.pull_len ~= 0 then return end
+  for i = n, 1, -1 do
+    local id = to_free[i]
+    to_free[i] = nil
+    C.ac_node_free(G, id)
+    vals[id], seen[id], fns[id], eqs[id] = nil, nil, nil, nil
+  end
+end
+
+local function finalize(obj)
+  to_free[#to_free + 1] = obj.id
+end
+
+-- ===== settling: after the outermost write, batch or transaction =====
+local sched_buf = {}
+local function settle()
+  if G.async_len > 0 and async_hook then
+    local n = C.ac_async_drain(G)
+    local ids = {}
+    for i = 0, n - 1 do ids[i + 1] = G.out[i] end
+    for i = 1, n do async_hook(ids[i]) end
+  end
+  if G.sched_list_len > 0 then
+    local n = C.ac_sched_take_dirty(G)
+    for i = 0, n - 1 do sched_buf[i + 1] = G.out[i] end
+    local first
+    for i = 1, n do
+      local s = scheduler.get(sched_buf[i])
+      sched_buf[i] = nil
+      if s then
+        local ok, err = pcall(s.poke, s)
+        if not ok and first == nil then first = err end
+      end
+    end
+    if first ~= nil then error(first, 0) end
+  end
+  if #to_free > 0 then collect() end
+end
+
+-- ===== pull: bring a pending node up to date =====
+local update
+
+--- Checks the pending node `id`; true when it must be updated.
+local function pull(id)
+  local r = C.ac_pull(G, id)
+  while r > 0 do
+    local ok, changed = pcall(update, r)
+    if not ok then
+      C.ac_pull_abort(G)
+      error(changed, 0)
+    end
+    r = C.ac_pull_resume(G, changed and 1 or 0)
+  end
+  return r == -1
+end
+
+--- Re-runs the computed `id`; true when its value changed. A raised error
+-- is cached as the value (ERROR flag) and counts as a change.
+local function recompute(id)
+  local prev_active = active
+  active = id
+  computing = computing + 1
+  C.ac_begin(G, id)
+  local old = vals[id]
+  local ok, v = pcall(fns[id], old)
+  C.ac_end(G, id)
+  computing = computing - 1
+  active = prev_active
+  local node = G.nodes[id]
+  local f = node.flags
+  if ok then
+    if band(f, ERROR) ~= 0 then
+      node.flags = band(f, NOT_ERROR)
+    elseif seen[id] and equal(id, old, v) then
+      return false
+    end
+  else
+    node.flags = bor(f, ERROR)
+  end
+  vals[id] = v
+  seen[id] = true       -- computeds: "holds a value"
+  return true
+end
+
+--- Updates node `id` (a dirty signal or computed); true when it changed.
+function update(id)
+  local node = G.nodes[id]
+  local f = node.flags
+  if rshift(f, KIND_SHIFT) == K_SIGNAL then
+    node.flags = band(f, NOT_DIRTY)
+    local v = vals[id]
+    local old = seen[id]
+    seen[id] = v
+    return not equal(id, old, v)
+  end
+  return recompute(id)
+end
+
+-- ===== signals =====
+ffi.cdef [[
+typedef struct async_signal { int32_t id; } async_signal;
+typedef struct async_computed { int32_t id; } async_computed;
+]]
+
+local Signal = {}
+local Computed = {}
+
+local function signal_get(s)
+  local id = s.id
+  local node = G.nodes[id]
+  local f = node.flags
+  if band(f, DIRTY) ~= 0 then
+    node.flags = band(f, NOT_DIRTY)
+    local v, old = vals[id], seen[id]
+    seen[id] = v
+    if not equal(id, old, v) and node.subs ~= 0 then C.ac_changed(G, id) end
+  end
+  if active ~= 0 then C.ac_link(G, id, active) end
+  return vals[id]
+end
+
+local function signal_peek(s)
+  return vals[s.id]
+end
+
+local function tx_log(id, old)
+  local marks = tx_marks[tx_depth]
+  if marks[id] then return end
+  marks[id] = true
+  local n = tx_log_n + 1
+  tx_log_n = n
+  tx_log_ids[n], tx_log_vals[n] = id, old
+end
+
+local function signal_set(s, v)
+  if computing > 0 then
+    error("Cannot write to a signal inside a computed", 2)
+  end
+  local run = current_run
+  if run ~= nil then
+    local w = run.writes
+    w[#w + 1] = s
+    w[#w + 1] = v
+    return
+  end
+  local id = s.id
+  local old = vals[id]
+  if equal(id, old, v) then return end
+  if tx_depth > 0 then tx_log(id, old) end
+  vals[id] = v
+  C.ac_write(G, id)
+  if batch_depth == 0 then settle() end
+end
+
+Signal.get = signal_get
+Signal.peek = signal_peek
+Signal.set = signal_set
+function Signal.update(s, fn)
+  if type(fn) ~= "function" then error("update expects a function, got " .. type(fn), 2) end
+  return signal_set(s, fn(vals[s.id]))
+end
+Signal.__index = Signal
+Signal.__call = signal_get
+Signal.__gc = finalize
+function Signal.__tostring(s) return "signal: " .. s.id end
+
+local SignalT = ffi.metatype("async_signal", Signal)
+
+local function check_opts(opts, what)
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then error(what .. " options must be a table, got " .. type(opts), 3) end
+  local eq = opts.equals
+  if eq ~= nil and type(eq) ~= "function" then
+    error(what .. " option equals must be a function, got " .. type(eq), 3)
+  end
+  return eq
+end
+
+--- A source value.
+function _M.signal(value, opts)
+  local eq = check_opts(opts, "signal")
+  if #to_free > 0 then collect() end
+  local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
+  if id == 0 then error("async: out of memory creating a signal", 2) end
+  vals[id], seen[id] = value, value
+  if eq then eqs[id] = eq end
+  return SignalT(id)
+end
+
+-- ===== computeds =====
+local function computed_get(c)
+  local id = c.id
+  local f = G.nodes[id].flags
+  if band(f, RECURSED_CHECK) ~= 0 then
+    error("Cycle detected: a computed read itself", 2)
+  end
+  if band(f, DIRTY) ~= 0 or (band(f, PENDING) ~= 0 and pull(id)) then
+    if recompute(id) then C.ac_changed(G, id) end
+  end
+  if active ~= 0 then C.ac_link(G, id, active) end
+  if band(G.nodes[id].flags, ERROR) ~= 0 then error(vals[id], 0) end
+  return vals[id]
+end
+
+local function computed_peek(c)
+  local prev = active
+  active = 0
+  local ok, v = pcall(computed_get, c)
+  active = prev
+  if not ok then error(v, 0) end
+  return v
+end
+
+Computed.get = computed_get
+Computed.peek = computed_peek
+Computed.__index = Computed
+Computed.__call = computed_get
+Computed.__gc = finalize
+function Computed.__tostring(c) return "computed: " .. c.id end
+
+local ComputedT = ffi.metatype("async_computed", Computed)
+
+--- A derived value: lazy, cached, glitch-free.
+function _M.computed(fn, opts)
+  if type(fn) ~= "function" then
+    error("computed expects a function, got " .. type(fn), 2)
+  end
+  local eq = check_opts(opts, "computed")
+  if #to_free > 0 then collect() end
+  local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
+  if id == 0 then error("async: out of memory creating a computed", 2) end
+  fns[id] = fn
+  if eq then eqs[id] = eq end
+  return ComputedT(id)
+end
+
+function _M.is_signal(v) return ffi.istype(SignalT, v) end
+function _M.is_computed(v) return ffi.istype(ComputedT, v) end
+
+-- ===== batches and transactions =====
+local function batch_end(ok, ...)
+  batch_depth = batch_depth - 1
+  if batch_depth == 0 then
+    if not ok then
+      pcall(settle)
+      error((...), 0)
+    end
+    settle()
+  elseif not ok then
+    error((...), 0)
+  end
+  return ...
+end
+
+--- Runs fn(...) as one commit; returns its results.
+function _M.batch(fn, ...)
+  if type(fn) ~= "function" then error("batch expects a function, got " .. type(fn), 2) end
+  batch_depth = batch_depth + 1
+  return batch_end(pcall(fn, ...))
+end
+
+local function rollback(from)
+  for i = tx_log_n, from, -1 do
+    local id, old = tx_log_ids[i], tx_log_vals[i]
+    tx_log_ids[i], tx_log_vals[i] = nil, nil
+    vals[id] = old            -- nothing is freed inside a transaction (collect runs in settle)
+    C.ac_write(G, id)
+  end
+  tx_log_n = from - 1
+end
+
+local function tx_end(ok, ...)
+  local start = tx_starts[tx_depth]
+  tx_starts[tx_depth], tx_marks[tx_depth] = nil, nil
+  tx_depth = tx_depth - 1
+  if not ok then rollback(start) end
+  if tx_depth == 0 then
+    for i = 1, tx_log_n do tx_log_ids[i], tx_log_vals[i] = nil, nil end
+    tx_log_n = 0
+  end
+  return batch_end(ok, ...)
+end
+
+--- An all-or-nothing batch: if fn raises, its writes are rolled back.
+function _M.transaction(fn, ...)
+  if type(fn) ~= "function" then error("transaction expects a function, got " .. type(fn), 2) end
+  batch_depth = batch_depth + 1
+  tx_depth = tx_depth + 1
+  tx_starts[tx_depth] = tx_log_n + 1
+  tx_marks[tx_depth] = {}
+  return tx_end(pcall(fn, ...))
+end
+
+local function untrack_end(prev, ok, ...)
+  active = prev
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- Runs fn(...) without tracking reads.
+function _M.untrack(fn, ...)
+  if type(fn) ~= "function" then error("untrack expects a function, got " .. type(fn), 2) end
+  local prev = active
+  active = 0
+  return untrack_end(prev, pcall(fn, ...))
+end
+
+-- ===== effects, scopes and ownership =====
+local function run_cleanup(fn)
+  local prev_active = active
+  active = 0
+  batch_depth = batch_depth + 1
+  local ok, err = pcall(fn)
+  batch_depth = batch_depth - 1
+  active = prev_active
+  return ok, err
+end
+
+local function run_cleanups(id, first)
+  local cl = cleanups[id]
+  if cl == nil then return first end
+  cleanups[id] = nil
+  if type(cl) == "function" then
+    local ok, err = run_cleanup(cl)
+    if not ok and first == nil then first = err end
+  else
+    for i = #cl, 1, -1 do
+      local ok, err = run_cleanup(cl[i])
+      if not ok and first == nil then first = err end
+    end
+  end
+  return first
+end
+
+--- Disposes the subtree of `id` (children only when children_only).
+-- Returns the first error raised by a cleanup.
+local function dispose_tree(id, children_only)
+  local n = C.ac_dispose(G, id, children_only and 1 or 0)
+  if n == 0 then return nil end
+  local ids = {}
+  for i = 0, n - 1 do ids[i + 1] = G.out[i] end
+  local pending = {}
+  for i = 1, n do
+    local d = ids[i]
+    local tok = owned[d]
+    if tok then tok.disposed = true; owned[d] = nil end
+    pending[i] = cleanups[d]
+    cleanups[d], fns[d], vals[d] = nil, nil, nil
+  end
+  local first
+  for i = 1, n do
+    local cl = pending[i]
+    if cl ~= nil then
+      cleanups[0] = cl
+      first = run_cleanups(0, first)
+    end
+  end
+  return first
+end
+
+--- Registers fn to run when the current effect reruns or its owner is disposed.
+function _M.on_cleanup(fn)
+  if type(fn) ~= "function" then error("on_cleanup expects a function, got " .. type(fn), 2) end
+  if owner == 0 then return false end
+  local cl = cleanups[owner]
+  if cl == nil then
+    cleanups[owner] = { fn }
+  elseif type(cl) == "function" then
+    cleanups[owner] = { cl, fn }
+  else
+    cl[#cl + 1] = fn
+  end
+  return true
+end
+
+--- Runs the effect `id` if a dependency changed. Returns ok, err.
+local function run_effect(id)
+  local f = G.nodes[id].flags
+  if band(f, DIRTY) == 0 and (band(f, PENDING) == 0 or not pull(id)) then
+    return true
+  end
+  local first = dispose_tree(id, true)
+  first = run_cleanups(id, first)
+  local prev_active, prev_owner, prev_computing = active, owner, computing
+  active, owner, computing = id, id, 0
+  batch_depth = batch_depth + 1
+  C.ac_begin(G, id)
+  local ok, res = pcall(fns[id])
+  C.ac_end(G, id)
+  active, owner, computing = prev_active, prev_owner, prev_computing
+  batch_depth = batch_depth - 1
+  if ok and type(res) == "function" then
+    local cl = cleanups[id]
+    if cl == nil then cleanups[id] = res
+    elseif type(cl) == "function" then cleanups[id] = { cl, res }
+    else cl[#cl + 1] = res end
+  end
+  if batch_depth == 0 then
+    local sok, serr = pcall(settle)
+    if not sok and first == nil then first = serr end
+  end
+  if not ok then return false, res end
+  if first ~= nil then return false, first end
+  return true
+end
+
+local function run_watcher(id)
+  local kind = rshift(G.nodes[id].flags, KIND_SHIFT)
+  if kind == K_EFFECT then return run_effect(id) end
+  return true
+end
+scheduler.set_runner(run_watcher)
+
+local function dispose_owned(id, tok)
+  if tok.disposed then return end
+  local err = dispose_tree(id, false)
+  if batch_depth == 0 then settle() end
+  if err ~= nil then error(err, 0) end
+end
+
+--- A side effect; returns its dispose function.
+function _M.effect(fn, opts)
+  if type(fn) ~= "function" then error("effect expects a function, got " .. type(fn), 2) end
+  local sched = default_sched
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("effect options must be a table, got " .. type(opts), 2) end
+    sched = opts.scheduler or sched
+  end
+  if #to_free > 0 then collect() end
+  local id = C.ac_node_new(G, K_EFFECT, owner, sched.index)
+  if id == 0 then error("async: out of memory creating an effect", 2) end
+  fns[id] = fn
+  local tok = { disposed = false }
+  owned[id] = tok
+  C.ac_notify(G, id)
+  if batch_depth == 0 then settle() end
+  return function() return dispose_owned(id, tok) end
+end
+
+--- Runs fn with a new owner: effects created inside are disposed together.
+function _M.scope(fn)
+  if type(fn) ~= "function" then error("scope expects a function, got " .. type(fn), 2) end
+  local id = C.ac_node_new(G, K_SCOPE, owner, -1)
+  if id == 0 then error("async: out of memory creating a scope", 2) end
+  local tok = { disposed = false }
+  owned[id] = tok
+  local prev = owner
+  owner = id
+  local ok, err = pcall(fn)
+  owner = prev
+  local function dispose() return dispose_owned(id, tok) end
+  if not ok then
+    pcall(dispose)
+    error(err, 0)
+  end
+  return dispose
+end
+
+--- Flushes the default scheduler (for the manual strategy).
+function _M.flush()
+  default_sched:flush()
+end
+
+function _M.default_scheduler() return default_sched end
+
+--- Replaces the default scheduler (used by runtimes and tests).
+function _M.set_default_scheduler(s)
+  local prev = default_sched
+  default_sched = s
+  return prev
+end
+
+-- ===== hooks for async signals (async/async_signal.lua) =====
+local internal = {}
+_M._internal = internal
+
+function internal.set_async_hook(fn) async_hook = fn end
+function internal.settle() if batch_depth == 0 then settle() end end
+function internal.pull(id) return pull(id) end
+function internal.vals() return vals end
+function internal.run_of() return run_of end
+function internal.begin_tracking(id)
+  local prev = active
+  active = id
+  C.ac_begin(G, id)
+  return prev
+end
+function internal.end_tracking(id, prev)
+  C.ac_end(G, id)
+  active = prev
+end
+function internal.owner() return owner end
+function internal.finalize(id) to_free[#to_free + 1] = id end
+function internal.batch_depth() return batch_depth end
+function internal.enter_batch() batch_depth = batch_depth + 1 end
+function internal.leave_batch()
+  batch_depth = batch_depth - 1
+  if batch_depth == 0 then settle() end
+end
+function internal.track(id)
+  if active ~= 0 then C.ac_link(G, id, active) end
+end
+function internal.set_error_state(id, is_err)
+  local node = G.nodes[id]
+  node.flags = is_err and bor(node.flags, ERROR) or band(node.flags, NOT_ERROR)
+end
+
+--- Resumes a coroutine; for an async run, marks it current (its writes are
+-- buffered until commit) and untracked. An aborted or stale run is never
+-- resumed again. Returns what coroutine.resume returns.
+local function resume_end(run, prev_run, prev_active, ok, ...)
+  current_run, active = prev_run, prev_active
+  if run.on_step then run.on_step(run, ok, ...) end
+  return ok, ...
+end
+
+function _M.resume(co, ...)
+  local run = run_of[co]
+  if run == nil then return co_resume(co, ...) end
+  if run.abort.aborted or run.done then return false, "async run was aborted" end
+  local prev_run, prev_active = current_run, active
+  current_run, active = run, run.tracking or 0
+  return resume_end(run, prev_run, prev_active, co_resume(co, ...))
+end
+
+--- Is a coroutine dead?
+function internal.dead(co) return co_status(co) == "dead" end
+function internal.current_run() return current_run end
+function internal.set_current_run(r)
+  local prev = current_run
+  current_run = r
+  return prev
+end
+
+_M.equals = default_equals
+
+return _M
