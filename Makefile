@@ -18,7 +18,7 @@ CTEST_SRC := $(wildcard src/core/test/*.c)
 .PHONY: all deps test check sanitize valgrind bench fuzz install uninstall clean \
         dev-env run help lint
 
-all: $(CORE_LIB) $(BUILD)/test_core
+all: $(CORE_LIB) $(BUILD)/test_core $(BUILD)/asyncrt
 
 help:
 	@echo "make deps      install missing Debian packages (as root) or print the apt-get line"
@@ -45,6 +45,24 @@ $(CORE_LIB): $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
 $(BUILD)/test_core: $(CTEST_SRC) $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -Isrc/core -o $@ $(CTEST_SRC) $(CORE_SRC)
+
+# asyncrt, the interpreter (src/asyncrt): LuaJIT + luv on one libuv loop, the
+# C core linked in and exported (-Wl,-E) so the Lua side can use ffi.C.
+RT_SRC    := $(wildcard src/asyncrt/*.c)
+RT_HDR    := $(wildcard src/asyncrt/*.h) $(BUILD)/rt/boot.h
+RT_INC    := -isystem $(LUAJIT_INC) -isystem /usr/include/lua5.1 -I$(BUILD)/rt
+RT_LIBS   := -lluajit-5.1 -llua5.1-luv -luv -lm -ldl
+LUV_VERSION := $(shell pkg-config --modversion lua5.1-luv 2>/dev/null)
+
+$(BUILD)/rt/boot.h: src/asyncrt/boot.lua src/asyncrt/embed.lua
+	@mkdir -p $(dir $@)
+	luajit src/asyncrt/embed.lua $< $@ asyncrt_boot_lua
+
+$(BUILD)/rt/%.o: src/asyncrt/%.c $(RT_HDR)
+	$(CC) $(WARN) $(CFLAGS) $(RT_INC) -DASYNCRT_LUV_VERSION='"$(LUV_VERSION)"' -c $< -o $@
+
+$(BUILD)/asyncrt: $(RT_SRC:src/asyncrt/%.c=$(BUILD)/rt/%.o) $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
+	$(CC) $(CFLAGS) -Wl,-E -o $@ $^ $(RT_LIBS)
 
 test: all
 	@tools/run-tests.sh
@@ -87,9 +105,11 @@ install: all
 	install -d $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)
 	install -m 0644 lua/async/*.lua $(DESTDIR)$(LUADIR)/async/
 	install -m 0755 $(CORE_LIB) $(DESTDIR)$(LIBDIR)/async_core.so
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BUILD)/asyncrt $(DESTDIR)$(BINDIR)/asyncrt
 
 uninstall:
-	rm -rf $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)/async_core.so
+	rm -rf $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)/async_core.so $(DESTDIR)$(BINDIR)/asyncrt
 
 clean:
 	rm -rf $(BUILD)
