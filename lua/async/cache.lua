@@ -1,0 +1,420 @@
+-- async.cache: TTL policies, runtime caches and storage backends.
+--
+--   local policy = cache.define({ ttl = 30000 })          -- a descriptor
+--   local c = cache.new({ policies = { products = policy }, now = Async.now })
+--   c:set("products:1", p)                   -- TTL of policy "products"
+--   c:get_or_set("products:2", function() return db.get(2) end)
+--
+-- TTL lookup on set: the explicit `{ cache = id }`, else the policy named
+-- exactly like the key, else the policy named like the key's prefix before
+-- the first ":"; no policy means no expiry. An entry lives `ttl` ms: it is
+-- gone once now() >= set time + ttl.
+--
+-- nil is a value: `set(k, nil)` stores a nil entry, `get` returns nil for
+-- it, `get_or_set` does not refill it until it expires or is deleted, and
+-- `snapshot` leaves it out (as it leaves out expired entries).
+--
+-- get_or_set is single flight: while a fill for a key runs (and yields), other
+-- coroutines asking for that key wait (through async.loop's await) and get
+-- the fill's result, or raise its error. A delete, clear or set of the key
+-- during the fill lets the fill return its result to its callers but keeps
+-- it out of the cache. If fn does not yield, everything is synchronous.
+--
+-- Backends: an object with
+--   backend:get(key)          -> value, expires_at   (value nil: missing)
+--   backend:peek(key)         -> value, expires_at   (optional; no LRU touch)
+--   backend:set(key, value, expires_at)   expires_at: absolute ms or nil
+--   backend:delete(key)
+--   backend:clear(prefix)     prefix nil: everything
+--   backend:keys()            -> array of keys
+-- Values reach the backend as given, except nil, which arrives as cache.NIL
+-- (a backend that serializes must round-trip it). expires_at is on the
+-- cache's clock; the cache checks it on every read, so a backend may keep
+-- expired entries. The default backend is cache.memory({ max_entries = N }):
+-- a bounded LRU (hash table + doubly linked list, O(1) per operation).
+
+local type, error, pairs, setmetatable, tostring, require, pcall =
+  type, error, pairs, setmetatable, tostring, require, pcall
+local find, sub, format = string.find, string.sub, string.format
+local co_running = coroutine.running
+local os_time, sort = os.time, table.sort
+
+local _M = {}
+
+local NIL = setmetatable({}, { __tostring = function() return "cache.NIL" end })
+_M.NIL = NIL
+
+local DEFAULT_MAX_ENTRIES = 10000
+_M.DEFAULT_MAX_ENTRIES = DEFAULT_MAX_ENTRIES
+
+-- ===== POLICIES =====
+
+-- A cache policy descriptor: { __async_cache = true, ttl = ms or nil }.
+function _M.define(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error("cache.define: expected an options table, got " .. type(opts), 2)
+  end
+  local ttl = opts.ttl
+  if ttl ~= nil and (type(ttl) ~= "number" or ttl < 0 or ttl ~= ttl) then
+    error("cache.define: ttl must be a number of milliseconds >= 0, got " .. tostring(ttl), 2)
+  end
+  return { __async_cache = true, ttl = ttl }
+end
+
+-- True when v is a policy descriptor made by define.
+local function is_policy(v)
+  return type(v) == "table" and v.__async_cache == true
+end
+_M.is_policy = is_policy
+
+local function has_prefix(key, prefix)
+  return prefix == nil or sub(key, 1, #prefix) == prefix
+end
+
+-- ===== MEMORY BACKEND =====
+
+local Memory = {}
+Memory.__index = Memory
+
+-- A bounded in-memory LRU backend.
+function _M.memory(opts)
+  local max = opts and opts.max_entries or DEFAULT_MAX_ENTRIES
+  if type(max) ~= "number" or max < 1 then
+    error("cache.memory: max_entries must be a number >= 1, got " .. tostring(max), 2)
+  end
+  local head = {} -- sentinel: head.next is the most recent, head.prev the least
+  head.next, head.prev = head, head
+  return setmetatable({ max = max, count = 0, nodes = {}, head = head }, Memory)
+end
+
+local function unlink(node)
+  node.prev.next = node.next
+  node.next.prev = node.prev
+end
+
+local function push_front(head, node)
+  node.next = head.next
+  node.prev = head
+  head.next.prev = node
+  head.next = node
+end
+
+function Memory:get(key)
+  local node = self.nodes[key]
+  if not node then return nil end
+  if self.head.next ~= node then
+    unlink(node)
+    push_front(self.head, node)
+  end
+  return node.value, node.expires
+end
+
+function Memory:peek(key)
+  local node = self.nodes[key]
+  if not node then return nil end
+  return node.value, node.expires
+end
+
+function Memory:set(key, value, expires)
+  local node = self.nodes[key]
+  if node then
+    node.value, node.expires = value, expires
+    unlink(node)
+    push_front(self.head, node)
+    return
+  end
+  node = { key = key, value = value, expires = expires }
+  self.nodes[key] = node
+  push_front(self.head, node)
+  self.count = self.count + 1
+  if self.count > self.max then
+    local last = self.head.prev
+    unlink(last)
+    self.nodes[last.key] = nil
+    self.count = self.count - 1
+  end
+end
+
+function Memory:delete(key)
+  local node = self.nodes[key]
+  if not node then return end
+  unlink(node)
+  self.nodes[key] = nil
+  self.count = self.count - 1
+end
+
+function Memory:clear(prefix)
+  if prefix == nil or prefix == "" then
+    local head = self.head
+    head.next, head.prev = head, head
+    self.nodes = {}
+    self.count = 0
+    return
+  end
+  for key, node in pairs(self.nodes) do
+    if has_prefix(key, prefix) then
+      unlink(node)
+      self.nodes[key] = nil
+      self.count = self.count - 1
+    end
+  end
+end
+
+-- Keys from most to least recently used.
+function Memory:keys()
+  local list, n = {}, 0
+  local node = self.head.next
+  while node ~= self.head do
+    n = n + 1
+    list[n] = node.key
+    node = node.next
+  end
+  return list
+end
+
+_M.Memory = Memory
+
+-- ===== RUNTIME CACHE =====
+
+local Cache = {}
+Cache.__index = Cache
+
+local function default_now()
+  local ok, loop = pcall(require, "async.loop")
+  if ok and type(loop) == "table" and loop.now then return loop.now() end
+  return os_time() * 1000
+end
+
+local function default_await(start, abort)
+  return require("async.loop").await(start, abort)
+end
+
+local function check_key(key, level)
+  if type(key) ~= "string" then
+    error("cache: key must be a string, got " .. type(key), level + 1)
+  end
+end
+
+-- A runtime cache. opts: policies (id -> descriptor), now (fn -> ms),
+-- max_entries (for the default memory backend), backend, await (fn(start,
+-- abort), default async.loop.await).
+function _M.new(opts)
+  opts = opts or {}
+  local self = setmetatable({
+    _policies = {},
+    _now = opts.now or default_now,
+    _backend = opts.backend or _M.memory({ max_entries = opts.max_entries }),
+    _await = opts.await or default_await,
+    _fills = {}, -- key -> in-flight fill { co=, waiters=, store= }
+  }, Cache)
+  if opts.policies then
+    for id, p in pairs(opts.policies) do self:register(id, p) end
+  end
+  return self
+end
+
+-- Registers a policy descriptor under an id (a key or a key prefix).
+function Cache:register(id, policy)
+  if type(id) ~= "string" then
+    error("cache: policy id must be a string, got " .. type(id), 2)
+  end
+  if not is_policy(policy) then
+    error(format('cache: policy "%s" must be made by define_cache({ ttl = ms })', id), 2)
+  end
+  self._policies[id] = policy
+  return self
+end
+
+-- The policy registered under id, or nil.
+function Cache:policy(id)
+  return self._policies[id]
+end
+
+-- The policy ids.
+function Cache:policies()
+  local list = {}
+  for id in pairs(self._policies) do list[#list + 1] = id end
+  sort(list)
+  return list
+end
+
+-- The TTL (ms or nil) a set of key with opts would use.
+function Cache:ttl_for(key, opts)
+  local policies = self._policies
+  local id = opts and opts.cache
+  local p
+  if id ~= nil then
+    p = policies[id]
+    if not p then error(format('cache: policy "%s" is not defined', tostring(id)), 3) end
+  else
+    p = policies[key]
+    if not p then
+      local colon = find(key, ":", 1, true)
+      if colon then p = policies[sub(key, 1, colon - 1)] end
+    end
+  end
+  return p and p.ttl
+end
+
+-- Looks a key up; returns value, found (expired entries are dropped).
+local function lookup(self, key, touch)
+  local b = self._backend
+  local v, expires
+  if touch or not b.peek then
+    v, expires = b:get(key)
+  else
+    v, expires = b:peek(key)
+  end
+  if v == nil then return nil, false end
+  if expires and self._now() >= expires then
+    b:delete(key)
+    return nil, false
+  end
+  if v == NIL then return nil, true end
+  return v, true
+end
+
+-- The value of key, or nil (missing, expired or a nil entry).
+function Cache:get(key)
+  check_key(key, 2)
+  return (lookup(self, key, true))
+end
+
+-- True when key has a live entry (a nil entry counts).
+function Cache:has(key)
+  check_key(key, 2)
+  local _, found = lookup(self, key, false)
+  return found
+end
+
+local function store(self, key, value, opts)
+  local ttl = self:ttl_for(key, opts)
+  local expires = ttl and self._now() + ttl or nil
+  if value == nil then value = NIL end
+  self._backend:set(key, value, expires)
+end
+
+-- Stores value under key; opts.cache names the policy to use.
+function Cache:set(key, value, opts)
+  check_key(key, 2)
+  local fill = self._fills[key]
+  if fill then
+    fill.store = false -- this newer value wins over the fill's
+    self._fills[key] = nil
+  end
+  store(self, key, value, opts)
+  return value
+end
+
+-- Cancels the store of in-flight fills of key, or of keys under prefix.
+local function cancel_fills(self, key, prefix)
+  local fills = self._fills
+  if key then
+    local fill = fills[key]
+    if fill then
+      fill.store = false
+      fills[key] = nil
+    end
+    return
+  end
+  for k, fill in pairs(fills) do
+    if has_prefix(k, prefix) then
+      fill.store = false
+      fills[k] = nil
+    end
+  end
+end
+
+-- Deletes key (and keeps an in-flight fill of it from being stored).
+function Cache:delete(key)
+  check_key(key, 2)
+  cancel_fills(self, key)
+  self._backend:delete(key)
+end
+
+-- Deletes every key starting with prefix (all when prefix is nil).
+function Cache:clear(prefix)
+  if prefix ~= nil and type(prefix) ~= "string" then
+    error("cache: prefix must be a string or nil, got " .. type(prefix), 2)
+  end
+  if prefix == "" then prefix = nil end
+  cancel_fills(self, nil, prefix)
+  self._backend:clear(prefix)
+end
+
+-- The live keys.
+function Cache:keys()
+  local list, n = {}, 0
+  local keys = self._backend:keys()
+  for i = 1, #keys do
+    local _, found = lookup(self, keys[i], false)
+    if found then
+      n = n + 1
+      list[n] = keys[i]
+    end
+  end
+  return list
+end
+
+-- key -> value of the live entries; expired and nil entries left out.
+function Cache:snapshot()
+  local snap = {}
+  local keys = self._backend:keys()
+  for i = 1, #keys do
+    local v = lookup(self, keys[i], false)
+    if v ~= nil then snap[keys[i]] = v end
+  end
+  return snap
+end
+
+-- True when a fill of key is in flight.
+function Cache:filling(key)
+  return self._fills[key] ~= nil
+end
+
+-- The value of key, or the result of fn(key), stored with opts' policy.
+-- Concurrent calls for one key share one run of fn (see the top comment).
+-- opts: cache (policy id), abort (token for waiting callers).
+function Cache:get_or_set(key, fn, opts)
+  check_key(key, 2)
+  if type(fn) ~= "function" then
+    error("cache:get_or_set: expected a function, got " .. type(fn), 2)
+  end
+  local value, found = lookup(self, key, true)
+  if found then return value end
+
+  local co = co_running()
+  local fill = self._fills[key]
+  if fill then
+    if fill.co == co then
+      error(format('cache:get_or_set("%s"): the fill of this key asked for the same key', key), 2)
+    end
+    local waiters = fill.waiters
+    local ok, result = self._await(function(resume)
+      waiters[#waiters + 1] = resume
+    end, opts and opts.abort)
+    if ok then return result end
+    error(result, 0)
+  end
+
+  if opts and opts.cache ~= nil then self:ttl_for(key, opts) end -- unknown policy: fail before running fn
+  fill = { co = co, waiters = {}, store = true }
+  self._fills[key] = fill
+  local ok, result = pcall(fn, key)
+  if self._fills[key] == fill then self._fills[key] = nil end
+  if ok and fill.store then store(self, key, result, opts) end
+  -- resume every waiter even if one of them raises; then raise the first
+  local waiters, werr = fill.waiters, nil
+  for i = 1, #waiters do
+    local wok, e = pcall(waiters[i], ok, result)
+    if not wok and werr == nil then werr = e end
+  end
+  if werr ~= nil then error(werr, 0) end
+  if ok then return result end
+  error(result, 0)
+end
+
+_M.Cache = Cache
+
+return _M
