@@ -122,15 +122,22 @@ end
 
 --- Re-runs the computed `id`; true when its value changed. A raised error
 -- is cached as the value (ERROR flag) and counts as a change.
-local function recompute(id)
-  local prev_active = active
-  active = id
-  computing = computing + 1
+-- ac_begin runs inside the protected call: if pcall itself fails (a Lua
+-- stack overflow on a very deep first evaluation), the node was never begun
+-- and stays DIRTY, and the saved counters are restored, not decremented.
+local function eval(id, fn, old)
   C.ac_begin(G, id)
+  return fn(old)
+end
+
+local function recompute(id)
+  local prev_active, prev_computing = active, computing
+  active = id
+  computing = prev_computing + 1
   local old = vals[id]
-  local ok, v = pcall(fns[id], old)
+  local ok, v = pcall(eval, id, fns[id], old)
   C.ac_end(G, id)
-  computing = computing - 1
+  computing = prev_computing
   active = prev_active
   local node = G.nodes[id]
   local f = node.flags
@@ -541,6 +548,7 @@ local internal = {}
 _M._internal = internal
 
 function internal.set_async_hook(fn) async_hook = fn end
+function internal.computed_fn(c) return fns[c.id] end
 function internal.settle() if batch_depth == 0 then settle() end end
 function internal.pull(id) return pull(id) end
 function internal.vals() return vals end

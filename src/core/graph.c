@@ -401,7 +401,11 @@ static ac_id pull_step(ac_graph *g, int changed) {
   for (;;) {
     dep = L[link].dep;
     df = N[dep].flags;
-    if (N[sub].flags & AC_DIRTY) {
+    if ((N[sub].flags & AC_DIRTY) || (df & AC_RECURSED_CHECK)) {
+      /* a dep being evaluated right now: `sub` read it last time, so `sub`
+         sits on a ring through it; rerun `sub` so that its read of the dep
+         finds the ring (the embedder raises "Cycle detected") or, if the
+         branch is gone, settles without it */
       p->dirty = 1;
     } else if ((df & (AC_MUTABLE | AC_DIRTY | AC_WATCHING)) == (AC_MUTABLE | AC_DIRTY)) {
       p->link = link;
