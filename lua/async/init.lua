@@ -6,6 +6,12 @@ local async_signal = require("async.async_signal")
 local scheduler = require("async.scheduler")
 local abort = require("async.abort")
 local core = require("async.core")
+local app = require("async.app")
+local component = require("async.component")
+local signals = require("async.signals")
+local cache = require("async.cache")
+local html = require("async.html")
+local json = require("async.json")
 
 local _M = {}
 
@@ -49,5 +55,57 @@ function _M.manual_loop() return loop().manual_loop() end
 function _M.get_loop() return loop().get_loop() end
 function _M.set_loop(l) return loop().set_loop(l) end
 function _M.now() return loop().now() end
+
+-- templates: a signal object in a binding attribute becomes its registered id
+html.set_ref_resolver(function(v) return signals.id_of[v] end)
+_M.html = html.html
+_M.raw = html.raw
+_M.escape = html.escape
+
+-- declarations
+_M.define_app = app.define_app
+_M.create_app = app.create_app
+_M.define_route = app.define_route
+_M.define_component = component.define_component
+_M.define_cache = cache.define
+_M.result = app.result
+_M.null = json.null
+_M.json = json
+
+--- Declares an async signal for a hub (instantiated per runtime, never run here).
+function _M.define_async(fn, opts)
+  if type(fn) ~= "function" then error("define_async expects a function, got " .. type(fn), 2) end
+  return { __async_decl = true, fn = fn, opts = opts }
+end
+
+-- the default hub
+local hub = app.define_app()
+_M.hub = hub
+_M.registry = app.inspector(hub)
+
+--- Registers declarations on the default hub (see lua-api.md).
+function _M.use(kind, map)
+  if type(kind) == "table" and map == nil then
+    for k, m in pairs(kind) do
+      if kernel.is_signal(m) or kernel.is_computed(m) or async_signal.is_async(m) then
+        error("Async.use: pass { kind = { id = value } }, got a signal under '" .. tostring(k) .. "'", 2)
+      end
+    end
+  end
+  hub:use(kind, map)
+  -- an async signal declared on the hub only serves as a template
+  local decls = kind == "signal" and map or (type(kind) == "table" and kind.signal)
+  if type(decls) == "table" then
+    for _, v in pairs(decls) do
+      if async_signal.is_async(v) then v:dispose() end
+    end
+  end
+  return _M
+end
+
+--- A runtime of the default hub.
+function _M.start(opts)
+  return app.create_app(hub, opts)
+end
 
 return _M

@@ -1,0 +1,308 @@
+--- The signal registry of a runtime (lua-api.md, "Signal registry").
+--
+-- Ids are dotted strings; a path reads through the longest registered
+-- prefix and the rest walks into the value (`product.title`). Async signals
+-- add meta paths (`product.$status`, `product.$error.message`). `set` on a
+-- path copies the containers along it, so an old value is never mutated
+-- and a commit is visible as a new root value.
+local kernel = require("async.kernel")
+local async_signal = require("async.async_signal")
+
+local type, error, pairs, tostring, setmetatable, rawget = type, error, pairs, tostring, setmetatable, rawget
+local sub, gmatch = string.sub, string.gmatch
+local is_signal, is_computed, is_async = kernel.is_signal, kernel.is_computed, async_signal.is_async
+local untrack = kernel.untrack
+
+local _M = {}
+
+-- every registered signal object -> its id (weak: registries come and go)
+local id_of = setmetatable({}, { __mode = "k" })
+_M.id_of = id_of
+
+local function reactive(v)
+  return is_signal(v) or is_computed(v) or is_async(v)
+end
+_M.is_reactive = reactive
+
+local function registry_error(code, message)
+  return { name = "AsyncError", code = code, message = message }
+end
+
+local Signals = {}
+Signals.__index = Signals
+
+--- A new registry; `init` is an optional map id -> signal (or plain value).
+function _M.new(opts)
+  opts = opts or {}
+  local self = setmetatable({
+    map = {},              -- id -> signal object
+    order = {},            -- ids in registration order
+    cache = {},            -- path -> { id, rest segments } (cleared on (un)register)
+    scheduler = opts.scheduler,
+    context = opts.context, -- { server=, cache= } for async signal ctx
+    readonly = false,
+  }, Signals)
+  return self
+end
+
+local function split(rest)
+  local segs = {}
+  for seg in gmatch(rest, "[^.]+") do segs[#segs + 1] = seg end
+  return segs
+end
+
+--- Resolves a path to (id, rest segments) or nil.
+local function resolve(self, path)
+  local hit = self.cache[path]
+  if hit then return hit[1], hit[2] end
+  if type(path) ~= "string" or path == "" then return nil end
+  local map = self.map
+  local id, rest
+  if map[path] ~= nil then
+    id, rest = path, nil
+  else
+    local i = #path
+    while i > 0 do
+      i = i - 1
+      while i > 0 and sub(path, i, i) ~= "." do i = i - 1 end
+      if i == 0 then break end
+      local prefix = sub(path, 1, i - 1)
+      if map[prefix] ~= nil then
+        id, rest = prefix, sub(path, i + 1)
+        break
+      end
+    end
+  end
+  if not id then return nil end
+  local segs = rest and split(rest) or {}
+  self.cache[path] = { id, segs }
+  return id, segs
+end
+Signals.resolve = resolve
+
+local function not_registered(path)
+  local first = type(path) == "string" and (path:match("^[^.]+") or path) or tostring(path)
+  error(registry_error("signal-not-registered", 'Signal "' .. first .. '" is not registered.'), 3)
+end
+
+--- Registers `sig` (a signal, computed or async signal; a plain value
+-- becomes a signal) under `id`.
+function Signals:register(id, sig)
+  if type(id) ~= "string" or id == "" then
+    error("signal id must be a non-empty string, got " .. tostring(id), 2)
+  end
+  if self.map[id] ~= nil then
+    error(registry_error("signal-already-registered", 'Signal "' .. id .. '" is already registered.'), 2)
+  end
+  if not reactive(sig) then sig = kernel.signal(sig) end
+  self.map[id] = sig
+  self.order[#self.order + 1] = id
+  id_of[sig] = id
+  self.cache = {}
+  return sig
+end
+
+--- Removes `id`; an async signal's run is aborted.
+function Signals:unregister(id)
+  local sig = self.map[id]
+  if sig == nil then return false end
+  self.map[id] = nil
+  for i = #self.order, 1, -1 do
+    if self.order[i] == id then table.remove(self.order, i); break end
+  end
+  if is_async(sig) then sig:dispose() end
+  self.cache = {}
+  return true
+end
+
+--- The signal `id`, created with `init` if missing.
+function Signals:ensure(id, init)
+  local sig = self.map[id]
+  if sig ~= nil then return sig end
+  return self:register(id, kernel.signal(init))
+end
+
+function Signals:has(id) return self.map[id] ~= nil end
+
+--- The signal object registered as `id` (raises if missing).
+function Signals:ref(id)
+  local sig = self.map[id]
+  if sig == nil then not_registered(id) end
+  return sig
+end
+
+function Signals:keys()
+  local out = {}
+  for i = 1, #self.order do out[i] = self.order[i] end
+  return out
+end
+
+local META = { ["$value"] = true, ["$status"] = true, ["$loading"] = true, ["$error"] = true, ["$version"] = true }
+
+local function walk(v, segs, from)
+  for i = from, #segs do
+    if type(v) ~= "table" then return nil end
+    local k = segs[i]
+    local nv = rawget(v, k)
+    if nv == nil then
+      local n = tonumber(k)
+      if n then nv = rawget(v, n) end
+    end
+    v = nv
+  end
+  return v
+end
+
+--- Reads a path (tracked when inside a computed or effect).
+function Signals:get(path)
+  local id, segs = resolve(self, path)
+  if id == nil then not_registered(path) end
+  local sig = self.map[id]
+  local first = segs[1]
+  if first and META[first] then
+    if not is_async(sig) then
+      if first == "$value" then return walk(sig(), segs, 2) end
+      error('"' .. first .. '" is a meta path of async signals; "' .. id .. '" is not one', 2)
+    end
+    local st = sig:state()
+    local v
+    if first == "$value" then v = st.value
+    elseif first == "$status" then v = st.status
+    elseif first == "$loading" then v = st.loading
+    elseif first == "$error" then v = st.error
+    else v = st.version end
+    return walk(v, segs, 2)
+  end
+  return walk(sig(), segs, 1)
+end
+
+--- Reads without tracking.
+function Signals:peek(path)
+  return untrack(self.get, self, path)
+end
+
+-- copy-on-write assignment of segs[from..] in v
+local function assign(v, segs, from, value)
+  if from > #segs then return value end
+  local copy = {}
+  if type(v) == "table" then
+    for k, x in pairs(v) do copy[k] = x end
+  end
+  local k = segs[from]
+  local n = tonumber(k)
+  if n and copy[k] == nil and (type(v) ~= "table" or v[k] == nil) and (#copy > 0 or copy[n] ~= nil) then
+    k = n
+  end
+  copy[k] = assign(copy[k], segs, from + 1, value)
+  return copy
+end
+
+--- Writes a path: the root signal gets a new value (containers copied).
+function Signals:set(path, value)
+  if self.readonly then
+    error("signals are read-only here (a server function's self.signals); return signals in an envelope", 2)
+  end
+  local id, segs = resolve(self, path)
+  if id == nil then not_registered(path) end
+  local sig = self.map[id]
+  if segs[1] and META[segs[1]] then
+    if segs[1] == "$value" and #segs == 1 and is_async(sig) then return sig:set(value) end
+    error('cannot write the meta path "' .. path .. '"', 2)
+  end
+  if is_computed(sig) then
+    error('cannot write "' .. path .. '": "' .. id .. '" is a computed', 2)
+  end
+  if #segs == 0 then return sig:set(value) end
+  return sig:set(assign(sig:peek(), segs, 1, value))
+end
+
+--- Writes fn(current) to a path.
+function Signals:update(path, fn)
+  if type(fn) ~= "function" then error("update expects a function, got " .. type(fn), 2) end
+  return self:set(path, fn(self:peek(path)))
+end
+
+--- Calls fn(value) after each commit that changed the path's root signal;
+-- returns the unsubscribe function.
+function Signals:subscribe(path, fn)
+  if type(fn) ~= "function" then error("subscribe expects a function, got " .. type(fn), 2) end
+  local id = resolve(self, path)
+  if id == nil then not_registered(path) end
+  local sig = self.map[id]
+  local first = true
+  return kernel.effect(function()
+    if is_async(sig) then sig:state() else sig() end
+    if first then first = false; return end
+    local v = self:peek(path)
+    kernel.untrack(fn, v)
+  end, { scheduler = self.scheduler })
+end
+
+--- Registers a computed; fn(signals) derives it.
+function Signals:computed(id, fn, opts)
+  if type(fn) ~= "function" then error("computed expects a function, got " .. type(fn), 2) end
+  return self:register(id, kernel.computed(function() return fn(self) end, opts))
+end
+
+--- Registers an async signal; fn(ctx) runs as a coroutine, ctx.signals = this registry.
+function Signals:async_signal(id, fn, opts)
+  if type(fn) ~= "function" then error("async_signal expects a function, got " .. type(fn), 2) end
+  local o = {}
+  if opts then for k, v in pairs(opts) do o[k] = v end end
+  o.name = id
+  o.scheduler = o.scheduler or self.scheduler
+  local ctx = { signals = self }
+  if self.context then
+    for k, v in pairs(self.context) do ctx[k] = v end
+  end
+  o.context = ctx
+  -- registered inside a batch: the first run starts after registration
+  local a
+  kernel.batch(function()
+    a = async_signal.async_signal(fn, o)
+    self:register(id, a)
+  end)
+  return a
+end
+
+--- { id = value } for signals; async signals in their snapshot form;
+-- computeds are derived and left out.
+function Signals:snapshot(filter)
+  local out = {}
+  for i = 1, #self.order do
+    local id = self.order[i]
+    if filter == nil or filter(id) then
+      local sig = self.map[id]
+      if is_async(sig) then out[id] = sig:snapshot()
+      elseif is_signal(sig) then out[id] = sig:peek() end
+    end
+  end
+  return out
+end
+
+--- Restores values from a snapshot (async entries through their restore form).
+function Signals:restore(snap)
+  kernel.batch(function()
+    for id, v in pairs(snap) do
+      local sig = self.map[id]
+      if sig == nil then
+        self:register(id, kernel.signal(v))
+      elseif is_async(sig) then
+        if type(v) == "table" and (v.status ~= nil or v.loading ~= nil) then sig:restore(v) else sig:set(v) end
+      elseif is_signal(sig) then
+        sig:set(v)
+      end
+    end
+  end)
+end
+
+--- A read-only view of this registry (server functions see the call's signals).
+function Signals:readonly_view()
+  local view = setmetatable({}, { __index = self })
+  view.readonly = true
+  return view
+end
+
+_M.Signals = Signals
+
+return _M
