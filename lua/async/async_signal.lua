@@ -165,7 +165,7 @@ function _M.async_signal(fn, opts)
   local id = C.ac_node_new(G, core.ASYNC, 0, sched.index)
   if id == 0 then error("async: out of memory creating an async signal", 2) end
   local a = setmetatable({
-    id = id, fn = fn, sched = sched, name = opts.name, context = opts.context,
+    id = id, fn = fn, sched = sched, name = opts.name, context = opts.context, opts_decl = opts,
     _status = "idle", _error = nil, _version = 0, has_value = false, queued = false, gen = 0,
   }, AsyncSignal)
   vals[id] = opts.initial

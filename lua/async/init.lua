@@ -12,6 +12,7 @@ local signals = require("async.signals")
 local cache = require("async.cache")
 local html = require("async.html")
 local json = require("async.json")
+require("async.render")   -- adds rt:render, rt:render_document, rt:render_stream
 
 local _M = {}
 
