@@ -12,7 +12,7 @@ local signals = require("async.signals")
 local cache = require("async.cache")
 local html = require("async.html")
 local json = require("async.json")
-require("async.render")   -- adds rt:render, rt:render_document, rt:render_stream
+local render = require("async.render")   -- adds rt:render, rt:render_document, rt:render_stream
 
 local _M = {}
 
@@ -72,6 +72,7 @@ _M.define_cache = cache.define
 _M.result = app.result
 _M.null = json.null
 _M.json = json
+_M.read_snapshot = render.read_snapshot
 
 --- Declares an async signal for a hub (instantiated per runtime, never run here).
 function _M.define_async(fn, opts)

@@ -476,4 +476,36 @@ function Runtime:render_stream(url, write, opts)
   if not ok then error(err, 0) end
 end
 
+-- ===== reading snapshots back =====
+
+--- Reads every async:snapshot script of `html` and merges them (later ones
+-- win per signal and per cache key): { signals = {}, cache = { browser = {} } }.
+function _M.read_snapshot(html, opts)
+  if type(html) ~= "string" then error("read_snapshot expects an HTML string, got " .. type(html), 2) end
+  local attr = (opts and opts.prefix or "async:") .. "snapshot"
+  local out = { signals = {}, cache = { browser = {} } }
+  local pos = 1
+  while true do
+    local s, e, attrs = html:find("<script([^>]*)>", pos)
+    if not s then break end
+    local close = html:find("</script", e + 1, true)
+    if not close then break end
+    if (" " .. attrs .. " "):find("[%s]" .. attr:gsub("%p", "%%%0") .. "[%s=/]") then
+      local body = html:sub(e + 1, close - 1)
+      local v, err = json.decode(body)
+      if v == nil or type(v) ~= "table" then
+        error("Could not parse Async snapshot: " .. tostring(err or "expected a JSON object"), 2)
+      end
+      if type(v.signals) == "table" then
+        for k, x in pairs(v.signals) do out.signals[k] = x end
+      end
+      if type(v.cache) == "table" and type(v.cache.browser) == "table" then
+        for k, x in pairs(v.cache.browser) do out.cache.browser[k] = x end
+      end
+    end
+    pos = close + 1
+  end
+  return out
+end
+
 return _M
