@@ -291,7 +291,8 @@ describe("scanner boundaries", function()
       kinds[#kinds + 1] = s.kind .. ":" .. (s.status or "") .. ":" .. (s.id or s.path or "")
         .. ":" .. s.element .. ":" .. s.tag
     end
-    assert.same({ "boundary::product:1:section", "template:loading:product:2:template", "template:ready:product:4:template",
+    assert.same({ "boundary::product:1:section", "template:loading:product:2:template",
+      "template:ready:product:4:template",
       "text::product.title:5:h1", "template:error:product:6:template", "text::product.$error.message:7:p" }, kinds)
     assert.equal(1, plan.slots[2].boundary)
   end)
@@ -342,7 +343,7 @@ describe("scanner escaping", function()
     "<!--", "-->", "&amp;", "a&b<c>d\"e'f",
   }
   it("escapes text", function()
-    assert.equal("a&amp;b&lt;c&gt;d\"e'f", scanner.escape_text("a&b<c>d\"e'f"))
+    assert.equal("a&amp;b&lt;c&gt;d&quot;e&#39;f", scanner.escape_text("a&b<c>d\"e'f"))
   end)
   it("escapes attribute values", function()
     assert.equal("a&amp;b&lt;c&gt;d&quot;e&#39;f", scanner.escape_attr("a&b<c>d\"e'f"))
