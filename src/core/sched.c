@@ -187,9 +187,24 @@ void ac_sched_end(ac_graph *g, int32_t si) {
   g->scheds[si].flushing = 0;
 }
 
+/* Marks `scope` dead and drops its waiting jobs for good: they are marked
+   (scope negated) so that ac_sched_next hands them out as AC_SCHED_DROPPED
+   (the embedder frees their slots) even if the scope is revived before the
+   next flush; their keys are free at once. */
 void ac_sched_destroy_scope(ac_graph *g, int32_t si, int32_t scope) {
-  if (si < 0 || si >= g->sched_len || !scope) return;
-  set_add(&g->scheds[si].dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63));
+  if (si < 0 || si >= g->sched_len || scope <= 0) return;
+  ac_sched *s = &g->scheds[si];
+  set_add(&s->dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63));
+  for (int p = 0; p < AC_NPHASES; p++) {
+    ac_queue *q = &s->q[p];
+    for (int32_t i = q->head; i < q->len; i++) {
+      ac_job *j = &q->jobs[i];
+      if (j->scope != scope) continue;
+      if (j->key) set_del(&s->pending, job_key(j->phase, j->scope, j->key));
+      j->key = 0;
+      j->scope = -scope;
+    }
+  }
 }
 
 void ac_sched_revive_scope(ac_graph *g, int32_t si, int32_t scope) {
@@ -274,7 +289,8 @@ int ac_sched_next(ac_graph *g, int32_t si, ac_job *out) {
       q->head++;
       if (q->head == q->len && q->head == s->phase_end) q->head = q->len = s->phase_end = 0;
       if (out->key) set_del(&s->pending, job_key(out->phase, out->scope, out->key));
-      if (out->scope && set_has(&s->dead_scopes, (uint64_t)(uint32_t)out->scope | (1ULL << 63)))
+      if (out->scope < 0 ||
+          (out->scope && set_has(&s->dead_scopes, (uint64_t)(uint32_t)out->scope | (1ULL << 63))))
         return AC_SCHED_DROPPED;
       return AC_SCHED_JOB;
     }

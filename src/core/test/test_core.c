@@ -292,6 +292,43 @@ static void test_sched_keys_scopes(void) {
   ac_free(g);
 }
 
+/* destroy_scope drops the waiting jobs for good: reviving before the flush
+   does not bring them back, and their keys are free at once */
+static void test_sched_destroy_then_revive(void) {
+  ac_graph *g = ac_new();
+  int32_t s = ac_sched_new(g, 100);
+  CHECK(ac_sched_push(g, s, AC_PHASE_EFFECT, 1, 5, 3) == 1);
+  CHECK(ac_sched_push(g, s, AC_PHASE_POST, 2, 5, 0) == 1);
+  CHECK(ac_sched_push(g, s, AC_PHASE_EFFECT, 3, 6, 0) == 1);
+  ac_sched_destroy_scope(g, s, 5);
+  ac_sched_revive_scope(g, s, 5);
+  CHECK(ac_sched_push(g, s, AC_PHASE_EFFECT, 4, 5, 3) == 1);  /* key freed by the drop */
+  ac_job j;
+  int got = 0, dropped = 0, r;
+  while ((r = ac_sched_next(g, s, &j)) != AC_SCHED_DONE) {
+    if (r == AC_SCHED_JOB) got += j.handle;
+    if (r == AC_SCHED_DROPPED) dropped += j.handle;
+  }
+  CHECK(got == 3 + 4);
+  CHECK(dropped == 1 + 2);
+  ac_free(g);
+}
+
+/* a ring found during a pull: the sub whose dep is being evaluated is
+   reported stale (so the embedder reruns it and finds the cycle) */
+static void test_pull_ring(void) {
+  ac_graph *g = ac_new();
+  ac_id a = new_signal(g, 1);
+  ac_id x = new_computed(g, f_plus1, a, 0);
+  ac_id y = new_computed(g, f_plus1, x, 0);
+  CHECK(read_node(g, y) == 3);
+  write_signal(g, a, 2);
+  ac_begin(g, x);                 /* x is being evaluated ... */
+  CHECK(ac_pull(g, y) == AC_STALE); /* ... and y, which read x, is pulled */
+  ac_end(g, x);
+  ac_free(g);
+}
+
 static void test_sched_depth(void) {
   ac_graph *g = ac_new();
   int32_t s = ac_sched_new(g, 10);
@@ -363,6 +400,8 @@ int main(void) {
   test_sched_phases();
   test_sched_keys_scopes();
   test_sched_depth();
+  test_sched_destroy_then_revive();
+  test_pull_ring();
   test_effect_owner_first();
   test_tasks();
   printf("%d passed, %d failed\n", passed, failed);
