@@ -56,7 +56,8 @@ local function abort_run(a, reason)
   a.run = nil
   C.ac_task_abort(G, a.id)
   run.done = true
-  run_of[run.co] = nil
+  -- run_of keeps the (weak) entry: kernel.resume must keep refusing this
+  -- coroutine, instead of treating it as a plain one and resuming it
   run.abort:cancel(reason)
 end
 
@@ -237,6 +238,7 @@ function AsyncSignal:restore(snap)
   vals[self.id] = snap.value
   self._error = snap.error and normalize_error(snap.error) or nil
   self._version = tonumber(snap.version) or 0
+  G.nodes[self.id].version = self._version   -- the next run is version + 1
   self.has_value = status == "ready" or snap.value ~= nil
   if status == "ready" or status == "error" then
     self._status = status
