@@ -205,6 +205,9 @@ end
 local ALPHA = {}
 for c = 65, 90 do ALPHA[c] = true; ALPHA[c + 32] = true end
 local WS = { [32] = true, [9] = true, [10] = true, [13] = true, [12] = true }
+local TAG_END = { [32] = true, [9] = true, [10] = true, [13] = true, [12] = true, [47] = true, [62] = true }
+local NAME_END = { [32] = true, [9] = true, [10] = true, [13] = true, [12] = true, [47] = true, [62] = true,
+                   [61] = true }
 
 -- Reads the attributes of a tag whose name ends at p - 1. Returns the tag's
 -- last byte, self-closing flag, the attribute list and the insert position,
@@ -212,39 +215,45 @@ local WS = { [32] = true, [9] = true, [10] = true, [13] = true, [12] = true }
 local function read_attrs(html, p, keep)
   local attrs, na, ins = keep and {} or nil, 0, p
   while true do
-    local _, e = sfind(html, "^[ \t\n\r\f]*", p)
-    p = e + 1
     local c = sbyte(html, p)
+    while WS[c] do p = p + 1; c = sbyte(html, p) end
     if not c then return nil, nil, nil, nil, "unterminated tag" end
     if c == 62 then return p, false, attrs, ins end
     if c == 47 then
       if sbyte(html, p + 1) == 62 then return p + 1, true, attrs, ins end
       p = p + 1
     else
-      local as, ae = sfind(html, "^.[^ \t\n\r\f/>=]*", p)
+      -- name: first byte anything but ws / >, then up to ws / > =
+      local as, ae = p, p + 1
+      c = sbyte(html, ae)
+      while c and not NAME_END[c] do ae = ae + 1; c = sbyte(html, ae) end
+      ae = ae - 1
       local attr
       if keep then
         local raw = ssub(html, as, ae)
         attr = { name = slower(raw), raw_name = raw, pos = as, stop = ae }
       end
       p = ae + 1
-      _, e = sfind(html, "^[ \t\n\r\f]*", p)
-      if sbyte(html, e + 1) == 61 then
-        _, e = sfind(html, "^[ \t\n\r\f]*", e + 2)
+      local e = p
+      while WS[c] do e = e + 1; c = sbyte(html, e) end
+      if c == 61 then
         p = e + 1
-        local q = sbyte(html, p)
-        if q == 34 or q == 39 then
-          local close = sfind(html, q == 34 and '"' or "'", p + 1, true)
+        c = sbyte(html, p)
+        while WS[c] do p = p + 1; c = sbyte(html, p) end
+        if c == 34 or c == 39 then
+          local close = sfind(html, c == 34 and '"' or "'", p + 1, true)
           if not close then return nil, p, nil, nil, "unterminated quoted attribute value" end
           if keep then
-            attr.value, attr.quote, attr.vpos, attr.stop = ssub(html, p + 1, close - 1), q == 34 and '"' or "'",
+            attr.value, attr.quote, attr.vpos, attr.stop = ssub(html, p + 1, close - 1), c == 34 and '"' or "'",
               p + 1, close
           end
           p = close + 1
-        elseif not q then
+        elseif not c then
           return nil, nil, nil, nil, "unterminated tag"
         else
-          local _, ve = sfind(html, "^[^ \t\n\r\f>]*", p)
+          local ve = p
+          while c and not WS[c] and c ~= 62 do ve = ve + 1; c = sbyte(html, ve) end
+          ve = ve - 1
           if keep then
             attr.value, attr.quote, attr.vpos, attr.stop = ssub(html, p, ve), "", p, ve
             if ve < p then attr.stop = p - 1 end
@@ -261,6 +270,13 @@ local function read_attrs(html, p, keep)
       end
     end
   end
+end
+
+-- End of a tag name: whitespace, / or >.
+local function name_end(html, p)
+  local c = sbyte(html, p)
+  while c and not TAG_END[c] do p = p + 1; c = sbyte(html, p) end
+  return p - 1
 end
 
 -- Tokenizes html into an array of tokens (see docs/rendering.md, "Tokens"):
@@ -298,7 +314,7 @@ local function tokenize(html)
       toks[n] = { type = "text", pos = i, stop = lt - 1 }
     end
     if ALPHA[c] then
-      local _, ne = sfind(html, "^[^ \t\n\r\f/>]*", lt + 1)
+      local ne = name_end(html, lt + 1)
       local raw = ssub(html, lt + 1, ne)
       local stop, selfc, attrs, ins, msg = read_attrs(html, ne + 1, true)
       if not stop then
@@ -330,7 +346,7 @@ local function tokenize(html)
     elseif c == 47 then -- "</"
       local c2 = sbyte(html, lt + 2)
       if ALPHA[c2] then
-        local _, ne = sfind(html, "^[^ \t\n\r\f/>]*", lt + 2)
+        local ne = name_end(html, lt + 2)
         local name = slower(ssub(html, lt + 2, ne))
         local stop, qpos, _, _, msg = read_attrs(html, ne + 1, false)
         if not stop then
