@@ -7,6 +7,15 @@
 -- in the scheduler's async phase. A run commits only if it is still the
 -- current version: its value, status "ready" and the signal writes it made are
 -- published in one batch. Versions and the in-flight run live in the C core.
+-- One instance per Lua state, even when a test runner reloads modules
+-- (busted insulates files by clearing package.loaded): the graph and its
+-- values must not be duplicated.
+local REGISTRY_KEY = "asyncrt:async.async_signal"
+do
+  local loaded = debug.getregistry()[REGISTRY_KEY]
+  if loaded then return loaded end
+end
+
 local ffi = require("ffi")
 local bit = require("bit")
 local core = require("async.core")
@@ -298,4 +307,5 @@ end
 
 function AsyncSignal.__tostring(a) return "async_signal: " .. a.id end
 
+debug.getregistry()[REGISTRY_KEY] = _M
 return _M

@@ -5,6 +5,15 @@
 -- functions and cleanups live here in plain arrays indexed by node id. The
 -- core never calls Lua: a pull returns "update node N", this side updates N
 -- and resumes the pull with whether N changed.
+-- One instance per Lua state, even when a test runner reloads modules
+-- (busted insulates files by clearing package.loaded): the graph and its
+-- values must not be duplicated.
+local REGISTRY_KEY = "asyncrt:async.kernel"
+do
+  local loaded = debug.getregistry()[REGISTRY_KEY]
+  if loaded then return loaded end
+end
+
 local ffi = require("ffi")
 local bit = require("bit")
 local core = require("async.core")
@@ -608,4 +617,5 @@ end
 
 _M.equals = default_equals
 
+debug.getregistry()[REGISTRY_KEY] = _M
 return _M

@@ -11,6 +11,15 @@
 -- delay/await suspend the running coroutine on the active loop; an abort
 -- token cancels the wait: its timer is closed and the coroutine is never
 -- resumed again. See docs/asyncrt.md.
+-- One instance per Lua state, even when a test runner reloads modules
+-- (busted insulates files by clearing package.loaded): the graph and its
+-- values must not be duplicated.
+local REGISTRY_KEY = "asyncrt:async.loop"
+do
+  local loaded = debug.getregistry()[REGISTRY_KEY]
+  if loaded then return loaded end
+end
+
 local setmetatable, error, type, tostring, pcall, require, rawget, select =
       setmetatable, error, type, tostring, pcall, require, rawget, select
 local co_running, co_resume, co_yield, co_status =
@@ -496,4 +505,5 @@ function _M.shutdown(reason)
   return #hooks
 end
 
+debug.getregistry()[REGISTRY_KEY] = _M
 return _M

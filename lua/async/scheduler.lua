@@ -1,6 +1,15 @@
 --- The phased scheduler (kernel.md, "The scheduler").
 -- Queues, phases, keys, scopes and max_depth live in the C core; this module
 -- owns the job functions, the strategies and the error rule.
+-- One instance per Lua state, even when a test runner reloads modules
+-- (busted insulates files by clearing package.loaded): the graph and its
+-- values must not be duplicated.
+local REGISTRY_KEY = "asyncrt:async.scheduler"
+do
+  local loaded = debug.getregistry()[REGISTRY_KEY]
+  if loaded then return loaded end
+end
+
 local core = require("async.core")
 
 local C, G = core.C, core.G
@@ -171,7 +180,7 @@ function Scheduler:poke()
 end
 
 --- Runs `fn` as one batch on the kernel (writes commit once).
-function Scheduler:batch(fn, ...)
+function Scheduler.batch(_, fn, ...)
   return require("async.kernel").batch(fn, ...)
 end
 
@@ -191,4 +200,5 @@ function Scheduler:clear()
   for k = #self.free, 1, -1 do self.free[k] = nil end
 end
 
+debug.getregistry()[REGISTRY_KEY] = _M
 return _M
