@@ -1,11 +1,16 @@
 --- App hubs and runtimes (lua-api.md, "App hub and registries").
 --
--- A hub (`define_app()`, and the default hub `require("async")`) holds
--- declarations: signals, handlers, server functions, partials, routes,
+-- A hub (`define_app()`, and the default hub behind `require("async")`)
+-- holds declarations: signals, handlers, server functions, partials, routes,
 -- components and cache policies. A runtime (`create_app(app, opts)`) is one
--- instance of a hub with its own state: its own signals (declared signals
--- are copied with their current value), caches and scheduler. Declarations
--- made with `use` after a runtime exists reach that runtime too.
+-- instance of a hub with its own state: its own signals (a declared signal
+-- is copied, its value deep-copied, so two runtimes never share a table),
+-- its own caches, scheduler and component scopes. Declarations made with
+-- `use` after a runtime exists reach that runtime too.
+--
+-- `rt:call` and `rt:dispatch` run a server function or a handler in-process
+-- and answer the envelope the HTTP endpoints send (protocol.md), never a Lua
+-- error.
 local kernel = require("async.kernel")
 local scheduler_mod = require("async.scheduler")
 local signals_mod = require("async.signals")
@@ -13,9 +18,11 @@ local router_mod = require("async.router")
 local cache_mod = require("async.cache")
 local abort_mod = require("async.abort")
 local async_signal = require("async.async_signal")
+local errors = require("async.errors")
 
-local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack =
-  type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack
+local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
+  type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
+local sort, concat = table.sort, table.concat
 local traceback = debug.traceback
 local os_getenv = os.getenv
 
@@ -24,44 +31,72 @@ local _M = {}
 local RESULT = "__async_server_result__"
 _M.RESULT = RESULT
 
-local KINDS = { signal = true, handler = true, server = true, partial = true, route = true, component = true,
-                cache = true }
+local DECL_KINDS = { "signal", "handler", "server", "partial", "route", "component" }
 local INSPECT_KINDS = { "signal", "handler", "server", "partial", "route", "component", "cache.browser",
                         "cache.server", "cache.browser.entries", "cache.server.entries" }
+local IS_INSPECT_KIND = {}
+for _, k in ipairs(INSPECT_KINDS) do IS_INSPECT_KIND[k] = true end
 
---- An error value with a code and a hint, as the seed's errors.
-local function async_error(code, message, hint)
-  return { name = "AsyncError", code = code, message = message, hint = hint }
-end
+--- An error value with a code and a hint, as the seed's errors (async.errors).
+local async_error = errors.new
 _M.error = async_error
 
 --- Turns any raised value into { name=, message=, code= }.
 local normalize_error = async_signal.normalize_error
 
+local function sorted_keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  sort(out)
+  return out
+end
+
+--- A deep copy of a plain value (tables copied with their metatables kept;
+-- signals, functions and userdata shared). Cycles are preserved.
+local function deep_copy(v, seen)
+  if type(v) ~= "table" then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local c = {}
+  seen[v] = c
+  for k, x in pairs(v) do c[deep_copy(k, seen)] = deep_copy(x, seen) end
+  local mt = getmetatable(v)
+  if mt ~= nil then setmetatable(c, mt) end
+  return c
+end
+_M.deep_copy = deep_copy
+
 -- ===== declarations =====
 
-local function copy_map(kind, map)
+local function check_map(what, map, level)
   if type(map) ~= "table" then
-    error("Async.use: the " .. kind .. " declarations must be a table, got " .. type(map), 3)
+    error("Async.use: the " .. what .. " declarations must be a table, got " .. type(map), level + 1)
   end
   return map
 end
 
-local function check_entry(kind, id, v)
+local function check_entry(kind, id, v, level)
+  level = level + 1
   if type(id) ~= "string" or id == "" then
-    error("Async.use: " .. kind .. " ids must be non-empty strings, got " .. tostring(id), 4)
+    error("Async.use: " .. kind .. " ids must be non-empty strings, got " .. tostring(id), level)
   end
   if kind == "handler" or kind == "server" or kind == "partial" then
     if type(v) ~= "function" then
-      error("Async.use: " .. kind .. ' "' .. id .. '" must be a function, got ' .. type(v), 4)
+      error("Async.use: " .. kind .. ' "' .. id .. '" must be a function, got ' .. type(v), level)
     end
   elseif kind == "route" then
-    if type(v) ~= "table" or v.partial == nil then
-      error('Async.use: route "' .. id .. '" must be Async.define_route(partial_id), got ' .. type(v), 4)
+    if type(v) ~= "table" or not v.__async_route then
+      error('Async.use: route "' .. id .. '" must be Async.define_route(partial_id), got ' .. type(v), level)
     end
+    local ok, err = pcall(router_mod.compile, id)
+    if not ok then error(errors.message(err):gsub("^[^:]*:%d+: ", ""), level) end
   elseif kind == "component" then
     if type(v) ~= "table" or type(v.fn) ~= "function" then
-      error('Async.use: component "' .. id .. '" must be Async.define_component(fn)', 4)
+      error('Async.use: component "' .. id .. '" must be Async.define_component(fn)', level)
+    end
+  elseif kind == "cache" then
+    if not cache_mod.is_policy(v) then
+      error('Async.use: cache "' .. id .. '" must be Async.define_cache({ ttl = ms })', level)
     end
   end
 end
@@ -69,60 +104,84 @@ end
 local App = {}
 App.__index = App
 
---- A new, empty hub.
-function _M.define_app(opts)
-  return setmetatable({
+--- A new, empty hub; `decls` (optional) is a declaration table as for use.
+function _M.define_app(decls)
+  local app = setmetatable({
     decl = { signal = {}, handler = {}, server = {}, partial = {}, route = {}, component = {},
              ["cache.browser"] = {}, ["cache.server"] = {} },
-    order = { signal = {}, handler = {}, server = {}, partial = {}, route = {}, component = {},
-              ["cache.browser"] = {}, ["cache.server"] = {} },
     runtimes = setmetatable({}, { __mode = "k" }),
-    opts = opts or {},
   }, App)
+  if decls ~= nil then
+    check_map("app", decls, 2)
+    app:use(decls)
+  end
+  return app
 end
 
-local function declare(app, kind, id, v)
-  check_entry(kind, id, v)
-  local d = app.decl[kind]
-  if d[id] == nil then app.order[kind][#app.order[kind] + 1] = id end
-  d[id] = v
-  if kind == "route" then router_mod.compile(id) end
-  for rt in pairs(app.runtimes) do rt:use(kind, { [id] = v }) end
-end
-
---- Registers declarations: use({ kind = map, ... }) or use(kind, map).
-function App:use(kind, map)
-  if type(kind) == "table" and map == nil then
-    for k, m in pairs(kind) do self:use(k, m) end
-    return self
-  end
-  if not KINDS[kind] then
-    error("Async.use: unknown kind '" .. tostring(kind) ..
-      "' (expected signal, handler, server, partial, route, component or cache)", 2)
-  end
-  copy_map(kind, map)
+-- Validates one kind's map; returns the list of (id, value) to declare.
+local function validate(kind, map, level)
+  level = level + 1
+  check_map(kind, map, level)
   if kind == "cache" then
     for side, policies in pairs(map) do
       if side ~= "browser" and side ~= "server" then
-        error("Async.use: cache declarations are split into browser and server, got '" .. tostring(side) .. "'", 2)
+        error("Async.use: cache declarations are split into browser and server, got '" .. tostring(side) .. "'",
+          level)
       end
-      for id, p in pairs(copy_map("cache." .. side, policies)) do
-        if type(p) ~= "table" or not p.__async_cache then
-          error('Async.use: cache "' .. tostring(id) .. '" must be Async.define_cache({ ttl = ms })', 2)
-        end
+      check_map("cache." .. side, policies, level)
+      for id, p in pairs(policies) do check_entry("cache", id, p, level) end
+    end
+  elseif kind ~= "signal" then
+    for id, v in pairs(map) do check_entry(kind, id, v, level) end
+  else
+    for id in pairs(map) do check_entry(kind, id, nil, level) end
+  end
+end
+
+local IS_DECL_KIND = { cache = true }
+for _, k in ipairs(DECL_KINDS) do IS_DECL_KIND[k] = true end
+
+local function check_kind(kind, level)
+  if IS_DECL_KIND[kind] then return end
+  error("Async.use: unknown kind '" .. tostring(kind) ..
+    "' (expected signal, handler, server, partial, route, component or cache)", level + 1)
+end
+
+--- Registers declarations: use({ kind = map, ... }) or use(kind, map).
+-- Everything is checked before anything is declared.
+function App:use(kind, map)
+  local all
+  if type(kind) == "table" and map == nil then
+    all = kind
+  else
+    all = { [kind] = map }
+  end
+  for k, m in pairs(all) do
+    check_kind(k, 2)
+    validate(k, m, 2)
+  end
+  for k, m in pairs(all) do
+    if k == "cache" then
+      for side, policies in pairs(m) do
         local d = self.decl["cache." .. side]
-        if d[id] == nil then self.order["cache." .. side][#self.order["cache." .. side] + 1] = id end
-        d[id] = p
-        for rt in pairs(self.runtimes) do rt.cache[side]:register(id, p) end
+        for id, p in pairs(policies) do d[id] = p end
+      end
+    else
+      local d = self.decl[k]
+      for id, v in pairs(m) do
+        -- an async signal on a hub is only a template (fn + options): each
+        -- runtime runs its own; the object given here is stopped
+        if k == "signal" and async_signal.is_async(v) then v:dispose() end
+        d[id] = v
       end
     end
-    return self
   end
-  for id, v in pairs(map) do declare(self, kind, id, v) end
+  for rt in pairs(self.runtimes) do rt:adopt(all) end
   return self
 end
 
---- A route declaration: the partial that renders it, and options.
+--- A route declaration: the partial that renders it, and options
+-- (boundary, default "route"; server; status).
 function _M.define_route(partial_id, opts)
   if type(partial_id) ~= "string" or partial_id == "" then
     error("define_route expects a partial id string, got " .. tostring(partial_id), 2)
@@ -135,12 +194,24 @@ function _M.define_route(partial_id, opts)
            __async_route = true }
 end
 
---- Builds a server result envelope.
+local ENVELOPE_FIELDS = { value = true, signals = true, cache = true, boundary = true, html = true,
+                          redirect = true, title = true, status = true, error = true }
+
+--- Builds a server result envelope from { value=, signals=, boundary=, html=,
+-- redirect=, error=, status=, title=, cache= }.
 function _M.result(t)
   if t == nil then t = {} end
   if type(t) ~= "table" then error("Async.result expects a table, got " .. type(t), 2) end
   local env = {}
-  for k, v in pairs(t) do env[k] = v end
+  for k, v in pairs(t) do
+    if not ENVELOPE_FIELDS[k] then
+      error("Async.result: unknown field '" .. tostring(k) .. "' (expected value, signals, cache, boundary, " ..
+        "html, redirect, title, status or error)", 2)
+    end
+    env[k] = v
+  end
+  if env.error ~= nil then env.error = normalize_error(env.error) end
+  if env.html ~= nil and type(env.html) ~= "string" then env.html = tostring(env.html) end
   env[RESULT] = 1
   return env
 end
@@ -151,6 +222,9 @@ end
 _M.is_envelope = is_envelope
 
 -- ===== registry inspection =====
+--
+-- One surface over a hub (`Async.registry`) or a runtime (`rt.registry`):
+-- the source answers `inspect_keys(kind)` and `inspect_get(kind, id)`.
 
 local Inspect = {}
 Inspect.__index = Inspect
@@ -160,56 +234,96 @@ local function inspector(source)
 end
 _M.inspector = inspector
 
-local function check_kind(kind)
-  for _, k in ipairs(INSPECT_KINDS) do if k == kind then return end end
-  error("registry: unknown kind '" .. tostring(kind) .. "' (expected " .. table.concat(INSPECT_KINDS, ", ") .. ")", 3)
+local function check_inspect_kind(kind)
+  if not IS_INSPECT_KIND[kind] then
+    error("registry: unknown kind '" .. tostring(kind) .. "' (expected " .. concat(INSPECT_KINDS, ", ") .. ")", 3)
+  end
 end
 
---- The ids registered under `kind`, in registration order.
+--- The ids registered under `kind`, sorted.
 function Inspect:keys(kind)
-  check_kind(kind)
-  return self.source:inspect_keys(kind)
+  check_inspect_kind(kind)
+  local keys = self.source:inspect_keys(kind)
+  sort(keys)
+  return keys
 end
 
---- `{ {id, value}, ... }` for `kind`.
+--- `{ {id, value}, ... }` for `kind`, sorted by id.
 function Inspect:entries(kind)
-  check_kind(kind)
+  check_inspect_kind(kind)
   local out = {}
-  for i, id in ipairs(self.source:inspect_keys(kind)) do
+  for i, id in ipairs(self:keys(kind)) do
     out[i] = { id, self.source:inspect_get(kind, id) }
   end
   return out
 end
 
+--- The entry `id` of `kind` (a server function: a descriptor on a browser
+-- target), or nil.
 function Inspect:get(kind, id)
-  check_kind(kind)
+  check_inspect_kind(kind)
+  if type(id) ~= "string" then return nil end
   return self.source:inspect_get(kind, id)
 end
 
---- { entries = { kind = { id = value } } } for every kind.
+function Inspect:has(kind, id)
+  return self:get(kind, id) ~= nil
+end
+
+local function descriptors(self, kind)
+  local m = {}
+  for _, id in ipairs(self.source:inspect_keys(kind)) do m[id] = { id = id, kind = kind } end
+  return m
+end
+
+local function plain(self, kind)
+  local m = {}
+  for _, id in ipairs(self.source:inspect_keys(kind)) do m[id] = self.source:inspect_get(kind, id) end
+  return m
+end
+
+--- A serializable picture, as the seed's: `{ signal = {id = value},
+-- handler/server/partial/component = {id = {id=, kind=}}, route = {pattern =
+-- route}, cache = {browser = {id = policy}, server = {...}}, entries =
+-- {browser = {key = value}, server = {key = value}} }`. `entries.server` is
+-- always {} on a browser target.
 function Inspect:snapshot()
-  local entries = {}
-  for _, kind in ipairs(INSPECT_KINDS) do
-    local m = {}
-    for _, id in ipairs(self.source:inspect_keys(kind)) do m[id] = self.source:inspect_get(kind, id) end
-    entries[kind] = m
-  end
-  return { entries = entries }
+  local src = self.source
+  local signal = {}
+  for _, id in ipairs(src:inspect_keys("signal")) do signal[id] = src:inspect_snapshot_signal(id) end
+  return {
+    signal = signal,
+    handler = descriptors(self, "handler"),
+    server = descriptors(self, "server"),
+    partial = descriptors(self, "partial"),
+    route = plain(self, "route"),
+    component = descriptors(self, "component"),
+    cache = { browser = plain(self, "cache.browser"), server = plain(self, "cache.server") },
+    entries = { browser = plain(self, "cache.browser.entries"), server = plain(self, "cache.server.entries") },
+  }
 end
 
 function App:inspect_keys(kind)
-  if kind == "cache.browser.entries" or kind == "cache.server.entries" then return {} end
-  local out = {}
-  for i, id in ipairs(self.order[kind]) do out[i] = id end
-  return out
+  local d = self.decl[kind]
+  if d == nil then return {} end   -- a hub holds no cache contents
+  return sorted_keys(d)
 end
 
 function App:inspect_get(kind, id)
-  if kind == "server" then
-    return self.decl.server[id] and { id = id, kind = "server" } or nil
-  end
   local d = self.decl[kind]
-  return d and d[id]
+  if d == nil then return nil end
+  local v = d[id]
+  if v == nil then return nil end
+  if kind == "server" then return { id = id, kind = "server" } end
+  return v
+end
+
+function App:inspect_snapshot_signal(id)
+  local v = self.decl.signal[id]
+  if async_signal.is_async(v) then return v:snapshot() end
+  if kernel.is_signal(v) then return v:peek() end
+  if kernel.is_computed(v) or (type(v) == "table" and v.__async_decl) then return nil end
+  return v
 end
 
 -- ===== runtimes =====
@@ -218,11 +332,12 @@ local Runtime = {}
 Runtime.__index = Runtime
 _M.Runtime = Runtime
 
+-- A hub declaration becomes this runtime's own signal.
 local function instantiate_signal(rt, id, decl)
   local sigs = rt.signals
   if sigs:has(id) then return end
   if kernel.is_signal(decl) then
-    sigs:register(id, kernel.signal(decl:peek()))
+    sigs:register(id, kernel.signal(deep_copy(decl:peek())))
   elseif kernel.is_computed(decl) then
     local fn = kernel._internal.computed_fn(decl)
     sigs:computed(id, function(s) return fn(s) end)
@@ -231,101 +346,123 @@ local function instantiate_signal(rt, id, decl)
   elseif type(decl) == "table" and decl.__async_decl then
     sigs:async_signal(id, decl.fn, decl.opts)
   else
-    sigs:register(id, kernel.signal(decl))
+    sigs:register(id, kernel.signal(deep_copy(decl)))
   end
 end
 
+local function resolve_app(app)
+  if type(app) == "table" and getmetatable(app) ~= App and type(app.hub) == "table" and
+     getmetatable(app.hub) == App then
+    return app.hub   -- require("async") itself: its default hub
+  end
+  return app
+end
+
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
--- scheduler, request, env ("development" | "production").
+-- scheduler, request, env ("development" | "production"), now (clock),
+-- on_error(err, trace, what) (the log hook), browser_cache_entries,
+-- server_cache_entries.
 function _M.create_app(app, opts)
+  app = resolve_app(app)
   if type(app) ~= "table" or getmetatable(app) ~= App then
     error("create_app expects an app from Async.define_app(), got " .. type(app), 2)
   end
+  if opts ~= nil and type(opts) ~= "table" then error("create_app options must be a table, got " .. type(opts), 2) end
   opts = opts or {}
-  if type(opts) ~= "table" then error("create_app options must be a table, got " .. type(opts), 2) end
   local env = opts.env or os_getenv("ASYNC_ENV") or "development"
   if env ~= "development" and env ~= "production" then
-    error("create_app: env must be \"development\" or \"production\", got " .. tostring(env), 2)
+    error('create_app: env must be "development" or "production", got ' .. tostring(env), 2)
   end
   local target = opts.target or "server"
+  if target ~= "server" and target ~= "browser" then
+    error('create_app: target must be "server" or "browser", got ' .. tostring(target), 2)
+  end
+  if opts.scheduler ~= nil and (type(opts.scheduler) ~= "table" or type(opts.scheduler.enqueue) ~= "function") then
+    error("create_app: scheduler must be made by Async.create_scheduler, got " .. type(opts.scheduler), 2)
+  end
   local sched = opts.scheduler or scheduler_mod.new({ strategy = target == "server" and "manual" or "sync" })
   local now = opts.now or function() return require("async.loop").now() end
   local rt = setmetatable({
     app = app, target = target, env = env, request = opts.request, scheduler = sched,
-    handlers = {}, server_fns = {}, partials = {}, components = {}, routes = {},
-    router = router_mod.new(),
+    handlers = {}, server_fns = {}, partials = {}, components = {}, component_names = {}, routes = {},
+    router = router_mod.new(), on_error = opts.on_error,
     opts = opts, component_counters = {}, scopes = {},
   }, Runtime)
   rt.cache = {
     browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries }),
     server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries }),
   }
-  rt.server = rt:server_proxy()
+  rt.server = rt:server_proxy(nil)
   rt.signals = signals_mod.new({ scheduler = sched, context = { server = rt.server, cache = rt.cache.browser } })
   rt.registry = inspector(rt)
   rt.signals.registry = rt.registry
-  rt.handlers_registry = rt.handlers
-  -- copy declarations (signals inside one batch: async first runs start after all exist)
-  kernel.batch(function()
-    for _, id in ipairs(app.order.signal) do instantiate_signal(rt, id, app.decl.signal[id]) end
-  end)
-  for _, kind in ipairs({ "handler", "server", "partial", "route", "component" }) do
-    local m = {}
-    for _, id in ipairs(app.order[kind]) do m[id] = app.decl[kind][id] end
-    rt:use(kind, m)
-  end
-  for _, side in ipairs({ "browser", "server" }) do
-    for _, id in ipairs(app.order["cache." .. side]) do rt.cache[side]:register(id, app.decl["cache." .. side][id]) end
-  end
-  rt.partials_registry = rt.partials
+  local all = { cache = { browser = app.decl["cache.browser"], server = app.decl["cache.server"] } }
+  for _, kind in ipairs(DECL_KINDS) do all[kind] = app.decl[kind] end
+  rt:adopt(all)
   app.runtimes[rt] = true
   return rt
 end
 
---- Registers runtime-only declarations (one kind).
-function Runtime:use(kind, map)
-  if type(kind) == "table" and map == nil then
-    for k, m in pairs(kind) do self:use(k, m) end
-    return self
-  end
-  if kind == "signal" then
-    kernel.batch(function()
-      for id, v in pairs(map) do instantiate_signal(self, id, v) end
-    end)
-  elseif kind == "handler" then
-    for id, fn in pairs(map) do check_entry(kind, id, fn); self.handlers[id] = fn end
-  elseif kind == "server" then
-    for id, fn in pairs(map) do check_entry(kind, id, fn); self.server_fns[id] = fn end
-  elseif kind == "partial" then
-    for id, fn in pairs(map) do check_entry(kind, id, fn); self.partials[id] = fn end
-  elseif kind == "route" then
-    for pattern, r in pairs(map) do
-      check_entry(kind, pattern, r)
-      if self.routes[pattern] then self.router:remove(pattern) end
-      self.routes[pattern] = r
-      self.router:add(pattern, r)
-    end
-  elseif kind == "component" then
-    for name, c in pairs(map) do
-      check_entry(kind, name, c)
-      self.components[name] = c
-      if c.name == nil then c.name = name end
-    end
-  elseif kind == "cache" then
-    for side, policies in pairs(map) do
-      for id, p in pairs(policies) do self.cache[side]:register(id, p) end
-    end
-  else
-    error("rt:use: unknown kind '" .. tostring(kind) .. "'", 2)
-  end
-  return self
+--- The seed's `createApp(app).start()`: returns the runtime.
+function Runtime:start() return self end
+
+local function add_route(rt, pattern, r)
+  rt.routes[pattern] = r
+  rt.router:add(pattern, r)
 end
 
-local function sorted_keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
+local function add_component(rt, name, c)
+  rt.components[name] = c
+  if rt.component_names[c] == nil then rt.component_names[c] = name end
+end
+
+-- Takes in hub declarations ({ kind = map }, already checked): signals are
+-- instantiated (all in one batch, so async first runs start after every
+-- signal exists); functions and descriptors are shared.
+function Runtime:adopt(all)
+  if all.signal then
+    local ids = sorted_keys(all.signal)
+    kernel.batch(function()
+      for _, id in ipairs(ids) do instantiate_signal(self, id, all.signal[id]) end
+    end)
+  end
+  for id, fn in pairs(all.handler or {}) do self.handlers[id] = fn end
+  for id, fn in pairs(all.server or {}) do self.server_fns[id] = fn end
+  for id, fn in pairs(all.partial or {}) do self.partials[id] = fn end
+  for pattern, r in pairs(all.route or {}) do add_route(self, pattern, r) end
+  for name, c in pairs(all.component or {}) do add_component(self, name, c) end
+  if all.cache then
+    for side, policies in pairs(all.cache) do
+      for id, p in pairs(policies) do self.cache[side]:register(id, p) end
+    end
+  end
+end
+
+--- Registers runtime-only declarations: rt:use(kind, map) or rt:use({ kind =
+-- map }). Unlike a hub, a runtime registers a signal or computed object as
+-- given; async signals and plain values are instantiated in its registry.
+function Runtime:use(kind, map)
+  local all
+  if type(kind) == "table" and map == nil then all = kind else all = { [kind] = map } end
+  for k, m in pairs(all) do
+    check_kind(k, 2)
+    validate(k, m, 2)
+  end
+  if all.signal then
+    local ids = sorted_keys(all.signal)
+    local sigs = self.signals
+    kernel.batch(function()
+      for _, id in ipairs(ids) do
+        local v = all.signal[id]
+        if kernel.is_signal(v) or kernel.is_computed(v) then sigs:register(id, v)
+        else instantiate_signal(self, id, v) end
+      end
+    end)
+  end
+  local rest = {}
+  for k, m in pairs(all) do if k ~= "signal" then rest[k] = m end end
+  self:adopt(rest)
+  return self
 end
 
 function Runtime:inspect_keys(kind)
@@ -337,17 +474,12 @@ function Runtime:inspect_keys(kind)
   if kind == "component" then return sorted_keys(self.components) end
   if kind == "cache.browser" then return self.cache.browser:policies() end
   if kind == "cache.server" then return self.cache.server:policies() end
-  if kind == "cache.browser.entries" then return self.cache.browser:keys() end
+  if kind == "cache.browser.entries" then return sorted_keys(self.cache.browser:snapshot()) end
   if kind == "cache.server.entries" then
     if self.target ~= "server" then return {} end   -- never exposed to a browser view
-    return self.cache.server:keys()
+    return sorted_keys(self.cache.server:snapshot())
   end
   return {}
-end
-
-local function policy_list(p)
-  if p[1] ~= nil then return p end
-  return sorted_keys(p)
 end
 
 function Runtime:inspect_get(kind, id)
@@ -363,99 +495,219 @@ function Runtime:inspect_get(kind, id)
   if kind == "component" then return self.components[id] end
   if kind == "cache.browser" then return self.cache.browser:policy(id) end
   if kind == "cache.server" then return self.cache.server:policy(id) end
-  if kind == "cache.browser.entries" then return self.cache.browser:get(id) end
+  if kind == "cache.browser.entries" then return self.cache.browser:snapshot()[id] end
   if kind == "cache.server.entries" then
     if self.target ~= "server" then return nil end
-    return self.cache.server:get(id)
+    return self.cache.server:snapshot()[id]
   end
   return nil
 end
-_M.policy_list = policy_list
 
--- ===== server functions =====
+function Runtime:inspect_snapshot_signal(id)
+  local sig = self.signals.map[id]
+  if async_signal.is_async(sig) then return sig:snapshot() end
+  return sig:peek()
+end
 
-local function error_envelope(err, env, code)
-  local e = normalize_error(err)
-  if code and e.code == nil then e.code = code end
-  if env == "production" and e.code == nil then
-    e = { name = "Error", message = "Internal server error", code = "internal-error" }
+-- ===== error envelopes =====
+
+-- Is `e` an error the app raised on purpose (a table with a string code)?
+local function is_public(e)
+  return type(e) == "table" and type(e.code) == "string"
+end
+
+-- The envelope for a raised value. Development: its message (and `stack`
+-- when there is a traceback); production: errors raised on purpose keep
+-- their code and message, any other error becomes "Internal server error".
+local function error_envelope(err, env, code, trace)
+  local e
+  if is_public(err) then
+    e = normalize_error(err)
+    if type(err.hint) == "string" and env == "development" then e.hint = err.hint end
+  elseif env == "production" then
+    e = { name = "Error", message = "Internal server error", code = code }
+  else
+    e = normalize_error(err)
+    e.code = code
+    if trace then e.stack = trace end
   end
   return { [RESULT] = 1, error = e }
 end
 _M.error_envelope = error_envelope
 
+local function on_fail(e)
+  if type(e) == "table" then return { err = e } end
+  return { err = e, trace = traceback(tostring(e), 2) }
+end
+
+local function report(rt, err, trace, what)
+  if rt.on_error then pcall(rt.on_error, err, trace, what) end
+end
+
+-- ===== server functions =====
+
 local function unwrap(env)
-  if env.error then error(env.error, 0) end
+  if env.error then error(errors.from(env.error), 0) end
   return env.value
 end
 
---- self.server: `self.server.math.one(x)` and `self.server:call("math.one", x)`.
-function Runtime:server_proxy(abort)
+-- A call made through rt.server (a handler's, a partial's or an async
+-- signal's) applies its envelope's signals and browser cache to the
+-- runtime, as the seed's server proxy does.
+local function apply_effects(rt, env)
+  if env.error then return end
+  if type(env.signals) == "table" and next(env.signals) ~= nil then
+    local sigs = rt.signals
+    kernel.batch(function()
+      for _, path in ipairs(sorted_keys(env.signals)) do
+        if sigs:resolve(path) then sigs:set(path, env.signals[path]) else sigs:ensure(path, env.signals[path]) end
+      end
+    end)
+  end
+  local c = env.cache
+  if type(c) == "table" and type(c.browser) == "table" then
+    for k, v in pairs(c.browser) do rt.cache.browser:set(k, v) end
+  end
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+--- self.server: `self.server.math.one(x)` and `self.server:call("math.one",
+-- x)` return the unwrapped value and raise the error of an error envelope.
+-- `parent` (nil for rt.server) is the calling server function's context: a
+-- nested call shares its abort token, request and signals, and hands the
+-- signals of its envelope to the outer one.
+function Runtime:server_proxy(parent)
   local rt = self
+  local function call(id, ...)
+    local env = rt:call(id, pack(...), { parent = parent })
+    if parent == nil then apply_effects(rt, env) end
+    return unwrap(env)
+  end
   local function node(path)
     return setmetatable({}, {
       __index = function(_, k)
+        if type(k) ~= "string" then return nil end
         if k == "call" and path == nil then
-          return function(_, id, ...) return unwrap(rt:call(id, { ... }, { abort = abort })) end
+          return function(proxy, id, ...)
+            if type(proxy) ~= "table" then error('use self.server:call("id", ...) with a colon', 2) end
+            return call(id, ...)
+          end
         end
         return node(path and (path .. "." .. k) or k)
       end,
       __call = function(_, ...)
         if path == nil then error("self.server is not callable; call self.server.<id>(...)", 2) end
-        return unwrap(rt:call(path, { ... }, { abort = abort }))
+        return call(path, ...)
       end,
     })
   end
   return node(nil)
 end
 
---- Runs a server function in-process; always returns an envelope.
+local function not_registered_server(id)
+  return { [RESULT] = 1, error = async_error("server-function-not-registered",
+    'Server function "' .. tostring(id) .. '" is not registered.', "Register via Async.use({ server })") }
+end
+
+-- the read-only signals a call sees: the paths the call sent, else the runtime's
+local function call_signals(rt, sent)
+  if sent == nil then return rt.signals:readonly_view() end
+  local view = signals_mod.new({ scheduler = rt.scheduler })
+  for _, path in ipairs(sorted_keys(sent)) do
+    if type(path) == "string" and path ~= "" then view:register(path, kernel.signal(sent[path])) end
+  end
+  return view:readonly_view()
+end
+
+local ServerCtx = {}
+ServerCtx.__index = ServerCtx
+
+--- Runs server function `id` in-process with `args` (an array; `args.n`
+-- counts trailing nils) and opts { input=, signals=, request=, headers=,
+-- cookies=, abort= }. Always returns an envelope table: a plain result v is
+-- `{ __async_server_result__ = 1, value = v }`; an unknown id or a raised
+-- error is an error envelope. Yields when the function yields (call it
+-- from a coroutine then).
 function Runtime:call(id, args, opts)
   opts = opts or {}
   local fn = type(id) == "string" and self.server_fns[id] or nil
-  if fn == nil then
-    return { [RESULT] = 1, error = async_error("server-function-not-registered",
-      'Server function "' .. tostring(id) .. '" is not registered.', "Register via Async.use({ server })") }
-  end
+  if fn == nil then return not_registered_server(id) end
   if args ~= nil and type(args) ~= "table" then
-    return { [RESULT] = 1, error = async_error("invalid-arguments", "server call args must be an array") }
+    return { [RESULT] = 1, error = async_error("invalid-arguments",
+      'Server function "' .. id .. '": args must be an array, got ' .. type(args)) }
   end
   args = args or {}
-  local token = opts.abort or abort_mod.new()
-  local view
-  if opts.signals ~= nil then
-    view = signals_mod.new({ scheduler = self.scheduler })
-    for path, v in pairs(opts.signals) do view:register(path, kernel.signal(v)) end
-  else
-    view = self.signals
-  end
-  local ctx = {
-    id = id, args = args, input = opts.input, signals = view:readonly_view(), cache = self.cache.server,
-    server = self:server_proxy(token), request = opts.request or self.request,
-    headers = opts.headers or (self.request and self.request.headers) or {},
-    cookies = opts.cookies or (self.request and self.request.cookies) or {},
-    abort = token, runtime = self,
-  }
-  local ok, res = xpcall(fn, function(e)
-    if type(e) == "table" then return { err = e } end
-    return { err = e, trace = traceback(tostring(e), 2) }
-  end, ctx, unpack(args, 1, args.n or #args))
+  local parent = opts.parent
+  local request = opts.request or (parent and parent.request) or self.request
+  local ctx = setmetatable({
+    id = id, args = args, input = opts.input,
+    signals = parent and opts.signals == nil and parent.signals or call_signals(self, opts.signals),
+    cache = self.cache.server,
+    request = request,
+    headers = opts.headers or (parent and parent.headers) or (request and request.headers) or {},
+    cookies = opts.cookies or (parent and parent.cookies) or (request and request.cookies) or {},
+    abort = opts.abort or (parent and parent.abort) or abort_mod.new(),
+    runtime = self, nested_signals = nil,
+  }, ServerCtx)
+  ctx.server = self:server_proxy(ctx)
+  local ok, res = xpcall(fn, on_fail, ctx, unpack(args, 1, args.n or #args))
   if not ok then
-    local env = error_envelope(res.err, self.env)
-    if self.env == "development" and res.trace then env.error.stack = res.trace end
-    if self.on_error then self.on_error(res.err, res.trace) end
-    return env
+    report(self, res.err, res.trace, "server " .. id)
+    return error_envelope(res.err, self.env, "runtime-error", res.trace)
   end
-  if is_envelope(res) then return res end
-  return { [RESULT] = 1, value = res }
+  local env
+  if is_envelope(res) then
+    env = res
+  elseif res == nil then
+    env = { [RESULT] = 1 }
+  else
+    env = { [RESULT] = 1, value = res }
+  end
+  -- signals from nested calls, under the ones this function returned
+  if ctx.nested_signals and not env.error then
+    local merged = {}
+    for k, v in pairs(ctx.nested_signals) do merged[k] = v end
+    for k, v in pairs(env.signals or {}) do merged[k] = v end
+    local copy = {}
+    for k, v in pairs(env) do copy[k] = v end
+    copy.signals = merged
+    env = copy
+  end
+  if parent and env.signals and not env.error then
+    parent.nested_signals = parent.nested_signals or {}
+    for k, v in pairs(env.signals) do parent.nested_signals[k] = v end
+  end
+  return env
 end
 
 -- ===== handlers =====
 
-local Stop = {}
+local HandlerCtx = {}
+HandlerCtx.__index = HandlerCtx
 
---- Runs a Lua handler in-process as the handler endpoint does; the envelope's
--- `signals` holds exactly the signals the handler changed.
+--- Ends the command chain after this handler.
+function HandlerCtx:stop() self.effects.stop = true end
+--- Asks the client to navigate to `url` (the envelope's redirect).
+function HandlerCtx:redirect(url) self.effects.redirect = url end
+--- Asks the client to swap `html` into boundary `boundary`.
+function HandlerCtx:swap(boundary, html) self.effects.boundary, self.effects.html = boundary, tostring(html) end
+
+-- committed values of a registry's writable signals
+local function values(sigs)
+  local out = {}
+  for _, id in ipairs(sigs.order) do
+    local sig = sigs.map[id]
+    if not kernel.is_computed(sig) then out[id] = sig:peek() end
+  end
+  return out
+end
+
+--- Runs Lua handler `name` in-process as the handler endpoint does, with
+-- `args` and opts { input=, signals=, event= }: the client's signals are
+-- applied first, then the handler runs; the envelope's `signals` holds
+-- exactly the signals whose value it changed (async signals in snapshot
+-- form). A raised error or an unknown name is an error envelope.
 function Runtime:dispatch(name, args, opts)
   opts = opts or {}
   local fn = type(name) == "string" and self.handlers[name] or nil
@@ -465,55 +717,62 @@ function Runtime:dispatch(name, args, opts)
   end
   local sigs = self.signals
   if opts.signals then
-    kernel.batch(function()
-      for id, v in pairs(opts.signals) do
-        if sigs:has(id) then sigs:set(id, v) else sigs:register(id, kernel.signal(v)) end
+    local sent = opts.signals
+    local ok, err = pcall(kernel.batch, function()
+      for _, path in ipairs(sorted_keys(sent)) do
+        if sigs:resolve(path) then sigs:set(path, sent[path]) else sigs:register(path, kernel.signal(sent[path])) end
       end
     end)
+    if not ok then
+      return error_envelope(err, self.env, "invalid-signals", nil)
+    end
   end
-  local before = {}
-  for _, id in ipairs(sigs.order) do before[id] = sigs.map[id]:peek() end
-  local effects = {}
+  local before = values(sigs)
   local ctx = setmetatable({
-    signals = sigs, server = self.server, cache = self.cache.browser, input = opts.input, event = opts.event or {},
-    runtime = self,
-  }, { __index = {
-    stop = function() effects.stopped = true end,
-    redirect = function(_, url) effects.redirect = url end,
-    swap = function(_, boundary, html) effects.boundary, effects.html = boundary, tostring(html) end,
-  } })
+    name = name, signals = sigs, server = self.server, cache = self.cache.browser, input = opts.input,
+    event = opts.event or {}, request = opts.request or self.request, runtime = self, effects = {},
+  }, HandlerCtx)
   args = args or {}
-  local ok, err = xpcall(function() return kernel.batch(fn, ctx, unpack(args, 1, args.n or #args)) end,
-    function(e) return { err = e, trace = type(e) ~= "table" and traceback(tostring(e), 2) or nil } end)
+  local ok, res = xpcall(fn, on_fail, ctx, unpack(args, 1, args.n or #args))
   if self.scheduler.strategy == "manual" then pcall(self.scheduler.flush, self.scheduler) end
-  if not ok and err.err ~= Stop then
-    local env = error_envelope(err.err, self.env)
-    if self.env == "development" and err.trace then env.error.stack = err.trace end
-    return env
+  if not ok then
+    report(self, res.err, res.trace, "handler " .. name)
+    return error_envelope(res.err, self.env, "handler-failed", res.trace)
   end
   local changed = {}
   for _, id in ipairs(sigs.order) do
     local sig = sigs.map[id]
-    if not kernel.is_computed(sig) then
-      local v = sig:peek()
-      if before[id] ~= v then changed[id] = async_signal.is_async(sig) and sig:snapshot() or v end
+    if not kernel.is_computed(sig) and before[id] ~= sig:peek() then
+      changed[id] = async_signal.is_async(sig) and sig:snapshot() or sig:peek()
     end
   end
   local env = { [RESULT] = 1, signals = changed }
-  if effects.redirect then env.redirect = effects.redirect end
-  if effects.boundary then env.boundary, env.html = effects.boundary, effects.html end
-  if effects.stopped then env.stop = true end
+  local fx = ctx.effects
+  if is_envelope(res) then
+    for k, v in pairs(res) do
+      if k == "signals" then for sk, sv in pairs(v) do changed[sk] = sv end
+      elseif k ~= RESULT then env[k] = v end
+    end
+  elseif res ~= nil then
+    env.value = res
+  end
+  if fx.redirect then env.redirect = fx.redirect end
+  if fx.boundary then env.boundary, env.html = fx.boundary, fx.html end
+  if fx.stop then env.stop = true end
   return env
 end
 
---- Destroys the runtime's state: async runs aborted, effects of its
--- components disposed.
+--- Destroys the runtime's state: component scopes destroyed (their effects
+-- stopped), signals unregistered (async runs aborted).
 function Runtime:destroy()
-  for _, id in ipairs(self.signals:keys()) do self.signals:unregister(id) end
-  for scope, inst in pairs(self.scopes) do
-    self.scopes[scope] = nil
-    if inst.destroy then pcall(inst.destroy, inst) end
+  for _, scope in ipairs(sorted_keys(self.scopes)) do
+    local inst = self.scopes[scope]
+    if inst then
+      self.scopes[scope] = nil
+      pcall(inst.destroy, inst)
+    end
   end
+  for _, id in ipairs(self.signals:keys()) do self.signals:unregister(id) end
   self.app.runtimes[self] = nil
 end
 

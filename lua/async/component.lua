@@ -1,14 +1,19 @@
 --- Components: scoped fragment functions (lua-api.md, "Templates and components").
 --
 -- `define_component(fn)` declares one; rendering it creates an instance with
--- scope id `parent.Name.N` (N counts per parent and name in a runtime). What
--- an instance registers (signals, computeds, async signals, handlers,
--- effects, lifecycle callbacks) is scoped to it and removed by `destroy`,
--- children first.
+-- scope id `parent.Name.N` (the top parent is "component"; N counts per
+-- parent and name in a runtime; Name is the id the component is registered
+-- under, else the name given to define_component, else "anonymous"). What an
+-- instance registers (signals, computeds, async signals, handlers, effects,
+-- lifecycle callbacks) is scoped to it (`scope.name`, or generated
+-- `scope.signal.N` / `scope.handler.N` as the seed) and removed by
+-- `destroy`, children first.
 local kernel = require("async.kernel")
 local signals_mod = require("async.signals")
+local errors = require("async.errors")
 
-local type, error, setmetatable, tostring, select, pcall = type, error, setmetatable, tostring, select, pcall
+local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
+  pcall, ipairs
 local concat = table.concat
 
 local _M = {}
@@ -16,30 +21,36 @@ local _M = {}
 local Instance = {}
 Instance.__index = Instance
 
---- Declares a component; `name` defaults to the id it is registered under.
+--- Declares a component; `name` (optional) is used when it is rendered
+-- without being registered (a registered component takes its id).
 function _M.define_component(fn, name)
   if type(fn) ~= "function" then
     error("define_component expects a function, got " .. type(fn), 2)
   end
+  if name ~= nil and (type(name) ~= "string" or name == "" or name:find("[%s.]")) then
+    error("define_component: name must be a non-empty string without dots or spaces, got " .. tostring(name), 2)
+  end
   return { fn = fn, name = name, __async_component = true }
 end
 
-local function local_id(self, prefix, name)
+-- `scope.name`, or a generated `scope.<kind>.N` (N counts per kind)
+local function local_id(self, kind, name)
   if name ~= nil then
     if type(name) ~= "string" or name == "" or name:find("[%s()%;,]") then
-      error("component " .. prefix .. " names must be non-empty strings without spaces, got " .. tostring(name), 3)
+      error("component " .. kind .. " names must be non-empty strings without spaces, got " .. tostring(name), 3)
     end
     return self.id .. "." .. name
   end
-  self.n = self.n + 1
-  return self.id .. "." .. prefix .. self.n
+  local n = (self.counters[kind] or 0) + 1
+  self.counters[kind] = n
+  return self.id .. "." .. kind .. "." .. n
 end
 
 --- self:signal(name, init) or self:signal(init): a scoped signal.
 function Instance:signal(...)
   local name, init
   if select("#", ...) >= 2 then name, init = ... else init = ... end
-  local id = local_id(self, "s", name)
+  local id = local_id(self, "signal", name)
   local sigs = self.runtime.signals
   local existed = sigs:has(id)
   local sig = sigs:ensure(id, init)
@@ -47,9 +58,11 @@ function Instance:signal(...)
   return sig
 end
 
---- A scoped computed; fn(self) derives it.
+--- A scoped computed; fn(self) derives it. self:computed(fn) generates its id.
 function Instance:computed(name, fn)
-  local id = local_id(self, "c", name)
+  if fn == nil and type(name) == "function" then name, fn = nil, name end
+  if type(fn) ~= "function" then error("component computed expects a function, got " .. type(fn), 2) end
+  local id = local_id(self, "computed", name)
   self.owned[#self.owned + 1] = id
   return self.runtime.signals:computed(id, function() return fn(self) end)
 end
@@ -57,7 +70,8 @@ end
 --- A scoped async signal; fn(ctx) is its coroutine.
 function Instance:async_signal(name, fn, opts)
   if type(name) == "function" then name, fn, opts = nil, name, fn end
-  local id = local_id(self, "a", name)
+  if type(fn) ~= "function" then error("component async_signal expects a function, got " .. type(fn), 2) end
+  local id = local_id(self, "async", name)
   self.owned[#self.owned + 1] = id
   return self.runtime.signals:async_signal(id, fn, opts)
 end
@@ -69,13 +83,26 @@ function Instance:effect(fn)
   return dispose
 end
 
---- self:handler(name, fn) or self:handler(fn): a scoped handler; returns its id.
+--- self:handler(name, fn) or self:handler(fn): a scoped handler; returns
+-- its id. A generated handler is registered once per function. The handler
+-- runs with the dispatch context (signals, input, stop, ...) whose missing
+-- fields come from the instance (props, id, ...).
 function Instance:handler(name, fn)
   if fn == nil then name, fn = nil, name end
   if type(fn) ~= "function" then error("component handler expects a function, got " .. type(fn), 2) end
-  local id = local_id(self, "h", name)
-  self.runtime.handlers[id] = fn
+  if name == nil and self.generated[fn] then return self.generated[fn] end
+  local id = local_id(self, "handler", name)
+  local inst = self
+  self.runtime.handlers[id] = function(ctx, ...)
+    local merged = setmetatable({}, { __index = function(_, k)
+      local v = ctx[k]
+      if v == nil then v = inst[k] end
+      return v
+    end })
+    return fn(merged, ...)
+  end
   self.handlers[#self.handlers + 1] = id
+  if name == nil then self.generated[fn] = id end
   return id
 end
 
@@ -86,18 +113,26 @@ function Instance:render(comp, props)
   return html
 end
 
---- The loading/ready/error templates of an async signal's boundary.
--- views: { loading = fn(ref), ready = fn(ref), error = fn(ref) } (each optional).
+--- The loading/ready/error templates of an async signal's boundary (only
+-- the templates: the caller owns the boundary element). views: { loading =
+-- fn(ref), ready = fn(ref), error = fn(ref) } (each optional), or one
+-- function: the ready view.
 function Instance.suspense(_, ref, views)
   local id = type(ref) == "string" and ref or signals_mod.id_of[ref]
   if id == nil then error("suspense expects a registered async signal or its id", 2) end
-  if type(views) ~= "table" then error("suspense expects a table of views, got " .. type(views), 2) end
+  if type(views) == "function" then views = { ready = views } end
+  if type(views) ~= "table" then
+    error("suspense expects a view function or a table of views, got " .. type(views), 2)
+  end
   local html = require("async.html")
   local out = {}
   for _, status in ipairs({ "loading", "ready", "error" }) do
     local view = views[status]
     if view ~= nil then
-      local body = type(view) == "function" and view(ref) or view
+      if type(view) ~= "function" then
+        error('suspense view "' .. status .. '" must be a function, got ' .. type(view), 2)
+      end
+      local body = view(ref)
       out[#out + 1] = '<template async:' .. status .. '="' .. html.escape(id) .. '">' ..
         tostring(body == nil and "" or body) .. "</template>"
     end
@@ -110,8 +145,9 @@ local EVENTS = { attach = true, visible = true, destroy = true }
 --- Lifecycle callbacks: attach and visible run in the browser; destroy here
 -- too, when the instance is destroyed.
 function Instance:on(event, fn)
+  if event == "mount" then error('Component lifecycle "mount" was removed; use self:on("attach", fn)', 2) end
   if not EVENTS[event] then
-    error("component on() expects attach, visible or destroy, got " .. tostring(event), 2)
+    error('Unsupported component lifecycle event "' .. tostring(event) .. '" (expected attach, visible or destroy)', 2)
   end
   if type(fn) ~= "function" then error("component on() expects a function, got " .. type(fn), 2) end
   local list = self.lifecycle[event]
@@ -151,30 +187,39 @@ end
 --- Renders `comp` (definition or registered name) under `parent` scope in
 -- runtime `rt`; returns the instance and its HTML.
 function _M.render(rt, parent, comp, props)
+  local name
   if type(comp) == "string" then
     local found = rt.components[comp]
     if found == nil then
-      error({ name = "AsyncError", code = "component-not-registered",
-              message = 'Component "' .. comp .. '" is not registered.',
-              hint = "Register via Async.use({ component })" }, 2)
+      error(errors.new("component-not-registered", 'Component "' .. comp .. '" is not registered.',
+        "Register via Async.use({ component })"), 2)
     end
-    comp = found
+    name, comp = comp, found
   end
   if type(comp) ~= "table" or type(comp.fn) ~= "function" then
-    error("render expects a component from Async.define_component", 2)
+    error("render expects a component from Async.define_component, got " .. type(comp), 2)
   end
-  local name = comp.name or "Component"
+  name = name or (rt.component_names and rt.component_names[comp]) or comp.name or "anonymous"
+  parent = parent or "component"
   local key = parent .. "." .. name
   local n = (rt.component_counters[key] or 0) + 1
   rt.component_counters[key] = n
   local inst = setmetatable({
     id = key .. "." .. n, name = name, runtime = rt, signals = rt.signals, server = rt.server,
-    cache = rt.cache.browser, props = props, n = 0, owned = {}, handlers = {}, effects = {},
-    children = {}, lifecycle = { attach = {}, visible = {}, destroy = {} },
+    cache = rt.cache.browser, props = props or {}, counters = {}, owned = {}, handlers = {}, effects = {},
+    generated = {}, children = {}, lifecycle = { attach = {}, visible = {}, destroy = {} },
   }, Instance)
+  inst.scope = inst.id
   rt.scopes[inst.id] = inst
   local html
-  inst.dispose_scope = kernel.scope(function() html = comp.fn(inst, props or {}) end)
+  local ok, err = pcall(function()
+    inst.dispose_scope = kernel.scope(function() html = comp.fn(inst, inst.props) end)
+  end)
+  if not ok then
+    -- a component that raises leaves nothing registered behind
+    pcall(inst.destroy, inst)
+    error(err, 0)
+  end
   if html == nil then html = "" end
   return inst, html
 end

@@ -12,7 +12,10 @@ local signals = require("async.signals")
 local cache = require("async.cache")
 local html = require("async.html")
 local json = require("async.json")
+local errors = require("async.errors")
 local render = require("async.render")   -- adds rt:render, rt:render_document, rt:render_stream
+
+local type, error, pairs, tostring, pcall = type, error, pairs, tostring, pcall
 
 local _M = {}
 
@@ -85,29 +88,28 @@ local hub = app.define_app()
 _M.hub = hub
 _M.registry = app.inspector(hub)
 
---- Registers declarations on the default hub (see lua-api.md).
+--- Registers declarations on the default hub: use({ kind = map, ... }) or
+-- use(kind, map); before or after a runtime exists (see lua-api.md).
 function _M.use(kind, map)
   if type(kind) == "table" and map == nil then
     for k, m in pairs(kind) do
       if kernel.is_signal(m) or kernel.is_computed(m) or async_signal.is_async(m) then
-        error("Async.use: pass { kind = { id = value } }, got a signal under '" .. tostring(k) .. "'", 2)
+        error("Async.use: pass { signal = { id = value } }, got a signal under '" .. tostring(k) .. "'", 2)
       end
     end
   end
-  hub:use(kind, map)
-  -- an async signal declared on the hub only serves as a template
-  local decls = kind == "signal" and map or (type(kind) == "table" and kind.signal)
-  if type(decls) == "table" then
-    for _, v in pairs(decls) do
-      if async_signal.is_async(v) then v:dispose() end
-    end
-  end
+  local ok, err = pcall(hub.use, hub, kind, map)
+  if not ok then error(err, 2) end
   return _M
 end
 
---- A runtime of the default hub.
+--- A runtime of the default hub (opts as create_app's).
 function _M.start(opts)
-  return app.create_app(hub, opts)
+  local ok, rt = pcall(app.create_app, hub, opts)
+  if not ok then error(rt, 2) end
+  return rt
 end
+
+_M.errors = errors
 
 return _M

@@ -7,9 +7,11 @@
 -- and a commit is visible as a new root value.
 local kernel = require("async.kernel")
 local async_signal = require("async.async_signal")
+local errors = require("async.errors")
 
-local type, error, pairs, tostring, setmetatable, rawget = type, error, pairs, tostring, setmetatable, rawget
-local sub, gmatch = string.sub, string.gmatch
+local type, error, pairs, tostring, setmetatable, getmetatable, rawget, tonumber, next =
+  type, error, pairs, tostring, setmetatable, getmetatable, rawget, tonumber, next
+local sub, gmatch, floor = string.sub, string.gmatch, math.floor
 local is_signal, is_computed, is_async = kernel.is_signal, kernel.is_computed, async_signal.is_async
 local untrack = kernel.untrack
 
@@ -24,9 +26,7 @@ local function reactive(v)
 end
 _M.is_reactive = reactive
 
-local function registry_error(code, message)
-  return { name = "AsyncError", code = code, message = message }
-end
+local new_error = errors.new
 
 local Signals = {}
 Signals.__index = Signals
@@ -80,9 +80,17 @@ local function resolve(self, path)
 end
 Signals.resolve = resolve
 
+local function check_path(path, level)
+  if type(path) ~= "string" or path == "" then
+    error("signal path must be a non-empty string, got " .. (path == "" and '""' or tostring(path)), level + 1)
+  end
+end
+
+-- the seed names the first segment of an unknown path
 local function not_registered(path)
-  local first = type(path) == "string" and (path:match("^[^.]+") or path) or tostring(path)
-  error(registry_error("signal-not-registered", 'Signal "' .. first .. '" is not registered.'), 3)
+  local first = path:match("^[^.]*")
+  error(new_error("signal-not-registered", 'Signal "' .. first .. '" is not registered.',
+    'Register it via Async.use({ signal = { ["' .. first .. '"] = Async.signal(value) } })'), 3)
 end
 
 --- Registers `sig` (a signal, computed or async signal; a plain value
@@ -92,7 +100,8 @@ function Signals:register(id, sig)
     error("signal id must be a non-empty string, got " .. tostring(id), 2)
   end
   if self.map[id] ~= nil then
-    error(registry_error("signal-already-registered", 'Signal "' .. id .. '" is already registered.'), 2)
+    error(new_error("signal-already-registered", 'Signal "' .. id .. '" is already registered.',
+      "Unregister it first, or use signals:ensure(id, init) to reuse it"), 2)
   end
   if not reactive(sig) then sig = kernel.signal(sig) end
   self.map[id] = sig
@@ -117,6 +126,7 @@ end
 
 --- The signal `id`, created with `init` if missing.
 function Signals:ensure(id, init)
+  check_path(id, 2)
   local sig = self.map[id]
   if sig ~= nil then return sig end
   return self:register(id, kernel.signal(init))
@@ -126,6 +136,7 @@ function Signals:has(id) return self.map[id] ~= nil end
 
 --- The signal object registered as `id` (raises if missing).
 function Signals:ref(id)
+  check_path(id, 2)
   local sig = self.map[id]
   if sig == nil then not_registered(id) end
   return sig
@@ -137,7 +148,16 @@ function Signals:keys()
   return out
 end
 
-local META = { ["$value"] = true, ["$status"] = true, ["$loading"] = true, ["$error"] = true, ["$version"] = true }
+-- async signal meta paths (kernel.md): id.$value, id.$status, ...
+local META = { ["$value"] = "value", ["$status"] = "status", ["$loading"] = "loading", ["$error"] = "error",
+               ["$version"] = "version" }
+
+-- a path segment that names an array index ("1", "20"; not "01" or "1.5")
+local function index_of(k)
+  local n = tonumber(k)
+  if n and n >= 1 and floor(n) == n and tostring(n) == k then return n end
+  return nil
+end
 
 local function walk(v, segs, from)
   for i = from, #segs do
@@ -145,7 +165,7 @@ local function walk(v, segs, from)
     local k = segs[i]
     local nv = rawget(v, k)
     if nv == nil then
-      local n = tonumber(k)
+      local n = index_of(k)
       if n then nv = rawget(v, n) end
     end
     v = nv
@@ -153,24 +173,18 @@ local function walk(v, segs, from)
   return v
 end
 
---- Reads a path (tracked when inside a computed or effect).
+--- Reads a path (tracked when inside a computed or effect). On an async
+-- signal, `id.$status` (etc.) reads its state; on other signals `$` segments
+-- are plain keys, as the seed does.
 function Signals:get(path)
+  check_path(path, 2)
   local id, segs = resolve(self, path)
   if id == nil then not_registered(path) end
   local sig = self.map[id]
-  local first = segs[1]
-  if first and META[first] then
-    if not is_async(sig) then
-      if first == "$value" then return walk(sig(), segs, 2) end
-      error('"' .. first .. '" is a meta path of async signals; "' .. id .. '" is not one', 2)
-    end
-    local st = sig:state()
+  local field = segs[1] and META[segs[1]]
+  if field and is_async(sig) then
     local v
-    if first == "$value" then v = st.value
-    elseif first == "$status" then v = st.status
-    elseif first == "$loading" then v = st.loading
-    elseif first == "$error" then v = st.error
-    else v = st.version end
+    if field == "value" then v = sig() else v = sig:state()[field] end
     return walk(v, segs, 2)
   end
   return walk(sig(), segs, 1)
@@ -181,61 +195,82 @@ function Signals:peek(path)
   return untrack(self.get, self, path)
 end
 
--- copy-on-write assignment of segs[from..] in v
+-- The key segment `k` addresses in container `v` (nil: a container to be
+-- created): an existing key keeps its type; otherwise an index-like segment
+-- is a number key in a new, empty or array-like container (the seed makes
+-- an array there), a string key in a map.
+local function key_for(v, k)
+  if type(v) ~= "table" then return index_of(k) or k end
+  if rawget(v, k) ~= nil then return k end
+  local n = index_of(k)
+  if n and (rawget(v, n) ~= nil or next(v) == nil or rawget(v, 1) ~= nil) then return n end
+  return k
+end
+
+-- copy-on-write assignment of segs[from..] in v: every container along the
+-- path is copied (metatable kept); a missing or non-table one becomes {}
 local function assign(v, segs, from, value)
   if from > #segs then return value end
   local copy = {}
   if type(v) == "table" then
     for k, x in pairs(v) do copy[k] = x end
+    local mt = getmetatable(v)
+    if mt ~= nil then setmetatable(copy, mt) end
   end
-  local k = segs[from]
-  local n = tonumber(k)
-  if n and copy[k] == nil and (type(v) ~= "table" or v[k] == nil) and (#copy > 0 or copy[n] ~= nil) then
-    k = n
-  end
-  copy[k] = assign(copy[k], segs, from + 1, value)
+  local k = key_for(v, segs[from])
+  copy[k] = assign(rawget(copy, k), segs, from + 1, value)
   return copy
 end
 
+local function read_only()
+  error(new_error("signals-read-only",
+    "self.signals is read-only in a server function",
+    "Return changes in an envelope: Async.result({ signals = { [path] = value } })"), 3)
+end
+
 --- Writes a path: the root signal gets a new value (containers copied).
+-- Returns the value written.
 function Signals:set(path, value)
-  if self.readonly then
-    error("signals are read-only here (a server function's self.signals); return signals in an envelope", 2)
-  end
+  if self.readonly then read_only() end
+  check_path(path, 2)
   local id, segs = resolve(self, path)
   if id == nil then not_registered(path) end
   local sig = self.map[id]
-  if segs[1] and META[segs[1]] then
-    if segs[1] == "$value" and #segs == 1 and is_async(sig) then return sig:set(value) end
-    error('cannot write the meta path "' .. path .. '"', 2)
-  end
   if is_computed(sig) then
     error('cannot write "' .. path .. '": "' .. id .. '" is a computed', 2)
   end
-  if #segs == 0 then return sig:set(value) end
-  return sig:set(assign(sig:peek(), segs, 1, value))
+  if is_async(sig) and segs[1] and META[segs[1]] then
+    if segs[1] == "$value" and #segs == 1 then sig:set(value); return value end
+    error('cannot write "' .. path .. '": async signal meta paths are read-only', 2)
+  end
+  if #segs == 0 then sig:set(value); return value end
+  sig:set(assign(sig:peek(), segs, 1, value))
+  return value
 end
 
 --- Writes fn(current) to a path.
 function Signals:update(path, fn)
+  if self.readonly then read_only() end
   if type(fn) ~= "function" then error("update expects a function, got " .. type(fn), 2) end
   return self:set(path, fn(self:peek(path)))
 end
 
---- Calls fn(value) after each commit that changed the path's root signal;
--- returns the unsubscribe function.
+--- Calls fn(value, path) after each commit that changed the path's root
+-- signal (an async signal: its value or state); returns the unsubscribe
+-- function. Runs on the registry's scheduler.
 function Signals:subscribe(path, fn)
+  check_path(path, 2)
   if type(fn) ~= "function" then error("subscribe expects a function, got " .. type(fn), 2) end
   local id = resolve(self, path)
   if id == nil then not_registered(path) end
   local sig = self.map[id]
   local first = true
-  return kernel.effect(function()
+  local dispose = kernel.effect(function()
     if is_async(sig) then sig:state() else sig() end
     if first then first = false; return end
-    local v = self:peek(path)
-    kernel.untrack(fn, v)
+    untrack(fn, self:peek(path), path)
   end, { scheduler = self.scheduler })
+  return dispose
 end
 
 --- Registers a computed; fn(signals) derives it.
@@ -247,6 +282,11 @@ end
 --- Registers an async signal; fn(ctx) runs as a coroutine, ctx.signals = this registry.
 function Signals:async_signal(id, fn, opts)
   if type(fn) ~= "function" then error("async_signal expects a function, got " .. type(fn), 2) end
+  check_path(id, 2)
+  if self.map[id] ~= nil then
+    error(new_error("signal-already-registered", 'Signal "' .. id .. '" is already registered.',
+      "Unregister it first, or use signals:ensure(id, init) to reuse it"), 2)
+  end
   local o = {}
   if opts then for k, v in pairs(opts) do o[k] = v end end
   o.name = id
@@ -266,7 +306,7 @@ function Signals:async_signal(id, fn, opts)
 end
 
 --- { id = value } for signals; async signals in their snapshot form;
--- computeds are derived and left out.
+-- computeds are derived and left out. filter(id) -> boolean is optional.
 function Signals:snapshot(filter)
   local out = {}
   for i = 1, #self.order do
@@ -280,8 +320,11 @@ function Signals:snapshot(filter)
   return out
 end
 
---- Restores values from a snapshot (async entries through their restore form).
+--- Restores values from a snapshot (async entries through their restore
+-- form); ids not registered yet become signals. Computeds are skipped.
 function Signals:restore(snap)
+  if self.readonly then read_only() end
+  if type(snap) ~= "table" then error("restore expects a snapshot table, got " .. type(snap), 2) end
   kernel.batch(function()
     for id, v in pairs(snap) do
       local sig = self.map[id]
@@ -296,11 +339,29 @@ function Signals:restore(snap)
   end)
 end
 
---- A read-only view of this registry (server functions see the call's signals).
+-- what a read-only view lets through
+local READS = { get = true, peek = true, has = true, keys = true, snapshot = true, resolve = true }
+
+--- A read-only view of this registry (a server function's self.signals):
+-- get, peek, has, keys, snapshot; anything that writes raises
+-- `signals-read-only`.
 function Signals:readonly_view()
-  local view = setmetatable({}, { __index = self })
-  view.readonly = true
-  return view
+  local base = self
+  local view = {}
+  return setmetatable(view, {
+    __index = function(_, k)
+      if READS[k] then
+        return function(v, ...)
+          if v ~= view then error("call signals:" .. k .. "(...) with a colon", 2) end
+          return base[k](base, ...)
+        end
+      end
+      if k == "readonly" then return true end
+      if type(Signals[k]) == "function" then return read_only end
+      return nil
+    end,
+    __newindex = function() read_only() end,
+  })
 end
 
 _M.Signals = Signals
