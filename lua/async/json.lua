@@ -8,10 +8,11 @@
 -- writes every `<` as `\u003c` so the result is safe inside <script>.
 local cjson = require("cjson.safe")
 
-local type, pairs, tostring, error, setmetatable, getmetatable, next =
-  type, pairs, tostring, error, setmetatable, getmetatable, next
+local type, pairs, tostring, error, setmetatable, getmetatable, next, tonumber, pcall =
+  type, pairs, tostring, error, setmetatable, getmetatable, next, tonumber, pcall
 local concat, sort = table.concat, table.sort
-local gsub, format, byte = string.gsub, string.format, string.byte
+local gsub, format, byte, char, find, sub, match = string.gsub, string.format, string.byte, string.char,
+  string.find, string.sub, string.match
 local huge, floor = math.huge, math.floor
 
 local _M = {}
@@ -68,7 +69,10 @@ function encode_value(v, buf, depth, script)
     if floor(v) == v and v > -1e15 and v < 1e15 then
       buf[#buf + 1] = format("%d", v)
     else
-      buf[#buf + 1] = format("%.17g", v)
+      -- the shortest of %.14g / %.17g that reads back as v
+      local s = format("%.14g", v)
+      if tonumber(s) ~= v then s = format("%.17g", v) end
+      buf[#buf + 1] = s
     end
   elseif tv == "boolean" then
     buf[#buf + 1] = v and "true" or "false"
@@ -119,10 +123,127 @@ end
 
 local decoders = {}
 
+-- ===== DECODING (Lua, only for documents holding an empty array) =====
+-- cjson decodes `[]` and `{}` to the same empty table; re-encoded, an empty
+-- array would come back as `{}`. A document in which `[` is followed by `]`
+-- (spaces allowed) is decoded here instead, with every array marked by
+-- array_mt. Everything else goes through cjson.
+
+local ESC = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+
+local function utf8(cp)
+  if cp < 0x80 then return char(cp) end
+  if cp < 0x800 then return char(0xC0 + floor(cp / 64), 0x80 + cp % 64) end
+  if cp < 0x10000 then
+    return char(0xE0 + floor(cp / 4096), 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
+  end
+  return char(0xF0 + floor(cp / 262144), 0x80 + floor(cp / 4096) % 64, 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
+local function fail(msg, i) error(format("%s at character %d", msg, i), 0) end
+
+local decode_at
+
+local function skip(s, i)
+  return find(s, "[^ \t\r\n]", i) or #s + 1
+end
+
+local function decode_string(s, i)
+  local buf, j = {}, i + 1
+  while true do
+    local k = find(s, '["\\%c]', j)
+    if not k then fail("Expected string end", i) end
+    local c = sub(s, k, k)
+    buf[#buf + 1] = sub(s, j, k - 1)
+    if c == '"' then return concat(buf), k + 1 end
+    if c ~= "\\" then fail("Invalid control character in string", k) end
+    local e = sub(s, k + 1, k + 1)
+    if e == "u" then
+      local hex = match(s, "^%x%x%x%x", k + 2)
+      if not hex then fail("Invalid unicode escape", k) end
+      local cp = tonumber(hex, 16)
+      j = k + 6
+      if cp >= 0xD800 and cp <= 0xDBFF then
+        local lo = match(s, "^\\u(%x%x%x%x)", j)
+        local lcp = lo and tonumber(lo, 16)
+        if not lcp or lcp < 0xDC00 or lcp > 0xDFFF then fail("Invalid unicode surrogate pair", k) end
+        cp = 0x10000 + (cp - 0xD800) * 1024 + (lcp - 0xDC00)
+        j = j + 6
+      end
+      buf[#buf + 1] = utf8(cp)
+    elseif ESC[e] then
+      buf[#buf + 1] = ESC[e]
+      j = k + 2
+    else
+      fail("Invalid escape", k)
+    end
+  end
+end
+
+function decode_at(s, i, depth, max_depth)
+  i = skip(s, i)
+  local c = sub(s, i, i)
+  if c == "{" or c == "[" then
+    if depth >= max_depth then fail("Found too many nested data structures (" .. (depth + 1) .. ")", i) end
+    local close = c == "{" and "}" or "]"
+    local out = c == "[" and setmetatable({}, array_mt) or {}
+    i = skip(s, i + 1)
+    if sub(s, i, i) == close then return out, i + 1 end
+    local n = 0
+    while true do
+      if c == "{" then
+        if sub(s, i, i) ~= '"' then fail("Expected object key string", i) end
+        local k
+        k, i = decode_string(s, i)
+        i = skip(s, i)
+        if sub(s, i, i) ~= ":" then fail("Expected colon", i) end
+        local v
+        v, i = decode_at(s, i + 1, depth + 1, max_depth)
+        out[k] = v
+      else
+        local v
+        v, i = decode_at(s, i, depth + 1, max_depth)
+        n = n + 1
+        out[n] = v
+      end
+      i = skip(s, i)
+      local d = sub(s, i, i)
+      if d == close then return out, i + 1 end
+      if d ~= "," then fail("Expected comma or " .. close, i) end
+      i = skip(s, i + 1)
+    end
+  elseif c == '"' then
+    return decode_string(s, i)
+  elseif c == "t" and sub(s, i, i + 3) == "true" then return true, i + 4
+  elseif c == "f" and sub(s, i, i + 4) == "false" then return false, i + 5
+  elseif c == "n" and sub(s, i, i + 3) == "null" then return null, i + 4
+  end
+  local num = match(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", i)
+  if num and num ~= "" and num ~= "-" then
+    if not match(num, "^-?0%d") then
+      local v = tonumber(num)
+      if v then return v, i + #num end
+    end
+  end
+  if i > #s then fail("Expected value but found T_END", i) end
+  fail("Expected value but found invalid token", i)
+end
+
+local function lua_decode(s, max_depth)
+  local ok, v, i = pcall(decode_at, s, 1, 0, max_depth)
+  if not ok then return nil, v end
+  i = skip(s, i)
+  if i <= #s then return nil, format("Expected the end but found invalid token at character %d", i) end
+  return v
+end
+
 --- Decodes s; returns value or nil, message. opts.max_depth (default 64).
+-- JSON null is json.null; arrays decoded from a document that holds an
+-- empty array carry array_mt (so they encode back as arrays).
 function _M.decode(s, opts)
   if type(s) ~= "string" then return nil, "expected a JSON string, got " .. type(s) end
   local max_depth = opts and opts.max_depth or 64
+  if find(s, "%[[ \t\r\n]*%]") then return lua_decode(s, max_depth) end
   local dec = decoders[max_depth]
   if dec == nil then
     dec = cjson.new()
