@@ -198,7 +198,8 @@ describe("Effects rule 3: ownership and disposal order", function()
     assert.same({ "i", "j" }, log)
   end)
 
-  it("inner effects do not run again after the owner is disposed (alien: should not run untracked inner effect)", function()
+  -- alien-signals: "should not run untracked inner effect"
+  it("inner effects do not run again after the owner is disposed", function()
     local a = Async.signal(3)
     local b = Async.computed(function() return a() > 0 end)
     local inner_runs = 0

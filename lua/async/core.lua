@@ -94,6 +94,7 @@ void ac_free(ac_graph *g);
 const char *ac_version(void);
 int32_t ac_node_size(void);
 int32_t ac_link_size(void);
+int32_t ac_sizeof(const char *type);
 ac_id ac_node_new(ac_graph *g, int kind, ac_id owner, int32_t sched);
 void ac_node_free(ac_graph *g, ac_id id);
 int32_t ac_dispose(ac_graph *g, ac_id id, int children_only);

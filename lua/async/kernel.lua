@@ -71,12 +71,16 @@ local function equal(id, a, b)
 end
 
 -- ===== deferred frees (GC finalizers run at arbitrary points) =====
+-- The list is swapped out first: a finalizer running during the loop (a GC
+-- step can run on any allocation, trace exits included) appends to the new
+-- list instead of punching holes into the one being walked.
 local function collect()
-  local n = #to_free
+  local list = to_free
+  local n = #list
   if n == 0 or active ~= 0 or G.pull_len ~= 0 then return end
-  for i = n, 1, -1 do
-    local id = to_free[i]
-    to_free[i] = nil
+  to_free = {}
+  for i = 1, n do
+    local id = list[i]
     C.ac_node_free(G, id)
     vals[id], seen[id], fns[id], eqs[id] = nil, nil, nil, nil
   end

@@ -161,6 +161,10 @@ void ac_free(ac_graph *g);
 const char *ac_version(void);
 int32_t ac_node_size(void);
 int32_t ac_link_size(void);
+/* sizeof of a shared struct by its C name ("ac_node", "ac_edge", "ac_job",
+   "ac_queue", "ac_set", "ac_sched", "ac_pull_frame", "ac_graph"), -1 if
+   unknown: the embedder's declarations are checked against it. */
+int32_t ac_sizeof(const char *type);
 
 /* ===== nodes ===== */
 /* Creates a node of `kind` owned by `owner` (0: none; only effects/scopes are owned).

@@ -88,6 +88,19 @@ const char *ac_version(void) { return AC_VERSION; }
 int32_t ac_node_size(void) { return (int32_t)sizeof(ac_node); }
 int32_t ac_link_size(void) { return (int32_t)sizeof(ac_edge); }
 
+int32_t ac_sizeof(const char *type) {
+  static const struct { const char *name; size_t size; } sizes[] = {
+    { "ac_node", sizeof(ac_node) },   { "ac_edge", sizeof(ac_edge) },
+    { "ac_job", sizeof(ac_job) },     { "ac_queue", sizeof(ac_queue) },
+    { "ac_set", sizeof(ac_set) },     { "ac_sched", sizeof(ac_sched) },
+    { "ac_pull_frame", sizeof(ac_pull_frame) }, { "ac_graph", sizeof(ac_graph) },
+  };
+  if (!type) return -1;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    if (strcmp(sizes[i].name, type) == 0) return (int32_t)sizes[i].size;
+  return -1;
+}
+
 /* ===== nodes ===== */
 
 /* Appends `id` as the newest child of `owner`. */
