@@ -16,9 +16,9 @@ local router_mod = require("async.router")
 local async_signal = require("async.async_signal")
 local html_mod = require("async.html")
 
-local type, error, pairs, ipairs, tostring, setmetatable, pcall = type, error, pairs, ipairs, tostring,
-  setmetatable, pcall
-local concat = table.concat
+local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, select, rawequal, getmetatable =
+  type, error, pairs, ipairs, tostring, setmetatable, pcall, next, select, rawequal, getmetatable
+local concat, remove = table.concat, table.remove
 local co_running = coroutine.running
 local escape_attr = scanner.escape_attr or html_mod.escape
 local escape_text = scanner.escape_text or html_mod.escape
@@ -77,6 +77,23 @@ end
 
 -- ===== partials =====
 
+-- The HTML of a partial's result: a string (trusted HTML), a template
+-- result, or a list of those (concatenated); nil is "". Anything else is an
+-- error naming the partial (a table is never rendered as its address).
+local function to_html(v, id)
+  local t = type(v)
+  if t == "string" then return v end
+  if v == nil then return "" end
+  if html_mod.is_safe(v) then return tostring(v) end
+  if t == "table" and getmetatable(v) == nil and (v[1] ~= nil or next(v) == nil) then
+    local parts = {}
+    for i = 1, #v do parts[i] = to_html(v[i], id) end
+    return concat(parts)
+  end
+  error(render_error("invalid-partial-result", 'Partial "' .. tostring(id) .. '" returned a ' .. t ..
+    "; expected a template result, a string, a list of those or { html = ... }"), 0)
+end
+
 local PartialCtx = {}
 PartialCtx.__index = PartialCtx
 
@@ -101,7 +118,7 @@ function Runtime:run_partial(id, params, route)
   }, PartialCtx)
   local res = fn(ctx, ctx.params)
   local out = { status = nil, title = nil }
-  if type(res) == "table" and not html_mod.is_safe(res) then
+  if type(res) == "table" and not html_mod.is_safe(res) and res[1] == nil then
     out.html = res.html
     out.status = res.status
     out.title = res.title
@@ -119,32 +136,12 @@ function Runtime:run_partial(id, params, route)
   else
     out.html = res
   end
-  if out.html == nil then out.html = "" end
-  if type(out.html) ~= "string" then
-    if html_mod.is_safe(out.html) or type(out.html) == "table" then
-      out.html = tostring(out.html)
-    else
-      error(render_error("invalid-partial-result", 'Partial "' .. id .. '" returned a ' .. type(out.html) ..
-        "; expected a template result, a string or { html = ... }"), 0)
-    end
-  end
+  out.html = to_html(out.html, id)
   out.instances = ctx.instances
   return out
 end
 
 -- ===== async waiting =====
-
-local function loading_asyncs(rt, only)
-  local out = {}
-  for _, id in ipairs(rt.signals.order) do
-    local sig = rt.signals.map[id]
-    if async_signal.is_async(sig) and (only == nil or only[id]) then
-      local st = sig._status
-      if st == "loading" or st == "idle" then out[#out + 1] = id end
-    end
-  end
-  return out
-end
 
 local function pump(rt)
   local s = rt.scheduler
@@ -154,6 +151,9 @@ end
 --- Waits (yielding) until none of `ids` is loading, or `timeout` ms passed.
 -- Calls on_settle(id) for each one as it settles, in settle order.
 -- Returns the ids still loading at the deadline.
+-- The waiting coroutine is woken through the loop (defer), never from inside
+-- the effect that saw the settle: the rest of the request must not run
+-- inside another coroutine's commit.
 local function wait_settled(rt, ids, timeout, on_settle)
   local loop = loop_mod()
   local l = loop.get_loop()
@@ -163,6 +163,13 @@ local function wait_settled(rt, ids, timeout, on_settle)
   local waiter
   local timed_out = false
   local disposers = {}
+  local function wake()
+    local w = waiter
+    if w then
+      waiter = nil
+      if l.defer then l:defer(w) else w() end
+    end
+  end
   for _, id in ipairs(ids) do
     local sig = rt.signals.map[id]
     disposers[#disposers + 1] = kernel.effect(function()
@@ -171,18 +178,18 @@ local function wait_settled(rt, ids, timeout, on_settle)
         pending[id] = nil
         count = count - 1
         settled[#settled + 1] = id
-        if waiter then local w = waiter; waiter = nil; w() end
+        wake()
       end
     end)
   end
   local timer = l:timer(timeout, function()
     timed_out = true
-    if waiter then local w = waiter; waiter = nil; w() end
+    wake()
   end)
   local ok, err = pcall(function()
     while true do
       while #settled > 0 do
-        local id = table.remove(settled, 1)
+        local id = remove(settled, 1)
         if on_settle then on_settle(id) end
       end
       if count == 0 or timed_out then break end
@@ -192,6 +199,7 @@ local function wait_settled(rt, ids, timeout, on_settle)
       end
     end
   end)
+  waiter = nil
   timer:close()
   for _, d in ipairs(disposers) do d() end
   if not ok then error(err, 0) end
@@ -201,17 +209,51 @@ local function wait_settled(rt, ids, timeout, on_settle)
 end
 _M.wait_settled = wait_settled
 
--- ===== filling =====
+-- ===== validation =====
 
 local function log_line(rt, msg)
   local log = rt.opts.log or function(m) io.stderr:write(m, "\n") end
   log(msg)
 end
 
+-- plan -> app -> the shape a runtime needs for the plan to be valid:
+-- { roots = {signal id...}, handlers = {name...}, server = {id...} }. Plans
+-- are shared and cached by the scanner, runtimes come and go: a request
+-- whose runtime still has every root id, handler and server function is
+-- valid without resolving each path again.
+local valid_shapes = setmetatable({}, { __mode = "k" })
+
+local function client_handler(rt, name)
+  local set = rt._client_handlers
+  if set == nil then
+    set = {}
+    for _, h in ipairs(rt.opts.client_handlers or {}) do set[h] = true end
+    rt._client_handlers = set
+  end
+  return set[name] == true
+end
+
+local function shape_holds(rt, shape)
+  local map, handlers, fns = rt.signals.map, rt.handlers, rt.server_fns
+  local roots = shape.roots
+  for i = 1, #roots do if map[roots[i]] == nil then return false end end
+  local hs = shape.handlers
+  for i = 1, #hs do
+    if handlers[hs[i]] == nil and not client_handler(rt, hs[i]) then return false end
+  end
+  local ss = shape.server
+  for i = 1, #ss do if fns[ss[i]] == nil then return false end end
+  return true
+end
+
 --- Checks the plan's bindings against the runtime: unknown signals, handlers
--- and server functions are errors in development and log lines in production.
+-- and server functions (and malformed chains) are errors in development and
+-- log lines in production, each with the template name and line:col.
 local function validate(rt, plan, name)
   local b = scanner.bindings(plan)
+  local per_app = valid_shapes[plan]
+  local shape = per_app and per_app[rt.app]
+  if shape and shape_holds(rt, shape) then return b end
   local problems = {}
   local function where(slot)
     if slot and slot.line then return " at " .. (name or "page") .. ":" .. slot.line .. ":" .. (slot.col or 0) end
@@ -221,30 +263,44 @@ local function validate(rt, plan, name)
   for _, slot in ipairs(b.slots or {}) do
     if slot.path and slot.path ~= "" and not slot_of[slot.path] then slot_of[slot.path] = slot end
   end
-  for _, path in ipairs(b.signals) do
-    if not rt.signals:resolve(path) then
-      problems[#problems + 1] = 'unknown signal "' .. path .. '"' .. where(slot_of[path])
+  for _, rec in ipairs(b.chains) do
+    for _, step in ipairs(rec.steps or {}) do
+      for _, arg in ipairs(step.args or {}) do
+        if arg.kind == "signal" and not slot_of[arg.path] then slot_of[arg.path] = rec.slot end
+      end
     end
   end
-  local client = rt.opts.client_handlers or {}
-  local client_set = {}
-  for _, h in ipairs(client) do client_set[h] = true end
+  local roots, seen = {}, {}
+  for _, path in ipairs(b.signals) do
+    local id = rt.signals:resolve(path)
+    if not id then
+      problems[#problems + 1] = 'unknown signal "' .. path .. '"' .. where(slot_of[path])
+    elseif not seen[id] then
+      seen[id] = true
+      roots[#roots + 1] = id
+    end
+  end
   for _, rec in ipairs(b.chains) do
-    if rec.steps then
-      for _, step in ipairs(rec.steps) do
-        if step.kind == "handler" and rt.handlers[step.name] == nil and not client_set[step.name] then
-          problems[#problems + 1] = 'unknown handler "' .. step.name .. '" in on:' .. rec.event .. where(rec.slot)
-        elseif step.kind == "server" and rt.server_fns[step.id] == nil then
-          problems[#problems + 1] = 'unknown server function "' .. step.id .. '" in on:' .. rec.event ..
-            where(rec.slot)
-        end
+    for _, step in ipairs(rec.steps or {}) do
+      if step.kind == "handler" and rt.handlers[step.name] == nil and not client_handler(rt, step.name) then
+        problems[#problems + 1] = 'unknown handler "' .. step.name .. '" in on:' .. rec.event .. where(rec.slot)
+      elseif step.kind == "server" and rt.server_fns[step.id] == nil then
+        problems[#problems + 1] = 'unknown server function "' .. step.id .. '" in on:' .. rec.event ..
+          where(rec.slot)
       end
     end
   end
   for _, e in ipairs(b.errors) do
     problems[#problems + 1] = e.message .. where(e.slot)
   end
-  if #problems == 0 then return b end
+  if #problems == 0 then
+    if not per_app then
+      per_app = setmetatable({}, { __mode = "k" })
+      valid_shapes[plan] = per_app
+    end
+    per_app[rt.app] = { roots = roots, handlers = b.handlers, server = b.server }
+    return b
+  end
   local msg = "render: " .. concat(problems, "; ")
   if rt.env == "development" then
     error(render_error("invalid-binding", msg), 0)
@@ -253,17 +309,20 @@ local function validate(rt, plan, name)
   return b
 end
 
+-- ===== filling =====
+
 --- A resolver reading committed values; `override` maps async ids to a
--- forced state (streaming timeouts).
+-- forced snapshot form (timeouts, a boundary that failed to render).
 local function resolver(rt, override)
   local sigs = rt.signals
+  local map, peek = sigs.map, sigs.peek
   return function(slot)
     local kind = slot.kind
     if kind == "boundary" or kind == "template" then
       local id = slot.id
       local o = override and override[id]
       if o then return o.status end
-      local sig = sigs.map[id]
+      local sig = map[id]
       if sig and async_signal.is_async(sig) then
         local st = sig._status
         if st == "idle" then return "loading" end
@@ -285,7 +344,7 @@ local function resolver(rt, override)
         return v
       end
     end
-    local ok, v = pcall(sigs.peek, sigs, path)
+    local ok, v = pcall(peek, sigs, path)
     if not ok then return nil end
     return v
   end
@@ -302,8 +361,25 @@ local function compile_or_fail(rt, html, name)
   return plan
 end
 
---- The snapshot of what the page needs.
-local function snapshot(rt, b)
+--- The plan of a route result and its (validated) bindings; nil when the
+-- HTML cannot be read in production (the HTML is then sent as written).
+local function prepare(rt, res)
+  local name = res.match and res.match.route.partial
+  local plan = compile_or_fail(rt, res.html, name)
+  if not plan then return nil, nil end
+  return plan, validate(rt, plan, name)
+end
+
+local function fill(rt, res, plan, override)
+  if not plan then return res.html end
+  return scanner.fill(plan, resolver(rt, override))
+end
+
+-- ===== snapshots =====
+
+--- The ids of the signals the page needs: bound, named in chains, boundaries,
+-- router.*, and client state (opts.client_signals, rt:client_signal).
+local function wanted(rt, b)
   local sigs = rt.signals
   local want = {}
   for _, path in ipairs(b and b.signals or {}) do
@@ -316,8 +392,15 @@ local function snapshot(rt, b)
   for _, id in ipairs(ROUTER_IDS) do if sigs:has(id) then want[id] = true end end
   for _, id in ipairs(rt.opts.client_signals or {}) do if sigs:has(id) then want[id] = true end end
   if rt.client_signals then for id in pairs(rt.client_signals) do if sigs:has(id) then want[id] = true end end end
-  local out = sigs:snapshot(function(id) return want[id] end)
-  return out, rt.cache.browser:snapshot()
+  return want
+end
+
+--- The snapshot of what the page needs; `override` replaces async states.
+local function snapshot(rt, b, override)
+  local want = wanted(rt, b)
+  local out = rt.signals:snapshot(function(id) return want[id] end)
+  if override then for id, o in pairs(override) do if want[id] then out[id] = o end end end
+  return out, rt.cache.browser:snapshot(), want
 end
 
 local function snapshot_script(signals, browser)
@@ -341,37 +424,78 @@ local function run_route(rt, url)
   local m = rt.router:match(path)
   set_router_state(rt, url, m)
   if not m then
-    return { html = "", status = 404, title = nil, error = router_mod.not_matched_error(path) }
+    return { html = "", status = 404, title = nil, error = router_mod.not_matched_error(path), started = {} }
   end
   local route = m.route
+  local order = rt.signals.order
+  local before = #order
   local res = rt:run_partial(route.partial, m.params, m.pattern)
+  local started = {}
+  for i = before + 1, #order do started[#started + 1] = order[i] end
+  res.started = started   -- ids the partial and its components registered
   res.status = res.status or route.status or 200
   res.match = m
   return res
 end
 
-local function fill_fragment(rt, res, override)
-  local plan = compile_or_fail(rt, res.html, res.match and res.match.route.partial)
-  if not plan then return res.html, nil, nil end
-  local b = validate(rt, plan, res.match and res.match.route.partial)
-  return scanner.fill(plan, resolver(rt, override)), b, plan
+--- The async signals the page needs that are still loading: those bound or
+-- used as boundaries, and those the request itself started.
+local function needed_loading(rt, b, started)
+  local sigs = rt.signals
+  local map = sigs.map
+  local out, seen = {}, {}
+  local function consider(id)
+    if id == nil or seen[id] then return end
+    seen[id] = true
+    local sig = map[id]
+    if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
+      out[#out + 1] = id
+    end
+  end
+  if b then
+    for _, id in ipairs(b.boundaries) do consider(id) end
+    for _, path in ipairs(b.signals) do consider((sigs:resolve(path))) end
+  end
+  for _, id in ipairs(started or {}) do consider(id) end
+  return out
 end
 
---- Renders `url`: { html=, status=, signals=, cache = { browser = } }.
+--- The error state of boundaries that did not settle in `timeout` ms: each
+-- run is cancelled and its snapshot form shows a TimeoutError.
+local function time_out(rt, ids, timeout, override)
+  override = override or {}
+  for _, id in ipairs(ids) do
+    local sig = rt.signals.map[id]
+    sig:cancel()
+    override[id] = { status = "error", value = sig:peek(), loading = false, version = sig._version,
+      error = { name = "TimeoutError", message = "Boundary " .. id .. " timed out after " .. timeout .. " ms",
+                code = "timeout" } }
+  end
+  return override
+end
+
+--- Renders `url`: { html=, status=, signals=, cache = { browser = }, title= }.
 -- opts.document = false: the bare fragment (no boundary section, no snapshot).
 -- Inside a coroutine it waits (opts.timeout, default 10 s) for the async
--- signals the page started.
+-- signals the page needs; one still loading at the deadline is cancelled and
+-- renders its error template with $error.code = "timeout".
 function Runtime:render(url, opts)
   opts = opts or {}
   local res = run_route(self, url)
   pump(self)
+  local plan, b = prepare(self, res)
+  local override
   if in_coroutine() then
-    local ids = loading_asyncs(self)
-    if #ids > 0 then wait_settled(self, ids, opts.timeout or DEFAULT_TIMEOUT) end
-    pump(self)
+    local ids = needed_loading(self, b, res.started)
+    if #ids > 0 then
+      local timeout = opts.timeout or DEFAULT_TIMEOUT
+      local left = wait_settled(self, ids, timeout)
+      if #left > 0 then override = time_out(self, left, timeout) end
+      pump(self)
+    end
   end
-  local fragment, b = fill_fragment(self, res)
-  local signals, browser = snapshot(self, b)
+  local fragment = fill(self, res, plan, override)
+  local signals, browser = snapshot(self, b, override)
   local out = { status = res.status, signals = signals, cache = { browser = browser }, title = res.title }
   if opts.document == false then
     out.html = fragment
@@ -395,7 +519,8 @@ _M.default_layout = default_layout
 local function layout_parts(rt, title)
   local layout = rt.opts.layout or default_layout
   local marker = "\0ASYNC_BODY\0"
-  local whole = layout({ title = title or rt.opts.title, body = marker, client = rt.opts.client_url, runtime = rt })
+  local whole = tostring(layout({ title = title or rt.opts.title, body = marker, client = rt.opts.client_url,
+    runtime = rt }))
   local i = whole:find(marker, 1, true)
   if not i then error("layout must insert page.body", 0) end
   return whole:sub(1, i - 1), whole:sub(i + #marker)
@@ -411,69 +536,166 @@ end
 
 -- ===== streaming =====
 
-local function find_boundary(plan, id)
-  for _, h in ipairs(plan.holes or {}) do
-    if h.kind == "boundary" and h.slot and h.slot.id == id then return h end
+-- plan -> { list = {node...}, by_id = { id -> node } }, node = { id, hole,
+-- parent = id of the enclosing boundary hole or nil, under = the status of
+-- the parent's template holding it, or "fallback" }. Memoized per plan.
+local trees = setmetatable({}, { __mode = "k" })
+local STATUSES = { "loading", "ready", "error" }
+
+local function boundary_tree(plan)
+  local t = trees[plan]
+  if t then return t end
+  t = { list = {}, by_id = {} }
+  local function walk(p, parent, under)
+    for _, h in ipairs(p.holes or {}) do
+      if h.kind == "boundary" then
+        local id = h.slot.id
+        if not t.by_id[id] then
+          local node = { id = id, hole = h, parent = parent, under = under }
+          t.by_id[id] = node
+          t.list[#t.list + 1] = node
+        end
+        for _, st in ipairs(STATUSES) do
+          if h.templates[st] then walk(h.templates[st], id, st) end
+        end
+        if h.fallback then walk(h.fallback, id, "fallback") end
+      end
+    end
   end
-  return nil
+  walk(plan, nil, nil)
+  trees[plan] = t
+  return t
+end
+_M.boundary_tree = boundary_tree
+
+local function status_of(rt, id, override)
+  local o = override and override[id]
+  if o then return o.status end
+  local st = rt.signals.map[id]._status
+  if st == "idle" then return "loading" end
+  return st
 end
 
 --- Streams `url`: the shell at once, then each pending boundary as its async
 -- signal settles (protocol.md, "Streaming"). Calls write(chunk) per chunk and
 -- write(nil) once at the end; returns then. Must run in a coroutine.
+-- opts: stream_timeout (ms, default 10000), document (false: no layout).
+-- Returns { status =, title = } of the route.
 function Runtime:render_stream(url, write, opts)
   if type(write) ~= "function" then error("render_stream expects a write function, got " .. type(write), 2) end
   if not in_coroutine() then error("render_stream must be called from a coroutine", 2) end
   opts = opts or {}
   local timeout = opts.stream_timeout or DEFAULT_TIMEOUT
+  local result
   local ok, err = pcall(function()
     local res = run_route(self, url)
+    result = { status = res.status, title = res.title }
     pump(self)
-    local fragment, b, plan = fill_fragment(self, res)
-    local signals, browser = snapshot(self, b)
+    local plan, b = prepare(self, res)
+    local fragment = fill(self, res, plan)
+    local signals, browser, want = snapshot(self, b)
     local head, tail = "", ""
     if opts.document ~= false then head, tail = layout_parts(self, res.title) end
     write(head .. '<section async:boundary="route">' .. fragment .. "</section>" .. snapshot_script(signals, browser))
-    local pending = {}
-    if plan and b then
-      for _, id in ipairs(b.boundaries) do
-        local sig = self.signals.map[id]
-        if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
-          pending[#pending + 1] = id
-        end
+    if not plan then
+      if tail ~= "" then write(tail) end
+      return
+    end
+    -- what the browser has: sent[id] = value sent (plain signals) or
+    -- status..version (async signals)
+    local map = self.signals.map
+    local sent = {}
+    local function mark(id, v)
+      local sig = map[id]
+      if async_signal.is_async(sig) then
+        sent[id] = v and (v.status .. ":" .. tostring(v.version)) or (sig._status .. ":" .. sig._version)
+      else
+        sent[id] = v
       end
     end
+    for id, v in pairs(signals) do
+      if async_signal.is_async(map[id]) then mark(id) else mark(id, v) end
+    end
+    -- the signals that changed since they were sent, plus the forced states
+    local function patch(override)
+      local out, any = {}, false
+      for id in pairs(want) do
+        local sig = map[id]
+        local o = override and override[id]
+        if o then
+          out[id] = o; any = true; mark(id, o)
+        elseif async_signal.is_async(sig) then
+          if sent[id] ~= sig._status .. ":" .. sig._version then
+            out[id] = sig:snapshot(); any = true; mark(id)
+          end
+        elseif sig ~= nil and not kernel.is_computed(sig) then
+          local v = sig:peek()
+          if not rawequal(v, sent[id]) then out[id] = v; any = true; mark(id, v) end
+        end
+      end
+      return any and out or nil
+    end
+    local tree = boundary_tree(plan)
+    local state = {}   -- id -> "pending" | "done"
+    local pending = {}
+    for _, node in ipairs(tree.list) do
+      local sig = map[node.id]
+      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
+        state[node.id] = "pending"
+        pending[#pending + 1] = node.id
+      end
+    end
+    -- is the boundary's element in the browser's document now?
+    local function visible(node)
+      local p = node.parent and tree.by_id[node.parent]
+      while p do
+        if state[p.id] == "pending" or state[p.id] == "gone" then return false end
+        p = p.parent and tree.by_id[p.parent]
+      end
+      return true
+    end
     local function send(id, override)
-      local h = find_boundary(plan, id)
-      local status = override and override[id] and override[id].status or self.signals.map[id]._status
-      local sub = h and h.templates and h.templates[status]
+      local node = tree.by_id[id]
+      state[id] = "done"
+      if not visible(node) then return end   -- its parent's fill will carry it
+      local status = status_of(self, id, override)
+      local sub = node.hole.templates[status]
       local inner = sub and scanner.fill(sub, resolver(self, override)) or ""
+      -- boundaries inside the other templates are not in the document
+      for _, other in ipairs(tree.list) do
+        if other.parent == id and other.under ~= status and state[other.id] == "pending" then
+          state[other.id] = "gone"
+        end
+      end
       local chunk = '<template async:fill="' .. escape_attr(id) .. '">' .. inner .. "</template>"
-      local patch = { [id] = override and override[id] or self.signals.map[id]:snapshot() }
-      chunk = chunk .. '<script type="application/json" async:patch>' ..
-        json.encode({ signals = patch }, { script = true }) .. "</script>"
+      local p = patch(override)
+      if p then
+        chunk = chunk .. '<script type="application/json" async:patch>' ..
+          json.encode({ signals = p }, { script = true }) .. "</script>"
+      end
       write(chunk)
     end
     if #pending > 0 then
       local left = wait_settled(self, pending, timeout, function(id)
+        if state[id] ~= "pending" then return end
         local okf, e = pcall(send, id)
         if not okf then
-          send(id, { [id] = { status = "error", value = json.null, version = 0, loading = false,
-            error = { name = "Error", message = tostring(type(e) == "table" and e.message or e), code = "render" } } })
+          local sig = map[id]
+          send(id, { [id] = { status = "error", value = json.null, version = sig._version, loading = false,
+            error = { name = "Error", message = tostring(type(e) == "table" and e.message or e),
+                      code = "render" } } })
         end
       end)
       for _, id in ipairs(left) do
-        local sig = self.signals.map[id]
-        sig:cancel()
-        send(id, { [id] = { status = "error", value = sig:peek(), loading = false, version = sig._version,
-          error = { name = "TimeoutError", message = "Boundary " .. id .. " timed out after " .. timeout .. " ms",
-                    code = "timeout" } } })
+        if state[id] == "pending" then send(id, time_out(self, { id }, timeout))
+        else map[id]:cancel() end   -- no longer in the document: just stop it
       end
     end
     if tail ~= "" then write(tail) end
   end)
   write(nil)
   if not ok then error(err, 0) end
+  return result
 end
 
 -- ===== reading snapshots back =====
