@@ -370,6 +370,13 @@ local function prepare(rt, res)
   return plan, validate(rt, plan, name)
 end
 
+-- the route boundary: define_route's `boundary` option, default "route"
+local function section_open(res)
+  local id = res.match and res.match.route.boundary or "route"
+  if id == "route" then return '<section async:boundary="route">' end
+  return '<section async:boundary="' .. escape_attr(id) .. '">'
+end
+
 local function fill(rt, res, plan, override)
   if not plan then return res.html end
   return scanner.fill(plan, resolver(rt, override))
@@ -500,7 +507,7 @@ function Runtime:render(url, opts)
   if opts.document == false then
     out.html = fragment
   else
-    out.html = '<section async:boundary="route">' .. fragment .. "</section>" .. snapshot_script(signals, browser)
+    out.html = section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser)
   end
   return out
 end
@@ -596,7 +603,7 @@ function Runtime:render_stream(url, write, opts)
     local signals, browser, want = snapshot(self, b)
     local head, tail = "", ""
     if opts.document ~= false then head, tail = layout_parts(self, res.title) end
-    write(head .. '<section async:boundary="route">' .. fragment .. "</section>" .. snapshot_script(signals, browser))
+    write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
     if not plan then
       if tail ~= "" then write(tail) end
       return
