@@ -40,7 +40,8 @@ local function expected(n)
     '<p>Loading</p></template><template async:ready="order"><h1 signal:text="order.title"></h1>' ..
     '<span signal:text="order.n"></span><input signal:value="who"></template>' ..
     '<h1 signal:text="order.title">Order ' .. n .. '</h1><span signal:text="order.n">' .. n .. "</span>" ..
-    '<input signal:value="who" value="user-' .. n .. '"></article><p class:odd="odd" signal:text="who"' .. (n % 2 == 1 and ' class="odd"' or "") ..
+    '<input signal:value="who" value="user-' .. n .. '"></article>' ..
+    '<p class:odd="odd" signal:text="who"' .. (n % 2 == 1 and ' class="odd"' or "") ..
     ">user-" .. n .. "</p></section>"
 end
 

@@ -396,7 +396,9 @@ describe("render: a missing partial or component is a hard error", function()
 
   it("missing component (never rendered as its name)", function()
     local app = make_app("", {})
-    app:use("partial", { page = function(self) return Async.html[[<div>{{ c }}</div>]] { c = self:render("Nope") } end })
+    app:use("partial", { page = function(self)
+      return Async.html[[<div>{{ c }}</div>]] { c = self:render("Nope") }
+    end })
     local rendered
     local ok, err = pcall(function() rendered = Async.create_app(app):render("/") end)
     assert.is_false(ok)
@@ -418,7 +420,8 @@ describe("render: validation", function()
   local cases = {
     { "unknown signal", '<p>\n  <i signal:text="missing.title"></i></p>',
       'render: unknown signal "missing.title" at page:2:6' },
-    { "unknown handler", '<button on:click="nope">x</button>', 'render: unknown handler "nope" in on:click at page:1:9' },
+    { "unknown handler", '<button on:click="nope">x</button>',
+      'render: unknown handler "nope" in on:click at page:1:9' },
     { "unknown server function", '<form on:submit="preventDefault; server.cart.add(x)"></form>',
       'render: unknown server function "cart.add" in on:submit at page:1:7' },
     { "unknown chain argument", '<button on:click="go(ghost)">x</button>',
