@@ -20,6 +20,8 @@ local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, select, r
   type, error, pairs, ipairs, tostring, setmetatable, pcall, next, select, rawequal, getmetatable
 local concat, remove = table.concat, table.remove
 local co_running = coroutine.running
+local is_async, is_computed = async_signal.is_async, kernel.is_computed
+local floor, tonumber, rawget = math.floor, tonumber, rawget
 local escape_attr = scanner.escape_attr or html_mod.escape
 local escape_text = scanner.escape_text or html_mod.escape
 
@@ -216,11 +218,15 @@ local function log_line(rt, msg)
   log(msg)
 end
 
--- plan -> app -> the shape a runtime needs for the plan to be valid:
--- { roots = {signal id...}, handlers = {name...}, server = {id...} }. Plans
--- are shared and cached by the scanner, runtimes come and go: a request
--- whose runtime still has every root id, handler and server function is
--- valid without resolving each path again.
+-- plan -> app -> shape. A shape records what validation found for one
+-- plan in a runtime whose registry held exactly the signal ids `signature`
+-- (in registration order): the root ids the paths resolve to, each path
+-- compiled to { id, keys, nums } for the fill, and the handlers and server
+-- functions named. Plans are shared and cached by the scanner, runtimes
+-- come and go (one per request): a runtime with the same signal ids resolves
+-- every path the same way, so a request whose runtime has the same signature
+-- and still has the handlers and server functions skips validation and path
+-- resolution.
 local valid_shapes = setmetatable({}, { __mode = "k" })
 
 local function client_handler(rt, name)
@@ -233,10 +239,13 @@ local function client_handler(rt, name)
   return set[name] == true
 end
 
-local function shape_holds(rt, shape)
-  local map, handlers, fns = rt.signals.map, rt.handlers, rt.server_fns
-  local roots = shape.roots
-  for i = 1, #roots do if map[roots[i]] == nil then return false end end
+local function signature(rt)
+  return concat(rt.signals.order, "\0")
+end
+
+local function shape_holds(rt, shape, sig)
+  if shape.signature ~= sig then return false end
+  local handlers, fns = rt.handlers, rt.server_fns
   local hs = shape.handlers
   for i = 1, #hs do
     if handlers[hs[i]] == nil and not client_handler(rt, hs[i]) then return false end
@@ -246,14 +255,31 @@ local function shape_holds(rt, shape)
   return true
 end
 
+-- a path segment naming an array index, as async.signals reads it
+local function index_of(k)
+  local n = tonumber(k)
+  if n and n >= 1 and floor(n) == n and tostring(n) == k then return n end
+  return nil
+end
+
+-- A path resolved in a registry: { id =, keys =, nums =, n =, meta = }
+-- (meta: the first segment starts with "$", read through the registry).
+local function compile_path(id, segs)
+  local keys, nums = {}, {}
+  for i = 1, #segs do keys[i] = segs[i]; nums[i] = index_of(segs[i]) end
+  return { id = id, keys = keys, nums = nums, n = #segs, meta = segs[1] ~= nil and segs[1]:sub(1, 1) == "$" }
+end
+
 --- Checks the plan's bindings against the runtime: unknown signals, handlers
 -- and server functions (and malformed chains) are errors in development and
 -- log lines in production, each with the template name and line:col.
+-- Returns the bindings and the shape (nil when something was unknown).
 local function validate(rt, plan, name)
   local b = scanner.bindings(plan)
   local per_app = valid_shapes[plan]
   local shape = per_app and per_app[rt.app]
-  if shape and shape_holds(rt, shape) then return b end
+  local sig = signature(rt)
+  if shape and shape_holds(rt, shape, sig) then return b, shape end
   local problems = {}
   local function where(slot)
     if slot and slot.line then return " at " .. (name or "page") .. ":" .. slot.line .. ":" .. (slot.col or 0) end
@@ -270,14 +296,17 @@ local function validate(rt, plan, name)
       end
     end
   end
-  local roots, seen = {}, {}
+  local roots, seen, paths = {}, {}, {}
   for _, path in ipairs(b.signals) do
-    local id = rt.signals:resolve(path)
+    local id, segs = rt.signals:resolve(path)
     if not id then
       problems[#problems + 1] = 'unknown signal "' .. path .. '"' .. where(slot_of[path])
-    elseif not seen[id] then
-      seen[id] = true
-      roots[#roots + 1] = id
+    else
+      paths[path] = compile_path(id, segs)
+      if not seen[id] then
+        seen[id] = true
+        roots[#roots + 1] = id
+      end
     end
   end
   for _, rec in ipairs(b.chains) do
@@ -298,15 +327,16 @@ local function validate(rt, plan, name)
       per_app = setmetatable({}, { __mode = "k" })
       valid_shapes[plan] = per_app
     end
-    per_app[rt.app] = { roots = roots, handlers = b.handlers, server = b.server }
-    return b
+    shape = { signature = sig, roots = roots, paths = paths, handlers = b.handlers, server = b.server }
+    per_app[rt.app] = shape
+    return b, shape
   end
   local msg = "render: " .. concat(problems, "; ")
   if rt.env == "development" then
     error(render_error("invalid-binding", msg), 0)
   end
   log_line(rt, msg)
-  return b
+  return b, nil
 end
 
 -- ===== filling =====
@@ -323,7 +353,7 @@ local function resolver(rt, override)
       local o = override and override[id]
       if o then return o.status end
       local sig = map[id]
-      if sig and async_signal.is_async(sig) then
+      if sig and is_async(sig) then
         local st = sig._status
         if st == "idle" then return "loading" end
         return st
@@ -350,6 +380,54 @@ local function resolver(rt, override)
   end
 end
 
+-- one step of a compiled path: the string key, else its array index
+local function step(v, k, n)
+  if type(v) ~= "table" then return nil end
+  local nv = rawget(v, k)
+  if nv == nil and n then nv = rawget(v, n) end
+  return nv
+end
+
+-- walks a compiled path from segment i (unrolled: a loop with these exits
+-- does not compile in LuaJIT, "register coalescing too complex")
+local function walk_path(v, p, i)
+  local n = p.n
+  if i > n then return v end
+  local keys, nums = p.keys, p.nums
+  v = step(v, keys[i], nums[i])
+  if i + 1 > n then return v end
+  v = step(v, keys[i + 1], nums[i + 1])
+  if i + 2 > n then return v end
+  return walk_path(step(v, keys[i + 2], nums[i + 2]), p, i + 3)
+end
+
+--- The resolver of a validated plan: paths compiled in the shape are read
+-- straight from their signal (untracked) and walked here; boundaries, meta
+-- paths and overrides go through `resolver`. The same values as `resolver`,
+-- without the registry's per-read work, so the fill loop stays compiled.
+local function shape_resolver(rt, shape, override)
+  local slow = resolver(rt, override)
+  if override or not shape then return slow end
+  local map, paths = rt.signals.map, shape.paths
+  return function(slot)
+    local kind = slot.kind
+    if kind == "boundary" or kind == "template" then return slow(slot) end
+    local p = paths[slot.path]
+    if p == nil or p.meta then return slow(slot) end
+    local sig = map[p.id]
+    if sig == nil then return slow(slot) end   -- unregistered since (streaming)
+    local v
+    if is_computed(sig) then
+      local ok
+      ok, v = pcall(sig.peek, sig)
+      if not ok then return nil end
+    else
+      v = sig:peek()
+    end
+    return walk_path(v, p, 1)
+  end
+end
+
 local function compile_or_fail(rt, html, name)
   local plan, err = scanner.compile(html, { prefixes = rt.opts.attributes })
   if not plan then
@@ -366,7 +444,7 @@ end
 local function prepare(rt, res)
   local name = res.match and res.match.route.partial
   local plan = compile_or_fail(rt, res.html, name)
-  if not plan then return nil, nil end
+  if not plan then return nil, nil, nil end
   return plan, validate(rt, plan, name)
 end
 
@@ -377,21 +455,26 @@ local function section_open(res)
   return '<section async:boundary="' .. escape_attr(id) .. '">'
 end
 
-local function fill(rt, res, plan, override)
+local function fill(rt, res, plan, shape, override)
   if not plan then return res.html end
-  return scanner.fill(plan, resolver(rt, override))
+  return scanner.fill(plan, shape_resolver(rt, shape, override))
 end
 
 -- ===== snapshots =====
 
 --- The ids of the signals the page needs: bound, named in chains, boundaries,
 -- router.*, and client state (opts.client_signals, rt:client_signal).
-local function wanted(rt, b)
+local function wanted(rt, b, shape)
   local sigs = rt.signals
   local want = {}
-  for _, path in ipairs(b and b.signals or {}) do
-    local id = sigs:resolve(path)
-    if id then want[id] = true end
+  if shape then
+    local roots = shape.roots
+    for i = 1, #roots do want[roots[i]] = true end
+  else
+    for _, path in ipairs(b and b.signals or {}) do
+      local id = sigs:resolve(path)
+      if id then want[id] = true end
+    end
   end
   for _, id in ipairs(b and b.boundaries or {}) do
     if sigs:has(id) then want[id] = true end
@@ -403,8 +486,8 @@ local function wanted(rt, b)
 end
 
 --- The snapshot of what the page needs; `override` replaces async states.
-local function snapshot(rt, b, override)
-  local want = wanted(rt, b)
+local function snapshot(rt, b, shape, override)
+  local want = wanted(rt, b, shape)
   local out = rt.signals:snapshot(function(id) return want[id] end)
   if override then for id, o in pairs(override) do if want[id] then out[id] = o end end end
   return out, rt.cache.browser:snapshot(), want
@@ -490,7 +573,7 @@ function Runtime:render(url, opts)
   opts = opts or {}
   local res = run_route(self, url)
   pump(self)
-  local plan, b = prepare(self, res)
+  local plan, b, shape = prepare(self, res)
   local override
   if in_coroutine() then
     local ids = needed_loading(self, b, res.started)
@@ -501,8 +584,8 @@ function Runtime:render(url, opts)
       pump(self)
     end
   end
-  local fragment = fill(self, res, plan, override)
-  local signals, browser = snapshot(self, b, override)
+  local fragment = fill(self, res, plan, shape, override)
+  local signals, browser = snapshot(self, b, shape, override)
   local out = { status = res.status, signals = signals, cache = { browser = browser }, title = res.title }
   if opts.document == false then
     out.html = fragment
@@ -598,9 +681,9 @@ function Runtime:render_stream(url, write, opts)
     local res = run_route(self, url)
     result = { status = res.status, title = res.title }
     pump(self)
-    local plan, b = prepare(self, res)
-    local fragment = fill(self, res, plan)
-    local signals, browser, want = snapshot(self, b)
+    local plan, b, shape = prepare(self, res)
+    local fragment = fill(self, res, plan, shape)
+    local signals, browser, want = snapshot(self, b, shape)
     local head, tail = "", ""
     if opts.document ~= false then head, tail = layout_parts(self, res.title) end
     write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
@@ -667,7 +750,7 @@ function Runtime:render_stream(url, write, opts)
       if not visible(node) then return end   -- its parent's fill will carry it
       local status = status_of(self, id, override)
       local sub = node.hole.templates[status]
-      local inner = sub and scanner.fill(sub, resolver(self, override)) or ""
+      local inner = sub and scanner.fill(sub, shape_resolver(self, shape, override)) or ""
       -- boundaries inside the other templates are not in the document
       for _, other in ipairs(tree.list) do
         if other.parent == id and other.under ~= status and state[other.id] == "pending" then

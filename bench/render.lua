@@ -1,0 +1,293 @@
+-- Benchmark of SSR (async.render): a product page and a 100-row table page,
+-- pages per second in-process, compared in the same run with
+--   floor   hand-written concatenation of the same bytes (same escaping, the
+--           same snapshot JSON through async.json), and
+--   cosmo   lua-cosmo rendering the same page (values escaped beforehand:
+--           cosmo does not escape).
+-- Measured:
+--   request  Async.create_app(app) + rt:render(url): what a request costs
+--   render   rt:render(url) on a runtime made once (the renderer alone)
+-- Every variant is asserted to produce the same bytes before timing.
+--
+--   luajit bench/render.lua [seconds-per-case]
+-- The results are in docs/rendering.md ("Rendering measurements").
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = "./build/?.so;" .. package.cpath
+
+local Async = require("async")
+local json = require("async.json")
+local scanner = require("async.scanner")
+
+local clock, concat, fmt = os.clock, table.concat, string.format
+local BUDGET = tonumber(arg and arg[1] or "") or 0.5
+local esc_text, esc_attr = scanner.escape_text, scanner.escape_attr
+local has_cosmo, cosmo = pcall(require, "cosmo")
+
+Async.set_loop(Async.manual_loop())
+
+-- ===== PRODUCT PAGE =====
+
+local PRODUCTS = {
+  ["sku-1"] = { title = 'Keyboard "Pro" <K2>', price = 129.5, image = "/img/kb.png?w=320&h=200",
+                description = "Mechanical, <hot-swap> switches & RGB.", gift = true, inCart = true },
+}
+
+local PRODUCT_HTML = [[
+<nav><a href="/">Home</a> &rsaquo; <a href="/c/keyboards">Keyboards</a></nav>
+<article class="product" async:boundary="product">
+  <template async:loading="product"><p class="muted">Loading&hellip;</p></template>
+  <template async:ready="product">
+    <h1 signal:text="product.title"></h1>
+    <img signal:attr:src="product.image" signal:attr:alt="product.title" src="/placeholder.png" width="320">
+    <p class="price">Price: <span signal:text="product.price"></span></p>
+    <p signal:text="product.description"></p>
+    <label><input type="checkbox" signal:prop:checked="product.gift"> Gift wrap</label>
+    <button type="button" class="button" class:selected="product.inCart" signal:attr:disabled="product.$loading"
+      on:click="server.cart.add(productId)">Add to cart</button>
+  </template>
+  <template async:error="product"><p class="error" signal:text="product.$error.message"></p></template>
+</article>
+<form on:submit="preventDefault; server.reviews.add(productId, $form)">
+  <textarea name="body" signal:value="draft.body"></textarea>
+  <button>Send</button>
+</form>]]
+
+local product_app = Async.define_app()
+product_app:use({
+  signal = {
+    productId = "",
+    draft = { body = "It's <great>" },
+    product = Async.define_async(function(self) return PRODUCTS[self.signals:get("productId")] end),
+  },
+  server = { ["cart.add"] = function() end, ["reviews.add"] = function() end },
+  partial = {
+    ["product.page"] = function(self, params)
+      self.signals:set("productId", params.id)
+      return PRODUCT_HTML
+    end,
+  },
+  route = { ["/products/:id"] = Async.define_route("product.page") },
+})
+
+local function router_state(url, path, pattern, params)
+  return { ["router.url"] = url, ["router.path"] = path, ["router.params"] = params, ["router.query"] = {},
+           ["router.route"] = pattern, ["router.pending"] = false, ["router.error"] = json.null }
+end
+
+local function snapshot_script(signals)
+  return '<script type="application/json" async:snapshot>' ..
+    json.encode({ signals = signals, cache = { browser = {} } }, { script = true }) .. "</script>"
+end
+
+local TEMPLATES = PRODUCT_HTML:match('<article class="product" async:boundary="product">(.-<template async:error' ..
+  '="product">.-</template>)')
+local FORM = PRODUCT_HTML:match("(\n<form.*)$")
+
+local function product_floor(id)
+  local p = PRODUCTS[id]
+  local url = "/products/" .. id
+  local signals = router_state(url, url, "/products/:id", { id = id })
+  signals.productId = id
+  signals.draft = { body = "It's <great>" }
+  signals.product = { value = p, loading = false, status = "ready", version = 1 }
+  return concat({
+    '<section async:boundary="route"><nav><a href="/">Home</a> &rsaquo; <a href="/c/keyboards">Keyboards</a></nav>\n',
+    '<article class="product" async:boundary="product">', TEMPLATES,
+    '\n    <h1 signal:text="product.title">', esc_text(p.title), '</h1>\n',
+    '    <img signal:attr:src="product.image" signal:attr:alt="product.title" src="', esc_attr(p.image),
+    '" width="320" alt="', esc_attr(p.title), '">\n',
+    '    <p class="price">Price: <span signal:text="product.price">', p.price, '</span></p>\n',
+    '    <p signal:text="product.description">', esc_text(p.description), '</p>\n',
+    '    <label><input type="checkbox" signal:prop:checked="product.gift"', p.gift and ' checked=""' or "",
+    '> Gift wrap</label>\n',
+    '    <button type="button" class="button', p.inCart and " selected" or "",
+    '" class:selected="product.inCart" signal:attr:disabled="product.$loading"\n',
+    '      on:click="server.cart.add(productId)">Add to cart</button>\n  \n</article>',
+    FORM:gsub("</textarea>", esc_text(signals.draft.body) .. "</textarea>"),
+    "</section>", snapshot_script(signals),
+  })
+end
+
+local product_cosmo
+if has_cosmo then
+  product_cosmo = cosmo.compile('<section async:boundary="route"><nav><a href="/">Home</a> &rsaquo; ' ..
+    '<a href="/c/keyboards">Keyboards</a></nav>\n<article class="product" async:boundary="product">$templates\n' ..
+    '    <h1 signal:text="product.title">$title</h1>\n' ..
+    '    <img signal:attr:src="product.image" signal:attr:alt="product.title" src="$image" width="320" ' ..
+    'alt="$title">\n' ..
+    '    <p class="price">Price: <span signal:text="product.price">$price</span></p>\n' ..
+    '    <p signal:text="product.description">$description</p>\n' ..
+    '    <label><input type="checkbox" signal:prop:checked="product.gift"$checked> Gift wrap</label>\n' ..
+    '    <button type="button" class="button$selected" class:selected="product.inCart" ' ..
+    'signal:attr:disabled="product.$$loading"\n' ..
+    '      on:click="server.cart.add(productId)">Add to cart</button>\n  \n</article>$form</section>$snapshot')
+end
+
+local function product_cosmo_render(id)
+  local p = PRODUCTS[id]
+  local url = "/products/" .. id
+  local signals = router_state(url, url, "/products/:id", { id = id })
+  signals.productId = id
+  signals.draft = { body = "It's <great>" }
+  signals.product = { value = p, loading = false, status = "ready", version = 1 }
+  return product_cosmo({
+    templates = TEMPLATES, title = esc_text(p.title), image = esc_attr(p.image), price = p.price,
+    description = esc_text(p.description), checked = p.gift and ' checked=""' or "",
+    selected = p.inCart and " selected" or "",
+    form = (FORM:gsub("</textarea>", esc_text(signals.draft.body) .. "</textarea>")),
+    snapshot = snapshot_script(signals),
+  })
+end
+
+-- ===== 100-ROW TABLE PAGE =====
+
+local ROWS = {}
+for i = 1, 100 do
+  ROWS[i] = { id = 1000 + i, url = "/orders/" .. (1000 + i), name = "Customer #" .. i .. (i % 10 == 0 and
+    " & Sons <Ltd>" or ""), status = ({ "paid", "open", "late" })[i % 3 + 1], qty = i % 5,
+    selected = i % 7 == 0, locked = i % 2 == 0 }
+end
+
+local TABLE_HTML
+do
+  local out = { '<h1 signal:text="page.title"></h1>\n<table class="grid">\n<tbody>\n' }
+  for i = 1, 100 do
+    out[#out + 1] = fmt('<tr class="row" class:selected="rows.%d.selected"><td signal:text="rows.%d.id"></td>'
+      .. '<td><a signal:attr:href="rows.%d.url" signal:text="rows.%d.name"></a></td>'
+      .. '<td><span class="badge" signal:class="rows.%d.status"></span></td>'
+      .. '<td><input type="number" signal:value="rows.%d.qty"></td>'
+      .. '<td><button type="button" on:click="select(rows.%d.id)" signal:attr:disabled="rows.%d.locked">'
+      .. "Open</button></td></tr>\n", i, i, i, i, i, i, i, i)
+  end
+  out[#out + 1] = "</tbody>\n</table>"
+  TABLE_HTML = concat(out)
+end
+
+local table_app = Async.define_app()
+table_app:use({
+  signal = { page = { title = "Orders <all> & more" }, rows = {} },
+  handler = { select = function() end },
+  partial = {
+    orders = function(self)
+      self.signals:set("rows", ROWS)   -- the request's data: shared, never copied
+      return TABLE_HTML
+    end,
+  },
+  route = { ["/orders"] = Async.define_route("orders") },
+})
+
+local function table_signals()
+  local signals = router_state("/orders", "/orders", "/orders", {})
+  signals.page = { title = "Orders <all> & more" }
+  signals.rows = ROWS
+  return signals
+end
+
+local function table_floor()
+  local signals = table_signals()
+  local out = { '<section async:boundary="route"><h1 signal:text="page.title">', esc_text(signals.page.title),
+    '</h1>\n<table class="grid">\n<tbody>\n' }
+  local n = #out
+  for i = 1, 100 do
+    local r = ROWS[i]
+    n = n + 1
+    out[n] = '<tr class="row' .. (r.selected and " selected" or "") .. '" class:selected="rows.' .. i ..
+      '.selected"><td signal:text="rows.' .. i .. '.id">' .. r.id .. '</td><td><a signal:attr:href="rows.' .. i ..
+      '.url" signal:text="rows.' .. i .. '.name" href="' .. esc_attr(r.url) .. '">' .. esc_text(r.name) ..
+      '</a></td><td><span class="badge ' .. esc_attr(r.status) .. '" signal:class="rows.' .. i ..
+      '.status"></span></td><td><input type="number" signal:value="rows.' .. i .. '.qty" value="' .. r.qty ..
+      '"></td><td><button type="button" on:click="select(rows.' .. i .. '.id)" signal:attr:disabled="rows.' .. i ..
+      '.locked"' .. (r.locked and ' disabled=""' or "") .. ">Open</button></td></tr>\n"
+  end
+  out[n + 1] = "</tbody>\n</table></section>"
+  out[n + 2] = snapshot_script(signals)
+  return concat(out)
+end
+
+local table_cosmo
+if has_cosmo then
+  table_cosmo = cosmo.compile('<section async:boundary="route"><h1 signal:text="page.title">$title</h1>\n' ..
+    '<table class="grid">\n<tbody>\n$rows[=[<tr class="row$selected" class:selected="rows.$i.selected">' ..
+    '<td signal:text="rows.$i.id">$id</td><td><a signal:attr:href="rows.$i.url" signal:text="rows.$i.name" ' ..
+    'href="$url">$name</a></td><td><span class="badge $status" signal:class="rows.$i.status"></span></td>' ..
+    '<td><input type="number" signal:value="rows.$i.qty" value="$qty"></td><td><button type="button" ' ..
+    'on:click="select(rows.$i.id)" signal:attr:disabled="rows.$i.locked"$disabled>Open</button></td></tr>\n' ..
+    ']=]</tbody>\n</table></section>$snapshot')
+end
+
+local function table_cosmo_render()
+  local signals = table_signals()
+  local rows = {}
+  for i = 1, 100 do
+    local r = ROWS[i]
+    rows[i] = { i = i, selected = r.selected and " selected" or "", id = r.id, url = esc_attr(r.url),
+      name = esc_text(r.name), status = esc_attr(r.status), qty = r.qty, disabled = r.locked and ' disabled=""' or "" }
+  end
+  return table_cosmo({ title = esc_text(signals.page.title), rows = rows, snapshot = snapshot_script(signals) })
+end
+
+-- ===== HARNESS =====
+
+local function rate(fn)
+  for _ = 1, 50 do fn() end -- warm up (JIT, plan cache)
+  collectgarbage()
+  local n, t0 = 0, clock()
+  local batch = 1
+  while true do
+    for _ = 1, batch do fn() end
+    n = n + batch
+    local dt = clock() - t0
+    if dt >= BUDGET then return n / dt end
+    if dt < BUDGET / 10 then batch = batch * 2 end
+  end
+end
+
+-- best of 3 interleaved rounds per variant
+local function best(variants)
+  local out = {}
+  for _ = 1, 3 do
+    for _, v in ipairs(variants) do
+      local r = rate(v[2])
+      if not out[v[1]] or r > out[v[1]] then out[v[1]] = r end
+    end
+  end
+  return out
+end
+
+local function check(name, want, got)
+  if want ~= got then
+    local i = 1
+    while want:sub(i, i) == got:sub(i, i) do i = i + 1 end
+    error(fmt("%s: output differs from the floor at byte %d:\nfloor: %s\ngot:   %s", name, i,
+      want:sub(math.max(1, i - 60), i + 60), got:sub(math.max(1, i - 60), i + 60)), 0)
+  end
+end
+
+local pages = {
+  { name = "product", app = product_app, url = "/products/sku-1", floor = function() return product_floor("sku-1") end,
+    cosmo = function() return product_cosmo_render("sku-1") end },
+  { name = "100-row table", app = table_app, url = "/orders", floor = table_floor, cosmo = table_cosmo_render },
+}
+
+print(fmt("%-14s %10s %10s %10s %10s   %s", "page", "floor", "request", "render", "cosmo",
+  "ratios to the floor (request / render / cosmo)"))
+for _, page in ipairs(pages) do
+  local want = page.floor()
+  local rt = Async.create_app(page.app, { env = "production" })
+  local function request()
+    return Async.create_app(page.app, { env = "production" }):render(page.url).html
+  end
+  local function render() return rt:render(page.url).html end
+  check(page.name .. " request", want, request())
+  check(page.name .. " render", want, render())
+  if has_cosmo then check(page.name .. " cosmo", want, page.cosmo()) end
+  local r = best({
+    { "floor", page.floor }, { "request", request }, { "render", render },
+    has_cosmo and { "cosmo", page.cosmo } or nil,
+  })
+  print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %.2fx / %.2fx / %s", page.name, r.floor, r.request, r.render,
+    r.cosmo and fmt("%.0f", r.cosmo) or "n/a", r.floor / r.request, r.floor / r.render,
+    r.cosmo and fmt("%.2fx", r.floor / r.cosmo) or "n/a"))
+end
+print(fmt("(pages/s, best of 3 rounds of %.1f s; %d bytes product page, %d bytes table page; goal: render within 1.5x)",
+  BUDGET, #product_floor("sku-1"), #table_floor()))
