@@ -1,0 +1,51 @@
+-- The asyncrt adapter for bench/cases.lua, the Lua counterpart of the
+-- framework adapters of milomg/js-reactivity-benchmark (bench/node/frameworks.mjs).
+-- asyncrt's own handles already have the shape the cases use (handle() reads,
+-- handle:set(v) writes), so signal and computed are passed straight through
+-- and the adapter costs nothing on the hot path. Effects are wrapped so that
+-- what a benchmark's effect function returns is never taken for a cleanup
+-- (the JS adapters do the same).
+local Async = require("async")
+
+local A = { name = "asyncrt" }
+
+local signal, computed, effect, batch = Async.signal, Async.computed, Async.effect, Async.batch
+local scope = Async.scope
+
+local disposers = {}
+
+function A.signal(v) return signal(v) end
+function A.computed(fn) return computed(fn) end
+
+if scope then
+  function A.effect(fn)
+    effect(function() fn() end)
+  end
+  function A.build(fn)
+    local out
+    disposers[#disposers + 1] = scope(function() out = fn() end)
+    return out
+  end
+else
+  -- no scopes: dispose each effect on cleanup, as the preact adapter does
+  function A.effect(fn)
+    disposers[#disposers + 1] = effect(function() fn() end)
+  end
+  function A.build(fn) return fn() end
+end
+
+function A.batch(fn) batch(fn) end
+
+function A.cleanup()
+  local d = disposers
+  disposers = {}
+  for i = 1, #d do d[i]() end
+end
+
+--- { node_bytes=, link_bytes=, live_nodes=, live_links= } of the C core, or nil
+function A.stats()
+  if Async.core_stats then return Async.core_stats() end
+  return nil
+end
+
+return A
