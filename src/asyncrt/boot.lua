@@ -1,11 +1,14 @@
 -- asyncrt boot: the Lua half of the interpreter, embedded into the binary.
--- Called once by src/asyncrt/rt.c with (rt, uv, exe_path, noenv); returns
--- the table the C side drives:
---   setup()              signal handles (internal, unref'd) and module paths
+-- Called once by src/asyncrt/rt.c with (rt, exe_path, noenv); returns the
+-- table the C side drives:
+--   setup()              module paths
+--   setup_loop(uv)       when luv is first required: signal watchers
+--                        (internal, unref'd)
 --   close_all(keep)      close every handle of the loop (keep: spare internal ones)
 --   repl(progname)       the interactive prompt, read through the loop
 -- Every handle of the loop must be a luv handle: uv.walk asserts on others.
-local rt, uv, exe, noenv = ...
+local rt, exe, noenv = ...
+local uv  -- luv, once required (setup_loop)
 
 local io, package, tostring, type = io, package, tostring, type
 local select, unpack = select, unpack
@@ -96,6 +99,10 @@ function M.setup()
   local lpath, cpath = M.paths(exe)
   package.path = insert_path(package.path, lpath, "LUA_PATH")
   package.cpath = insert_path(package.cpath, cpath, "LUA_CPATH")
+end
+
+function M.setup_loop(luv)
+  uv = luv
   for _, name in ipairs({ "sigint", "sigterm" }) do
     local h = uv.new_signal()
     internal[h] = true
@@ -131,6 +138,7 @@ end
 -- The REPL reads stdin through a luv tty so timers and I/O started from it
 -- run while it waits for the next line.
 function M.repl(progname)
+  require("luv")
   local tty = uv.new_tty(0, true)
   local pending, buf = "", ""
   local function prompt()

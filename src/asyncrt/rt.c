@@ -43,6 +43,7 @@ static int g_failed;            /* an uncaught error was reported */
 static int g_phase = PHASE_RUN;
 static int g_in_loop;           /* depth of uv_run calls */
 static int g_boot_ref = LUA_NOREF;
+static int g_loop_ready;        /* luv required: loop initialised */
 static volatile sig_atomic_t g_signals;  /* signals seen by our handler */
 static volatile sig_atomic_t g_signum;   /* the first one */
 static struct sigaction g_chain_int, g_chain_term;
@@ -151,8 +152,9 @@ static void rt_on_signal(int sig)
   errno = saved;
 }
 
-/* Puts our handler in front of libuv's for sig (libuv's was installed when
-** boot.lua started the luv signal watchers). */
+/* Puts our handler in front of whatever handles sig: at startup nothing
+** (SIG_DFL/SIG_IGN are not chained), once luv is loaded libuv's handler
+** (installed when boot.lua started the luv signal watchers). */
 static void rt_chain_signal(int sig, struct sigaction *chain)
 {
   struct sigaction sa;
@@ -161,7 +163,8 @@ static void rt_chain_signal(int sig, struct sigaction *chain)
   sa.sa_flags = SA_RESTART;
   sigfillset(&sa.sa_mask);
   sigaction(sig, &sa, chain);
-  if (chain->sa_flags & SA_SIGINFO) chain->sa_handler = SIG_DFL;
+  if ((chain->sa_flags & SA_SIGINFO) || chain->sa_handler == rt_on_signal)
+    chain->sa_handler = SIG_DFL;
 }
 
 int rt_forced_status(void)
@@ -219,6 +222,54 @@ static int rt_boot_call(lua_State *L, const char *name, int nargs)
   return rt_docall(L, nargs, 0);
 }
 
+/* package.preload.luv: the loop, luv on it (errors in its callbacks to
+** rt_cb_pcall), the uv.run wrapper and the signal watchers. Done on first
+** require so scripts that never touch luv start as fast as luajit. */
+static int rt_open_luv(lua_State *L)
+{
+  int r;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (g_loop_ready) {  /* loaded before, then package.loaded.luv was cleared */
+    lua_getfield(L, LUA_REGISTRYINDEX, "asyncrt.luv");
+    return 1;
+  }
+  r = uv_loop_init(&g_loop);
+  if (r < 0) return luaL_error(L, "cannot create the loop: %s", uv_strerror(r));
+  g_loop_ready = 1;
+  /* luv runs callbacks on the state given here: the main thread, even when
+  ** the first require("luv") happens inside a coroutine */
+  luv_set_loop(g_L, &g_loop);
+  luv_set_callback(g_L, rt_cb_pcall);
+  lua_pushcfunction(L, luaopen_luv);
+  lua_call(L, 0, 1);
+  lua_getfield(L, -1, "run");
+  lua_pushcclosure(L, rt_uv_run, 1);
+  lua_setfield(L, -2, "run");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "uv");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "luv");          /* package.loaded: luv, uv */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "asyncrt.luv");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, g_boot_ref);
+  lua_getfield(L, -1, "setup_loop");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  rt_chain_signal(SIGINT, &g_chain_int);
+  rt_chain_signal(SIGTERM, &g_chain_term);
+  return 1;
+}
+
+/* package.preload.uv: the same module. */
+static int rt_open_uv(lua_State *L)
+{
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luv");
+  lua_call(L, 1, 1);
+  return 1;
+}
+
 static int rt_setup(lua_State *L)
 {
   char exe[4096];
@@ -228,22 +279,16 @@ static int rt_setup(lua_State *L)
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
-
-  /* luv on our loop, errors in its callbacks to rt_cb_pcall */
-  luv_set_loop(L, &g_loop);
-  luv_set_callback(L, rt_cb_pcall);
   lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, rt_open_luv);
+  lua_setfield(L, -2, "luv");
+  lua_pushcfunction(L, rt_open_uv);
+  lua_setfield(L, -2, "uv");
+  lua_pop(L, 1);
   lua_getfield(L, -1, "loaded");
-  lua_pushcfunction(L, luaopen_luv);
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "run");
-  lua_pushcclosure(L, rt_uv_run, 1);
-  lua_setfield(L, -2, "run");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "uv");
-  lua_setfield(L, -2, "luv");          /* package.loaded: luv, uv */
 
-  /* boot.lua (rt, uv, exe, path_default, cpath_default) */
+  /* boot.lua (rt, exe, noenv) */
   if (luaL_loadbuffer(L, asyncrt_boot_lua, ASYNCRT_BOOT_LUA_LEN, "=[asyncrt boot]"))
     return lua_error(L);
   lua_newtable(L);
@@ -255,13 +300,12 @@ static int rt_setup(lua_State *L)
   lua_setfield(L, -2, "note_signal");
   lua_pushcfunction(L, rt_shutdown_ms);
   lua_setfield(L, -2, "shutdown_ms");
-  lua_getfield(L, -3, "luv");
   n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n < 0) n = 0;
   exe[n] = '\0';
   lua_pushstring(L, exe);
   lua_getfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
-  lua_call(L, 4, 1);
+  lua_call(L, 3, 1);
   lua_getfield(L, -1, "module");
   lua_setfield(L, -3, "asyncrt");      /* package.loaded.asyncrt */
   g_boot_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -271,16 +315,9 @@ static int rt_setup(lua_State *L)
 
 lua_State *rt_open(int noenv)
 {
-  lua_State *L;
-  int r = uv_loop_init(&g_loop);
-  if (r < 0) {
-    fprintf(stderr, "%s: cannot create the loop: %s\n", ASYNCRT_NAME, uv_strerror(r));
-    return NULL;
-  }
-  L = luaL_newstate();
+  lua_State *L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create the Lua state: not enough memory\n", ASYNCRT_NAME);
-    uv_loop_close(&g_loop);
     return NULL;
   }
   g_L = L;
@@ -289,9 +326,9 @@ lua_State *rt_open(int noenv)
   if (rt_docall(L, 1, 0) || rt_boot_call(L, "setup", 0)) {
     lua_close(L);
     g_L = NULL;
-    uv_loop_close(&g_loop);
     return NULL;
   }
+  /* no chain yet: libuv's handler comes with luv (rt_open_luv) */
   rt_chain_signal(SIGINT, &g_chain_int);
   rt_chain_signal(SIGTERM, &g_chain_term);
   return L;
@@ -302,7 +339,7 @@ lua_State *rt_open(int noenv)
 void rt_run_loop(lua_State *L)
 {
   (void)L;
-  if (g_failed) return;
+  if (g_failed || !g_loop_ready) return;
   g_in_loop++;
   uv_run(&g_loop, UV_RUN_DEFAULT);
   g_in_loop--;
@@ -322,7 +359,7 @@ int rt_close(lua_State *L, int status)
   lua_sethook(L, NULL, 0, 0);
   /* close callbacks may open new handles: close again, a bounded number of
   ** times, one loop iteration (which finishes the closes) each */
-  for (i = 0; i < 100; i++) {
+  for (i = 0; g_loop_ready && i < 100; i++) {
     lua_pushboolean(L, 0);
     if (rt_boot_call(L, "close_all", 1)) g_failed = 1;
     uv_run(&g_loop, UV_RUN_NOWAIT);
@@ -332,7 +369,7 @@ int rt_close(lua_State *L, int status)
   if (forced) status = forced;
   lua_close(L);
   g_L = NULL;
-  if (uv_loop_close(&g_loop) != 0)
+  if (g_loop_ready && uv_loop_close(&g_loop) != 0)
     fprintf(stderr, "%s: warning: loop still busy at exit\n", ASYNCRT_NAME);
   uv_tty_reset_mode();
   fflush(stdout);
