@@ -472,10 +472,19 @@ local function run_effect(id)
   batch_depth = batch_depth + 1
   C.ac_begin(G, id)
   local ok, res = pcall(fns[id])
-  C.ac_end(G, id)
+  local ended = C.ac_end(G, id)
   active, owner, computing = prev_active, prev_owner, prev_computing
   batch_depth = batch_depth - 1
-  if ok and type(res) == "function" then
+  if ended == 2 then
+    -- disposed during its own run: its cleanups already ran, except the one
+    -- this run returned; release it and whatever it created meanwhile
+    if ok and type(res) == "function" then
+      local cok, cerr = run_cleanup(res)
+      if not cok and first == nil then first = cerr end
+    end
+    local derr = dispose_tree(id, false)
+    if first == nil then first = derr end
+  elseif ok and type(res) == "function" then
     local cl = cleanups[id]
     if cl == nil then cleanups[id] = res
     elseif type(cl) == "function" then cleanups[id] = { cl, res }

@@ -186,7 +186,10 @@ void ac_begin(ac_graph *g, ac_id sub);
 /* Records that the running `sub` read `dep`. */
 void ac_link(ac_graph *g, ac_id dep, ac_id sub);
 /* Ends the run of `sub`: drops dependencies not read this time. Returns 1 if
-   `sub` was notified during its own run (the embedder should re-queue it). */
+   `sub` was notified during its own run (it is re-queued), 2 if `sub` was
+   disposed during its run: its dependencies are dropped and the embedder
+   finishes the release with ac_dispose(g, sub, 0), which then frees it and
+   anything it created meanwhile (reported in g->out, not including sub). */
 int ac_end(ac_graph *g, ac_id sub);
 
 /* ===== propagation ===== */

@@ -262,6 +262,12 @@ int ac_end(ac_graph *g, ac_id sub) {
   if (rest) unlink_from(g, rest);
   n = &g->nodes[sub];
   uint32_t f = n->flags & ~AC_RECURSED_CHECK;
+  if (f & AC_DISPOSED) {
+    /* disposed during its run: drop what it read; the embedder releases it */
+    n->flags = f & ~(AC_RECURSED | AC_DIRTY | AC_PENDING | AC_QUEUED);
+    if (n->deps) unlink_from(g, n->deps);
+    return 2;
+  }
   int again = 0;
   if (f & AC_RECURSED) {
     f &= ~AC_RECURSED;
@@ -538,6 +544,13 @@ void ac_pull_abort(ac_graph *g) {
 
 /* Unlinks everything of `id` and puts its slot on the free list. */
 static void node_release(ac_graph *g, ac_id id) {
+  if (g->nodes[id].flags & AC_RECURSED_CHECK) {
+    /* disposed while its own run is on the embedder's stack: leave the
+       slot alone until ac_end, which reports it (returns 2) */
+    owner_detach(g->nodes, id);
+    g->nodes[id].flags |= AC_DISPOSED;
+    return;
+  }
   if (g->nodes[id].deps) unlink_from(g, g->nodes[id].deps);
   while (g->nodes[id].subs) {
     ac_id l = g->nodes[id].subs;
@@ -556,6 +569,7 @@ static void node_release(ac_graph *g, ac_id id) {
 /* Frees one node; owned children are released with it (no cleanup order). */
 void ac_node_free(ac_graph *g, ac_id id) {
   if (id <= 0 || id >= g->node_top || (g->nodes[id].flags & AC_FREE)) return;
+  g->nodes[id].flags &= ~AC_RECURSED_CHECK;   /* an explicit free is final */
   if (g->nodes[id].last_child) ac_dispose(g, id, 1);
   node_release(g, id);
 }
@@ -564,6 +578,14 @@ void ac_node_free(ac_graph *g, ac_id id) {
 int32_t ac_dispose(ac_graph *g, ac_id id, int children_only) {
   g->out_len = 0;
   if (id <= 0 || id >= g->node_top || (g->nodes[id].flags & AC_FREE)) return 0;
+  if ((g->nodes[id].flags & (AC_DISPOSED | AC_RECURSED_CHECK)) == AC_DISPOSED && !children_only) {
+    /* the release of a node disposed during its run (see ac_end) */
+    ac_dispose(g, id, 1);
+    int32_t n = g->out_len;
+    node_release(g, id);
+    g->out_len = n;
+    return n;
+  }
   ac_id cur = id;
   for (;;) {
     while (g->nodes[cur].last_child) cur = g->nodes[cur].last_child;

@@ -383,6 +383,28 @@ static void test_tasks(void) {
   ac_free(g);
 }
 
+/* Regression: an effect disposed while its own run is on the embedder's
+   stack must not be freed under it (a render waking a request from inside
+   an effect segfaulted in ac_end). */
+static void test_dispose_running(void) {
+  ac_graph *g = ac_new();
+  ac_id s = new_signal(g, 0);
+  ac_id scope = ac_node_new(g, AC_SCOPE, 0, -1);
+  ac_id e = ac_node_new(g, AC_EFFECT, scope, 0);
+  int32_t live = g->live_nodes;
+  ac_begin(g, e);
+  ac_link(g, s, e);
+  CHECK(ac_dispose(g, scope, 0) == 2);         /* e and the scope are reported */
+  CHECK(g->live_nodes == live - 1);            /* the scope is gone, e waits */
+  CHECK((g->nodes[e].flags & (AC_DISPOSED | AC_FREE)) == AC_DISPOSED);
+  ac_id child = ac_node_new(g, AC_EFFECT, e, 0); /* created by the rest of the run */
+  CHECK(ac_end(g, e) == 2);
+  CHECK(g->nodes[s].subs == 0);                /* what it read is dropped */
+  CHECK(ac_dispose(g, e, 0) == 1 && g->out[0] == child);
+  CHECK(g->live_nodes == live - 2 && (g->nodes[e].flags & AC_FREE));
+  ac_free(g);
+}
+
 static void test_sizes(void) {
   CHECK(ac_node_size() <= 64);
   CHECK(ac_link_size() <= 48);
@@ -404,6 +426,7 @@ int main(void) {
   test_pull_ring();
   test_effect_owner_first();
   test_tasks();
+  test_dispose_running();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
