@@ -51,7 +51,7 @@ $(BUILD)/test_core: $(CTEST_SRC) $(CORE_SRC) $(CORE_HDR)
 RT_SRC    := $(wildcard src/asyncrt/*.c)
 RT_HDR    := $(wildcard src/asyncrt/*.h) $(BUILD)/rt/boot.h
 RT_INC    := -isystem $(LUAJIT_INC) -isystem /usr/include/lua5.1 -I$(BUILD)/rt
-RT_LIBS   := -lluajit-5.1 -llua5.1-luv -luv -lm -ldl
+RT_LIBS   := -lluajit-5.1 -lm -ldl
 LUV_VERSION := $(shell pkg-config --modversion lua5.1-luv 2>/dev/null)
 
 $(BUILD)/rt/boot.h: src/asyncrt/boot.lua src/asyncrt/embed.lua

@@ -16,7 +16,6 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <luajit.h>
-#include <uv.h>
 
 #include "rt.h"
 
@@ -204,17 +203,12 @@ static int handle_script(lua_State *L, char **argv, int argc, int script, int *e
   return status;
 }
 
-static void reset_tty(void)
-{
-  uv_tty_reset_mode();
-}
-
 int main(int argc, char **argv)
 {
   lua_State *L;
   int flags = 0, script, status = 0, exit_status = 0;
 
-  atexit(reset_tty);  /* os.exit() skips rt_close */
+  atexit(rt_atexit);  /* os.exit() skips rt_close */
   script = collectargs(argc, argv, &flags);
   if (flags & F_BAD) {
     if (script < 0) { usage(stdout); return 0; }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dlfcn.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -47,6 +48,25 @@ static int g_loop_ready;        /* luv required: loop initialised */
 static volatile sig_atomic_t g_signals;  /* signals seen by our handler */
 static volatile sig_atomic_t g_signum;   /* the first one */
 static struct sigaction g_chain_int, g_chain_term;
+
+/* luv and libuv are dlopen'ed on the first require("luv") instead of being
+** linked: mapping them costs more startup time than everything else asyncrt
+** adds to luajit (docs/asyncrt.md). These are the entry points we use. */
+#ifndef ASYNCRT_LUV_SONAME
+#define ASYNCRT_LUV_SONAME "liblua5.1-luv.so.0"
+#endif
+static struct {
+  int (*loop_init)(uv_loop_t *);
+  int (*run)(uv_loop_t *, uv_run_mode);
+  void (*stop)(uv_loop_t *);
+  int (*loop_alive)(const uv_loop_t *);
+  int (*loop_close)(uv_loop_t *);
+  int (*tty_reset_mode)(void);
+  const char *(*strerror)(int);
+  void (*set_loop)(lua_State *, uv_loop_t *);
+  void (*set_callback)(lua_State *, luv_CFpcall);
+  lua_CFunction open;
+} uvf;
 
 /* The error value raised to unwind after a failure already reported (or a
 ** shutdown) inside a nested uv.run(); reported silently. */
@@ -95,7 +115,7 @@ int rt_docall(lua_State *L, int nargs, int nresults)
 static void rt_fail(void)
 {
   g_failed = 1;
-  uv_stop(&g_loop);
+  uvf.stop(&g_loop);
 }
 
 /* luv's callback runner (luv_CFpcall). After a failure the remaining
@@ -139,7 +159,7 @@ static void rt_on_signal(int sig)
   g_signals++;
   if (g_signals > 1) {
     static const char msg[] = "asyncrt: second signal, exiting now\n";
-    uv_tty_reset_mode();
+    if (uvf.tty_reset_mode) uvf.tty_reset_mode();
     if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing to do */ }
     _exit(128 + sig);
   }
@@ -165,6 +185,11 @@ static void rt_chain_signal(int sig, struct sigaction *chain)
   sigaction(sig, &sa, chain);
   if ((chain->sa_flags & SA_SIGINFO) || chain->sa_handler == rt_on_signal)
     chain->sa_handler = SIG_DFL;
+}
+
+void rt_atexit(void)
+{
+  if (uvf.tty_reset_mode) uvf.tty_reset_mode();
 }
 
 int rt_forced_status(void)
@@ -222,6 +247,42 @@ static int rt_boot_call(lua_State *L, const char *name, int nargs)
   return rt_docall(L, nargs, 0);
 }
 
+/* Fills uvf from the luv library (which brings libuv); on failure pushes a
+** message and returns 1. */
+static int rt_load_luv(lua_State *L)
+{
+  static const char *const names[] = {
+    "uv_loop_init", "uv_run", "uv_stop", "uv_loop_alive", "uv_loop_close",
+    "uv_tty_reset_mode", "uv_strerror", "luv_set_loop", "luv_set_callback",
+    "luaopen_luv" };
+  void *slots[sizeof names / sizeof names[0]];
+  size_t i;
+  void *lib = dlopen(ASYNCRT_LUV_SONAME, RTLD_NOW | RTLD_GLOBAL);
+  if (lib == NULL) {
+    lua_pushfstring(L, "cannot load luv (%s): %s", ASYNCRT_LUV_SONAME, dlerror());
+    return 1;
+  }
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    slots[i] = dlsym(lib, names[i]);
+    if (slots[i] == NULL) {
+      lua_pushfstring(L, "cannot load luv: %s missing in %s", names[i], ASYNCRT_LUV_SONAME);
+      return 1;
+    }
+  }
+  /* object pointer -> function pointer without -pedantic complaints */
+  memcpy(&uvf.loop_init, &slots[0], sizeof uvf.loop_init);
+  memcpy(&uvf.run, &slots[1], sizeof uvf.run);
+  memcpy(&uvf.stop, &slots[2], sizeof uvf.stop);
+  memcpy(&uvf.loop_alive, &slots[3], sizeof uvf.loop_alive);
+  memcpy(&uvf.loop_close, &slots[4], sizeof uvf.loop_close);
+  memcpy(&uvf.strerror, &slots[6], sizeof uvf.strerror);
+  memcpy(&uvf.set_loop, &slots[7], sizeof uvf.set_loop);
+  memcpy(&uvf.set_callback, &slots[8], sizeof uvf.set_callback);
+  memcpy(&uvf.open, &slots[9], sizeof uvf.open);
+  memcpy(&uvf.tty_reset_mode, &slots[5], sizeof uvf.tty_reset_mode);  /* last: signal handler reads it */
+  return 0;
+}
+
 /* package.preload.luv: the loop, luv on it (errors in its callbacks to
 ** rt_cb_pcall), the uv.run wrapper and the signal watchers. Done on first
 ** require so scripts that never touch luv start as fast as luajit. */
@@ -233,14 +294,15 @@ static int rt_open_luv(lua_State *L)
     lua_getfield(L, LUA_REGISTRYINDEX, "asyncrt.luv");
     return 1;
   }
-  r = uv_loop_init(&g_loop);
-  if (r < 0) return luaL_error(L, "cannot create the loop: %s", uv_strerror(r));
+  if (rt_load_luv(L)) return lua_error(L);
+  r = uvf.loop_init(&g_loop);
+  if (r < 0) return luaL_error(L, "cannot create the loop: %s", uvf.strerror(r));
   g_loop_ready = 1;
   /* luv runs callbacks on the state given here: the main thread, even when
   ** the first require("luv") happens inside a coroutine */
-  luv_set_loop(g_L, &g_loop);
-  luv_set_callback(g_L, rt_cb_pcall);
-  lua_pushcfunction(L, luaopen_luv);
+  uvf.set_loop(g_L, &g_loop);
+  uvf.set_callback(g_L, rt_cb_pcall);
+  lua_pushcfunction(L, uvf.open);
   lua_call(L, 0, 1);
   lua_getfield(L, -1, "run");
   lua_pushcclosure(L, rt_uv_run, 1);
@@ -341,7 +403,7 @@ void rt_run_loop(lua_State *L)
   (void)L;
   if (g_failed || !g_loop_ready) return;
   g_in_loop++;
-  uv_run(&g_loop, UV_RUN_DEFAULT);
+  uvf.run(&g_loop, UV_RUN_DEFAULT);
   g_in_loop--;
 }
 
@@ -362,16 +424,16 @@ int rt_close(lua_State *L, int status)
   for (i = 0; g_loop_ready && i < 100; i++) {
     lua_pushboolean(L, 0);
     if (rt_boot_call(L, "close_all", 1)) g_failed = 1;
-    uv_run(&g_loop, UV_RUN_NOWAIT);
-    if (!uv_loop_alive(&g_loop)) break;
+    uvf.run(&g_loop, UV_RUN_NOWAIT);
+    if (!uvf.loop_alive(&g_loop)) break;
   }
   forced = rt_forced_status();
   if (forced) status = forced;
   lua_close(L);
   g_L = NULL;
-  if (g_loop_ready && uv_loop_close(&g_loop) != 0)
+  if (g_loop_ready && uvf.loop_close(&g_loop) != 0)
     fprintf(stderr, "%s: warning: loop still busy at exit\n", ASYNCRT_NAME);
-  uv_tty_reset_mode();
+  if (uvf.tty_reset_mode) uvf.tty_reset_mode();
   fflush(stdout);
   return status;
 }

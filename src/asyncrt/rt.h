@@ -34,6 +34,9 @@ int rt_repl(lua_State *L);
 ** given the status the program would otherwise have. */
 int rt_close(lua_State *L, int status);
 
+/* atexit hook: resets the terminal mode if libuv changed it. */
+void rt_atexit(void);
+
 /* Exit status forced by a failure (1) or a signal (128+n); 0 if none. */
 int rt_forced_status(void);
 
