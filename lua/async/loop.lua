@@ -215,7 +215,7 @@ function _M.luv_loop(uv, opts)
   if mode ~= "idle" and mode ~= "timer" then
     error("luv_loop: opts.defer must be \"idle\" or \"timer\", got " .. tostring(mode), 2)
   end
-  return setmetatable({ uv = uv, _q = {}, _armed = false, _mode = mode, _waker = nil }, Luv)
+  return setmetatable({ uv = uv, _luv = uv, _q = {}, _armed = false, _mode = mode, _waker = nil }, Luv)
 end
 
 function Luv:now()
@@ -409,6 +409,31 @@ local function check_abort(abort, what)
   if abort.aborted then error(abort_error(abort), 3) end
 end
 
+-- delay on a luv loop: the luv timer and one small closure per wait (this
+-- is what bench/timers.lua measures per waiting coroutine). A fired timer is
+-- closed, so is_closing() doubles as the "fired" flag.
+local function luv_delay(uv, co, ms, abort)
+  local timer = uv.new_timer()
+  if abort == nil then
+    timer:start(ceil(ms), 0, function()
+      timer:close()
+      if co_status(co) == "suspended" then resume(co) end
+    end)
+  else
+    local unregister
+    timer:start(ceil(ms), 0, function()
+      timer:close()
+      unregister()
+      if co_status(co) == "suspended" then resume(co) end
+    end)
+    unregister = abort:on_abort(function()
+      if not timer:is_closing() then timer:close() end
+    end)
+  end
+  repeat co_yield() until timer:is_closing()  -- a stray resume does not end the wait
+  if abort and abort.aborted then error(abort_error(abort), 2) end
+end
+
 --- Sleeps ms on the active loop inside a coroutine. Raises at once if
 -- `abort` is already aborted; if it is aborted during the sleep, the timer
 -- is closed and the coroutine is never resumed again.
@@ -422,6 +447,8 @@ function _M.delay(ms, abort)
     if abort and abort.aborted then error(abort_error(abort), 2) end
     return
   end
+  local uv = l._luv
+  if uv then return luv_delay(uv, co, ms, abort) end
   local fired, unregister = false, nil
   local timer = l:timer(ms, function()
     fired = true
@@ -431,7 +458,8 @@ function _M.delay(ms, abort)
   if abort then
     unregister = abort:on_abort(function() timer:close() end)
   end
-  repeat co_yield() until fired  -- a stray resume does not end the wait
+  repeat co_yield() until fired or (abort and abort.aborted)  -- a stray resume does not end the wait
+  if not fired then error(abort_error(abort), 2) end
 end
 
 local function pack(...) return { n = select("#", ...), ... } end
