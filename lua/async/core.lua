@@ -61,6 +61,7 @@ typedef struct ac_sched {
   int32_t passes;
   int32_t in_use;
   int32_t listed;               /* in g->sched_list */
+  ac_job last;                  /* the job ac_sched_step handed out last */
 } ac_sched;
 typedef struct ac_pull {        /* one resumable dependency check */
   ac_id node;                   /* the node being checked */
@@ -118,6 +119,8 @@ int32_t ac_sched_new(ac_graph *g, int32_t max_depth);
 void ac_sched_release(ac_graph *g, int32_t s);
 int ac_sched_push(ac_graph *g, int32_t s, int32_t phase, int32_t handle, int32_t scope, int32_t key);
 int ac_sched_next(ac_graph *g, int32_t s, ac_job *out);
+int32_t ac_sched_step(ac_graph *g, int32_t s);
+int32_t ac_sched_take_one(ac_graph *g);
 int32_t ac_sched_size(ac_graph *g, int32_t s);
 void ac_sched_clear(ac_graph *g, int32_t s);
 void ac_sched_end(ac_graph *g, int32_t s);

@@ -59,6 +59,11 @@ local function default_equals(a, b)
   return a == b or (a ~= a and b ~= b)
 end
 
+-- A custom equals that raises counts as "not equal"; its error is kept in
+-- eq_error and raised by the caller once the graph is consistent again
+-- (never from inside a pull, which would leave the core's pull open).
+local eq_error = nil
+
 local function equal(id, a, b)
   local eq = eqs[id]
   if eq == nil then return a == b or (a ~= a and b ~= b) end
@@ -66,8 +71,17 @@ local function equal(id, a, b)
   active = 0
   local ok, r = pcall(eq, a, b)
   active = prev
-  if not ok then error(r, 0) end
+  if not ok then
+    if eq_error == nil then eq_error = r end
+    return false
+  end
   return r and true or false
+end
+
+local function raise_eq_error()
+  local e = eq_error
+  eq_error = nil
+  error(e, 0)
 end
 
 -- ===== deferred frees (GC finalizers run at arbitrary points) =====
@@ -91,46 +105,68 @@ local function finalize(obj)
 end
 
 -- ===== settling: after the outermost write, batch or transaction =====
-local sched_buf = {}
-local function settle()
-  if G.async_len > 0 and async_hook then
-    local n = C.ac_async_drain(G)
-    local ids = {}
-    for i = 0, n - 1 do ids[i + 1] = G.out[i] end
-    for i = 1, n do async_hook(ids[i]) end
-  end
-  if G.sched_list_len > 0 then
-    local n = C.ac_sched_take_dirty(G)
-    for i = 0, n - 1 do sched_buf[i + 1] = G.out[i] end
-    local first
-    for i = 1, n do
-      local s = scheduler.get(sched_buf[i])
-      sched_buf[i] = nil
-      if s then
-        local ok, err = pcall(s.poke, s)
-        if not ok and first == nil then first = err end
-      end
+local function drain_async()
+  local n = C.ac_async_drain(G)
+  local ids = {}
+  for i = 0, n - 1 do ids[i + 1] = G.out[i] end
+  for i = 1, n do async_hook(ids[i]) end
+end
+
+--- Pokes every scheduler that received jobs; all are poked even if one
+-- raises, then the first error is raised.
+local function poke_schedulers()
+  local first
+  local si = C.ac_sched_take_one(G)
+  while si >= 0 do
+    local s = scheduler.get(si)
+    if s then
+      local ok, err = pcall(s.poke, s)
+      if not ok and first == nil then first = err end
     end
-    if first ~= nil then error(first, 0) end
+    si = C.ac_sched_take_one(G)
   end
-  if #to_free > 0 then collect() end
+  if first ~= nil then error(first, 0) end
+end
+
+local function settle()
+  if G.async_len ~= 0 and async_hook then drain_async() end
+  if G.sched_list_len ~= 0 then
+    if G.sched_list_len == 1 then
+      -- the common case, without a loop (LuaJIT compiles it straight)
+      local s = scheduler.get(C.ac_sched_take_one(G))
+      if s then s:poke() end
+    else
+      poke_schedulers()
+    end
+  end
+  if to_free[1] ~= nil then collect() end
 end
 
 -- ===== pull: bring a pending node up to date =====
 local update
 
---- Checks the pending node `id`; true when it must be updated.
+local function pull_more(r)
+  while r > 0 do
+    r = C.ac_pull_resume(G, update(r) and 1 or 0)
+  end
+  if eq_error ~= nil then raise_eq_error() end
+  return r == -1
+end
+
+--- Checks the pending node `id`; true when it must be updated. update()
+-- does not raise (user code runs under pcall in recompute; equals errors
+-- are deferred), so the pull always completes. The first two updates are
+-- handled without a loop: most pulls need one or two, and a loop of one
+-- trip keeps LuaJIT from compiling the callers.
 local function pull(id)
   local r = C.ac_pull(G, id)
-  while r > 0 do
-    local ok, changed = pcall(update, r)
-    if not ok then
-      C.ac_pull_abort(G)
-      error(changed, 0)
-    end
-    r = C.ac_pull_resume(G, changed and 1 or 0)
+  if r <= 0 then return r == -1 end
+  r = C.ac_pull_resume(G, update(r) and 1 or 0)
+  if r <= 0 then
+    if eq_error ~= nil then raise_eq_error() end
+    return r == -1
   end
-  return r == -1
+  return pull_more(C.ac_pull_resume(G, update(r) and 1 or 0))
 end
 
 --- Re-runs the computed `id`; true when its value changed. A raised error
@@ -199,7 +235,9 @@ local function signal_get(s)
     node.flags = band(f, NOT_DIRTY)
     local v, old = vals[id], seen[id]
     seen[id] = v
-    if not equal(id, old, v) and node.subs ~= 0 then C.ac_changed(G, id) end
+    -- re-read the node: a custom equals may have grown (moved) the array
+    if not equal(id, old, v) and G.nodes[id].subs ~= 0 then C.ac_changed(G, id) end
+    if eq_error ~= nil then raise_eq_error() end
   end
   if active ~= 0 then C.ac_link(G, id, active) end
   return vals[id]
@@ -232,6 +270,7 @@ local function signal_set(s, v)
   local id = s.id
   local old = vals[id]
   if equal(id, old, v) then return end
+  if eq_error ~= nil then raise_eq_error() end
   if tx_depth > 0 then tx_log(id, old) end
   vals[id] = v
   C.ac_write(G, id)
@@ -282,6 +321,7 @@ local function computed_get(c)
   end
   if band(f, DIRTY) ~= 0 or (band(f, PENDING) ~= 0 and pull(id)) then
     if recompute(id) then C.ac_changed(G, id) end
+    if eq_error ~= nil then raise_eq_error() end
   end
   if active ~= 0 then C.ac_link(G, id, active) end
   if band(G.nodes[id].flags, ERROR) ~= 0 then error(vals[id], 0) end

@@ -14,7 +14,6 @@ local core = require("async.core")
 
 local C, G = core.C, core.G
 local PHASES, PHASE_NAMES = core.PHASES, core.PHASE_NAMES
-local ffi = require("ffi")
 local type, error, pcall, tostring, setmetatable = type, error, pcall, tostring, setmetatable
 
 local _M = {}
@@ -25,7 +24,6 @@ Scheduler.__index = Scheduler
 local by_index = {}          -- C scheduler index -> Scheduler
 local interned = {}          -- key/scope string -> int
 local names = {}             -- int -> string
-local job_out = ffi.new("ac_job[1]")
 local runner                 -- function(node_id) -> ok, err: runs an effect or async node
 
 local function intern(s)
@@ -125,39 +123,66 @@ local function report(self, err, phase, key, first)
   return first
 end
 
+local STEP_DROPPED = -2147483647   -- AC_STEP_DROPPED; AC_STEP_DEPTH is below it
+
+--- Runs the job with handle `h` (from ac_sched_step); returns ok, err.
+local function run_job(self, h)
+  if h < 0 then return runner(-h) end
+  local jobs = self.jobs
+  local fn = jobs[h]
+  jobs[h] = nil
+  local free = self.free
+  free[#free + 1] = h
+  return pcall(fn)
+end
+
+local function failed(self, err, first)
+  local last = G.scheds[self.index].last
+  local key = last.key
+  return report(self, err, last.phase, key ~= 0 and key or nil, first)
+end
+
+--- Handles what ac_sched_step returned; false when the flush is over.
+local function step(self, h, first)
+  if h > STEP_DROPPED then
+    local ok, err = run_job(self, h)
+    if not ok then first = failed(self, err, first) end
+    return true, first
+  end
+  if h == STEP_DROPPED then
+    local dh = G.scheds[self.index].last.handle
+    if dh > 0 then self.jobs[dh] = nil; self.free[#self.free + 1] = dh end
+    return true, first
+  end
+  -- past max_depth: the core cleared the queues; drop the job functions too
+  local jobs, free = self.jobs, self.free
+  for k in pairs(jobs) do jobs[k] = nil end
+  for k = #free, 1, -1 do free[k] = nil end
+  local err = "scheduler flush exceeded max_depth (" .. self.max_depth .. " passes): a loop never settles"
+  return false, report(self, err, 2, nil, first)
+end
+
 --- Runs jobs until every phase is empty. Re-entrant calls return at once.
+-- The first two jobs are handled outside the loop: most flushes run one or
+-- two jobs, and a loop that exits after one trip keeps LuaJIT from
+-- compiling the flush (it aborts "leaving loop in root trace").
 function Scheduler:flush()
   if self.flushing then return end
   self.flushing = true
-  local first
-  local index, jobs, free = self.index, self.jobs, self.free
-  while true do
-    local r = C.ac_sched_next(G, index, job_out)
-    if r == 1 then
-      local j = job_out[0]
-      local h, phase, key = j.handle, j.phase, j.key
-      local ok, err
-      if h < 0 then
-        ok, err = runner(-h)
-      else
-        local fn = jobs[h]
-        jobs[h] = nil
-        free[#free + 1] = h
-        ok, err = pcall(fn)
+  local index = self.index
+  local first = nil
+  local h = C.ac_sched_step(G, index)
+  if h ~= 0 then
+    local more
+    more, first = step(self, h, first)
+    h = more and C.ac_sched_step(G, index) or 0
+    if h ~= 0 then
+      more, first = step(self, h, first)
+      h = more and C.ac_sched_step(G, index) or 0
+      while h ~= 0 do
+        more, first = step(self, h, first)
+        h = more and C.ac_sched_step(G, index) or 0
       end
-      if not ok then first = report(self, err, phase, key ~= 0 and key or nil, first) end
-    elseif r == 2 then
-      local h = job_out[0].handle
-      if h > 0 then jobs[h] = nil; free[#free + 1] = h end
-    elseif r == 0 then
-      break
-    else
-      -- the core cleared the queues; drop the job functions too
-      for k in pairs(jobs) do jobs[k] = nil end
-      for k = #free, 1, -1 do free[k] = nil end
-      local err = "scheduler flush exceeded max_depth (" .. self.max_depth .. " passes): a loop never settles"
-      first = report(self, err, 2, nil, first)
-      break
     end
   end
   self.flushing = false
@@ -170,13 +195,18 @@ function Scheduler:poke()
   if strategy == "sync" then
     self:flush()
   elseif strategy == "loop" and not self.deferred then
-    self.deferred = true
-    local loop = self.loop or require("async.loop").get_loop()
-    loop:defer(function()
-      self.deferred = false
-      self:flush()
-    end)
+    self:defer_flush()
   end
+end
+
+--- Queues one flush on the event loop (the loop strategy).
+function Scheduler:defer_flush()
+  self.deferred = true
+  local loop = self.loop or require("async.loop").get_loop()
+  loop:defer(function()
+    self.deferred = false
+    self:flush()
+  end)
 end
 
 --- Runs `fn` as one batch on the kernel (writes commit once).

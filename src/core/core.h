@@ -119,6 +119,7 @@ typedef struct ac_sched {
   int32_t passes;
   int32_t in_use;
   int32_t listed;               /* in g->sched_list */
+  ac_job last;                  /* the job ac_sched_step handed out last */
 } ac_sched;
 
 typedef struct ac_pull {        /* one resumable dependency check */
@@ -232,6 +233,15 @@ void ac_sched_release(ac_graph *g, int32_t s);
 int ac_sched_push(ac_graph *g, int32_t s, int32_t phase, int32_t handle, int32_t scope, int32_t key);
 /* Next job of the flush in progress (starting one if needed). */
 int ac_sched_next(ac_graph *g, int32_t s, ac_job *out);
+/* The same as one scalar, for the embedder's hot loop: the job's handle
+   (the whole job is in g->scheds[s].last), 0 when the flush is done,
+   AC_STEP_DROPPED for a job of a destroyed scope (free last.handle), or
+   AC_STEP_DEPTH past max_depth (the queues were cleared). */
+int32_t ac_sched_step(ac_graph *g, int32_t s);
+#define AC_STEP_DEPTH INT32_MIN
+#define AC_STEP_DROPPED (INT32_MIN + 1)
+/* Takes one scheduler off the list of those that received jobs; -1 if none. */
+int32_t ac_sched_take_one(ac_graph *g);
 int32_t ac_sched_size(ac_graph *g, int32_t s);    /* jobs waiting */
 void ac_sched_clear(ac_graph *g, int32_t s);
 void ac_sched_end(ac_graph *g, int32_t s);        /* abandon the flush in progress */

@@ -226,6 +226,14 @@ int32_t ac_sched_take_dirty(ac_graph *g) {
   return g->out_len;
 }
 
+/* Takes one scheduler that received jobs. */
+int32_t ac_sched_take_one(ac_graph *g) {
+  if (g->sched_list_len == 0) return -1;
+  int32_t si = g->sched_list[--g->sched_list_len];
+  g->scheds[si].listed = 0;
+  return si;
+}
+
 /* ===== the flush step machine ===== */
 
 /* For an effect job: the outermost queued owner in the same scheduler, so an
@@ -316,4 +324,16 @@ int ac_sched_next(ac_graph *g, int32_t si, ac_job *out) {
       return AC_SCHED_DEPTH;
     }
   }
+}
+
+/* ac_sched_next as one scalar; see core.h. */
+int32_t ac_sched_step(ac_graph *g, int32_t si) {
+  if (si < 0 || si >= g->sched_len) return 0;
+  ac_job j;
+  int r = ac_sched_next(g, si, &j);
+  if (r == AC_SCHED_DONE) return 0;
+  if (r == AC_SCHED_DEPTH) return AC_STEP_DEPTH;
+  g->scheds[si].last = j;
+  if (r == AC_SCHED_DROPPED) return AC_STEP_DROPPED;
+  return j.handle;
 }
