@@ -219,7 +219,9 @@ describe("Memory: disposed and collected nodes are freed", function()
           ids[i + 1] = c.id
         end
       end
-      build()
+      -- built in a coroutine that ends: no stale stack slot of the main
+      -- thread can keep the last objects reachable
+      coroutine.wrap(build)()
       local live
       for _ = 1, 5 do
         collectgarbage(); collectgarbage(); Async.signal(nil)

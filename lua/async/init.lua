@@ -48,13 +48,36 @@ local loop_mod
 local function loop()
   if loop_mod == nil then
     loop_mod = require("async.loop")
-    if loop_mod.set_resume_hook then loop_mod.set_resume_hook(kernel.resume) end
+    local run_of = kernel._internal.run_of()
+    loop_mod.set_resume_hook(function(co, ...)
+      -- an async run handles its own end (commit, error state, abort);
+      -- any other coroutine's error must not be lost
+      local is_run = run_of[co] ~= nil
+      local ok, err = kernel.resume(co, ...)
+      if not ok and not is_run then loop_mod.on_error(err, co) end
+      return ok, err
+    end)
   end
   return loop_mod
 end
 
-function _M.delay(ms, token) return loop().delay(ms, token) end
-function _M.await(start, token) return loop().await(start, token) end
+-- Waiting inside a batch would hold the batch open for every coroutine (the
+-- batch depth is one per Lua state), so it is refused.
+local function check_not_batched(what)
+  if kernel._internal.batch_depth() > 0 then
+    error(what .. " cannot wait inside a batch, transaction or effect body: the commit would wait for it", 3)
+  end
+end
+
+function _M.delay(ms, token)
+  check_not_batched("Async.delay")
+  return loop().delay(ms, token)
+end
+
+function _M.await(start, token)
+  check_not_batched("Async.await")
+  return loop().await(start, token)
+end
 function _M.manual_loop() return loop().manual_loop() end
 function _M.get_loop() return loop().get_loop() end
 function _M.set_loop(l) return loop().set_loop(l) end
