@@ -204,7 +204,10 @@ describe("Memory: disposed and collected nodes are freed", function()
   end)
 
   -- In a fresh process: inside busted, compiled traces and the runner's own
-  -- references keep some of the test's objects alive for a while.
+  -- references keep some of the test's objects alive for a while. The graph
+  -- is built in a coroutine that ends, so no stale stack slot of the main
+  -- thread keeps the last objects reachable. (No comments inside the script:
+  -- %q joins its lines for the shell.)
   it("signals and computeds that are garbage collected are freed (fresh process)", function()
     local script = [=[
       local Async = require("async")
@@ -219,8 +222,6 @@ describe("Memory: disposed and collected nodes are freed", function()
           ids[i + 1] = c.id
         end
       end
-      -- built in a coroutine that ends: no stale stack slot of the main
-      -- thread can keep the last objects reachable
       coroutine.wrap(build)()
       local live
       for _ = 1, 5 do
