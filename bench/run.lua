@@ -67,6 +67,15 @@ local function out(fmt, ...)
   io.flush()
 end
 
+local function loadavg()
+  local f = io.open("/proc/loadavg")
+  if not f then return "n/a" end
+  local l = f:read("*l") or ""
+  f:close()
+  return l:match("^(%S+ %S+ %S+)") or "n/a"
+end
+out("load average at start: %s (timings are only comparable on an otherwise idle machine)\n", loadavg())
+
 -- results[framework][case name] = { ms = number|nil, fail = {msgs} }
 local results = { asyncrt = {}, alien = {}, preact = {} }
 local notes = {}
@@ -211,6 +220,9 @@ local function memory_report()
   end
   collectgarbage("collect")
   collectgarbage("collect")
+  -- handles collected just now queue their nodes for freeing; creating a node
+  -- lets the kernel free them before the baseline is taken
+  fw.computed(function() return 0 end)
   local s0 = stats()
   local lua0 = collectgarbage("count")
   local N = 10000
@@ -248,6 +260,7 @@ local function memory_report()
 end
 memory_report()
 
+out("load average at end: %s\n", loadavg())
 for _, n in ipairs(notes) do out("note: %s\n", n) end
 
 local failed = 0

@@ -2,9 +2,10 @@
 -- framework adapters of milomg/js-reactivity-benchmark (bench/node/frameworks.mjs).
 -- asyncrt's own handles already have the shape the cases use (handle() reads,
 -- handle:set(v) writes), so signal and computed are passed straight through
--- and the adapter costs nothing on the hot path. Effects are wrapped so that
--- what a benchmark's effect function returns is never taken for a cleanup
--- (the JS adapters do the same).
+-- and the adapter costs nothing on the hot path. Effects are passed through
+-- too: asyncrt takes only a returned *function* for a cleanup and ignores any
+-- other result, and no case's effect returns a function. (The JS adapters wrap
+-- effects because alien-signals 3 calls any truthy result as a cleanup.)
 local Async = require("async")
 
 local A = { name = "asyncrt" }
@@ -19,7 +20,7 @@ function A.computed(fn) return computed(fn) end
 
 if scope then
   function A.effect(fn)
-    effect(function() fn() end)
+    effect(fn)
   end
   function A.build(fn)
     local out
@@ -29,12 +30,12 @@ if scope then
 else
   -- no scopes: dispose each effect on cleanup, as the preact adapter does
   function A.effect(fn)
-    disposers[#disposers + 1] = effect(function() fn() end)
+    disposers[#disposers + 1] = effect(fn)
   end
   function A.build(fn) return fn() end
 end
 
-function A.batch(fn) batch(fn) end
+function A.batch(fn, ...) batch(fn, ...) end
 
 function A.cleanup()
   local d = disposers
