@@ -93,9 +93,14 @@ bench: all
 fuzz: all
 	@FUZZ_LONG=1 luajit spec/fuzz/run.lua
 
-run: all
-	@echo "asyncrt: no app server yet; running the kernel example"
-	luajit examples/kernel.lua
+run: deps all
+	@echo "== the kernel on real timers (build/asyncrt examples/kernel.lua)"
+	build/asyncrt examples/kernel.lua
+	@echo
+	@echo "== the product page of the seed, rendered and streamed in-process"
+	build/asyncrt examples/render.lua product /products/sku-1 --stream
+	@echo
+	@echo "(serving over HTTP is not built yet: see README.md, Status)"
 
 dev-env:
 	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
