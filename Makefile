@@ -33,7 +33,7 @@ help:
 	@echo "make dev-env   print LUA_PATH/LUA_CPATH exports for this checkout"
 
 deps:
-	@tools/deps.sh core
+	@tools/deps.sh core ngx
 
 $(BUILD)/core/%.o: src/core/%.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
@@ -64,7 +64,7 @@ $(BUILD)/rt/%.o: src/asyncrt/%.c $(RT_HDR)
 $(BUILD)/asyncrt: $(RT_SRC:src/asyncrt/%.c=$(BUILD)/rt/%.o) $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
 	$(CC) $(CFLAGS) -Wl,-E -o $@ $^ $(RT_LIBS)
 
-test: all
+test: deps all
 	@tools/run-tests.sh
 
 check: test

@@ -3,7 +3,7 @@
 # Usage: tools/deps.sh [group...]   groups: core (default), ngx, browser, bench
 set -u
 core="build-essential pkg-config luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-cjson lua-busted luarocks lua-check libhttp-parser-dev lua-cosmo lua-lpeg"
-ngx="nginx-light libnginx-mod-http-lua lua-resty-core"
+ngx="nginx-light libnginx-mod-http-lua lua-resty-core curl"
 browser="chromium nodejs npm"
 bench="nodejs npm"
 groups="${*:-core}"
