@@ -176,7 +176,11 @@ end
 -- and stays DIRTY, and the saved counters are restored, not decremented.
 local function eval(id, fn, old)
   C.ac_begin(G, id)
-  return fn(old)
+  -- not a tail call: the getter then returns into this Lua frame, which
+  -- LuaJIT can compile; returning straight into pcall's frame is "NYI:
+  -- return to lower frame" and gets every getter's trace blacklisted
+  local v = fn(old)
+  return v
 end
 
 local function recompute(id)
@@ -499,6 +503,12 @@ function _M.on_cleanup(fn)
   return true
 end
 
+-- Calls an effect body from a Lua frame (see eval: no tail call into pcall).
+local function call_body(fn)
+  local r = fn()
+  return r
+end
+
 --- Runs the effect `id` if a dependency changed. Returns ok, err.
 local function run_effect(id)
   local f = G.nodes[id].flags
@@ -511,7 +521,7 @@ local function run_effect(id)
   active, owner, computing = id, id, 0
   batch_depth = batch_depth + 1
   C.ac_begin(G, id)
-  local ok, res = pcall(fns[id])
+  local ok, res = pcall(call_body, fns[id])
   local ended = C.ac_end(G, id)
   active, owner, computing = prev_active, prev_owner, prev_computing
   batch_depth = batch_depth - 1
