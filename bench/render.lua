@@ -9,7 +9,10 @@
 --   render   rt:render(url) on a runtime made once (the renderer alone)
 -- Every variant is asserted to produce the same bytes before timing.
 --
---   luajit bench/render.lua [seconds-per-case]
+--   luajit bench/render.lua [seconds-per-case] [page:variant]
+-- The second argument times one variant alone (for profiling), e.g.
+--   luajit -jp=Fl bench/render.lua 3 table:render
+-- pages: product, table; variants: floor, request, render, cosmo.
 -- The results are in docs/rendering.md ("Rendering measurements").
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
@@ -20,6 +23,7 @@ local scanner = require("async.scanner")
 
 local clock, concat, fmt = os.clock, table.concat, string.format
 local BUDGET = tonumber(arg and arg[1] or "") or 0.5
+local ONLY = arg and arg[2]
 local esc_text, esc_attr = scanner.escape_text, scanner.escape_attr
 local has_cosmo, cosmo = pcall(require, "cosmo")
 
@@ -268,6 +272,24 @@ local pages = {
     cosmo = function() return product_cosmo_render("sku-1") end },
   { name = "100-row table", app = table_app, url = "/orders", floor = table_floor, cosmo = table_cosmo_render },
 }
+
+if ONLY then
+  local pname, vname = ONLY:match("^(%w+):(%w+)$")
+  for _, page in ipairs(pages) do
+    if page.name:match(pname or "") then
+      local rt = Async.create_app(page.app, { env = "production" })
+      local fns = {
+        floor = page.floor, cosmo = page.cosmo,
+        request = function() return Async.create_app(page.app, { env = "production" }):render(page.url).html end,
+        render = function() return rt:render(page.url).html end,
+      }
+      local fn = assert(fns[vname], "unknown variant " .. tostring(vname))
+      print(fmt("%s %s: %.0f pages/s", page.name, vname, rate(fn)))
+      return
+    end
+  end
+  error("unknown page " .. ONLY)
+end
 
 print(fmt("%-14s %10s %10s %10s %10s   %s", "page", "floor", "request", "render", "cosmo",
   "ratios to the floor (request / render / cosmo)"))

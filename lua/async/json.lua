@@ -28,86 +28,183 @@ function _M.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
-local escapes = {
-  ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
-}
-local function escape_char(c)
-  return escapes[c] or format("\\u%04x", byte(c))
+-- ===== ENCODING =====
+-- One string.buffer per encode (a table + concat where string.buffer is
+-- missing). Strings with nothing to escape, the common case, cost one byte
+-- scan; the rest go through one gsub with a table. Object keys are sorted
+-- (the output is deterministic) and their encoded form `"key":` is cached.
+
+local has_sbuf, sbuf = pcall(require, "string.buffer")
+local new_buffer
+if has_sbuf then
+  new_buffer = sbuf.new
+else
+  local Buf = {}
+  Buf.__index = Buf
+  function Buf:put(a, b, c) -- one or three strings
+    local n = self.n + 1
+    self[n] = a
+    if b then self[n + 1], self[n + 2], n = b, c, n + 2 end
+    self.n = n
+    return self
+  end
+  function Buf:tostring() return concat(self, "", 1, self.n) end
+  new_buffer = function() return setmetatable({ n = 0 }, Buf) end
 end
 
-local function encode_string(s, script)
-  s = gsub(s, '[%c"\\]', escape_char)
-  if script then
-    s = gsub(s, "<", "\\u003c")
-    -- U+2028/2029 are line terminators in JavaScript source
-    s = gsub(s, "\226\128\168", "\\u2028")
-    s = gsub(s, "\226\128\169", "\\u2029")
+-- escapes[c] for every byte `[%c"\\]` matches; script_escapes adds `<`
+local escapes, script_escapes = {}, {}
+for b = 0, 255 do
+  local c = char(b)
+  if find(c, '[%c"\\]') then escapes[c] = format("\\u%04x", b) end
+end
+escapes['"'], escapes["\\"], escapes["\b"], escapes["\f"] = '\\"', "\\\\", "\\b", "\\f"
+escapes["\n"], escapes["\r"], escapes["\t"] = "\\n", "\\r", "\\t"
+for c, e in pairs(escapes) do script_escapes[c] = e end
+script_escapes["<"] = "\\u003c"
+
+-- does s hold a byte that must be escaped? (`[%c"\\]`, plus `<` and the lead
+-- byte of U+2028/2029 in script mode). A byte loop: LuaJIT compiles it, and
+-- it beats a pattern find on the short strings snapshots are made of.
+local function needs_escape(s, script)
+  for i = 1, #s do
+    local b = byte(s, i)
+    if b < 32 or b == 34 or b == 92 or b == 127 or (script and (b == 60 or b == 226)) then return true end
   end
-  return '"' .. s .. '"'
+  return false
+end
+
+local function escape_string(s, script)
+  if script then
+    s = gsub(s, '[%c"\\<]', script_escapes)
+    if find(s, "\226\128[\168\169]") then
+      -- U+2028/2029 are line terminators in JavaScript source
+      s = gsub(s, "\226\128\168", "\\u2028")
+      s = gsub(s, "\226\128\169", "\\u2029")
+    end
+    return s
+  end
+  return (gsub(s, '[%c"\\]', escapes))
+end
+
+local function put_string(buf, s, script)
+  if needs_escape(s, script) then s = escape_string(s, script) end
+  buf:put('"', s, '"')
+end
+
+-- `"key":` per key string, for plain and script mode; bounded (keys may be data)
+local KEY_CACHE_MAX = 2048
+local key_cache, script_key_cache, key_count = {}, {}, 0
+
+local function encoded_key(k, script)
+  local cache = script and script_key_cache or key_cache
+  local e = cache[k]
+  if e == nil then
+    e = needs_escape(k, script) and '"' .. escape_string(k, script) .. '":' or '"' .. k .. '":'
+    key_count = key_count + 1
+    if key_count > KEY_CACHE_MAX then
+      key_cache, script_key_cache, key_count = {}, {}, 1
+      cache = script and script_key_cache or key_cache
+    end
+    cache[k] = e
+  end
+  return e
+end
+
+local function by_tostring(a, b) return tostring(a) < tostring(b) end
+
+-- sorts keys[1..n] (strings unless mixed); insertion sort for the small
+-- objects snapshots are made of, table.sort beyond
+local function sort_keys(keys, n, mixed)
+  if mixed then
+    sort(keys, by_tostring)
+  elseif n > 12 then
+    sort(keys)
+  else
+    for i = 2, n do
+      local k = keys[i]
+      local j = i - 1
+      while j > 0 and k < keys[j] do
+        keys[j + 1] = keys[j]
+        j = j - 1
+      end
+      keys[j + 1] = k
+    end
+  end
 end
 
 local encode_value
 
-local function is_array(t)
-  if getmetatable(t) == array_mt then return true, #t end
+local function put_number(buf, v)
+  if v ~= v or v == huge or v == -huge then
+    error("json: cannot encode " .. tostring(v), 0)
+  end
+  if floor(v) == v and v > -1e15 and v < 1e15 then
+    buf:put(format("%d", v))
+  else
+    -- the shortest of %.14g / %.17g that reads back as v
+    local s = format("%.14g", v)
+    if tonumber(s) ~= v then s = format("%.17g", v) end
+    buf:put(s)
+  end
+end
+
+local function encode_table(t, buf, depth, script)
+  if depth > 100 then error("json: nesting deeper than 100 (a cycle?)", 0) end
   local n = #t
-  if n == 0 then return false, 0 end
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count == n, n
+  local arr = getmetatable(t) == array_mt
+  if not arr and n > 0 then
+    local count = 0
+    for _ in pairs(t) do count = count + 1 end
+    arr = count == n
+  end
+  if arr then
+    buf:put("[")
+    for i = 1, n do
+      if i > 1 then buf:put(",") end
+      encode_value(t[i], buf, depth + 1, script)
+    end
+    buf:put("]")
+    return
+  end
+  local keys, nk, mixed = {}, 0, false
+  for k in pairs(t) do
+    local tk = type(k)
+    if tk ~= "string" then
+      if tk ~= "number" then error("json: cannot encode a table key of type " .. tk, 0) end
+      mixed = true
+    end
+    nk = nk + 1
+    keys[nk] = k
+  end
+  if nk > 1 then sort_keys(keys, nk, mixed) end
+  buf:put("{")
+  for i = 1, nk do
+    local k = keys[i]
+    if i > 1 then buf:put(",") end
+    if mixed then
+      put_string(buf, tostring(k), script)
+      buf:put(":")
+    else
+      buf:put(encoded_key(k, script))
+    end
+    encode_value(t[k], buf, depth + 1, script)
+  end
+  buf:put("}")
 end
 
 function encode_value(v, buf, depth, script)
   local tv = type(v)
   if tv == "string" then
-    buf[#buf + 1] = encode_string(v, script)
+    put_string(buf, v, script)
   elseif tv == "number" then
-    if v ~= v or v == huge or v == -huge then
-      error("json: cannot encode " .. tostring(v), 0)
-    end
-    if floor(v) == v and v > -1e15 and v < 1e15 then
-      buf[#buf + 1] = format("%d", v)
-    else
-      -- the shortest of %.14g / %.17g that reads back as v
-      local s = format("%.14g", v)
-      if tonumber(s) ~= v then s = format("%.17g", v) end
-      buf[#buf + 1] = s
-    end
+    put_number(buf, v)
   elseif tv == "boolean" then
-    buf[#buf + 1] = v and "true" or "false"
+    buf:put(v and "true" or "false")
   elseif v == nil or v == null then
-    buf[#buf + 1] = "null"
+    buf:put("null")
   elseif tv == "table" then
-    if depth > 100 then error("json: nesting deeper than 100 (a cycle?)", 0) end
-    local arr, n = is_array(v)
-    if arr then
-      buf[#buf + 1] = "["
-      for i = 1, n do
-        if i > 1 then buf[#buf + 1] = "," end
-        encode_value(v[i], buf, depth + 1, script)
-      end
-      buf[#buf + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do
-        local tk = type(k)
-        if tk ~= "string" and tk ~= "number" then
-          error("json: cannot encode a table key of type " .. tk, 0)
-        end
-        keys[#keys + 1] = k
-      end
-      if #keys > 1 then sort(keys, function(a, b) return tostring(a) < tostring(b) end) end
-      buf[#buf + 1] = "{"
-      for i = 1, #keys do
-        local k = keys[i]
-        if i > 1 then buf[#buf + 1] = "," end
-        buf[#buf + 1] = encode_string(tostring(k), script)
-        buf[#buf + 1] = ":"
-        encode_value(v[k], buf, depth + 1, script)
-      end
-      buf[#buf + 1] = "}"
-    end
+    encode_table(v, buf, depth, script)
   else
     error("json: cannot encode a value of type " .. tv, 0)
   end
@@ -116,9 +213,9 @@ end
 --- Encodes v; opts.script escapes `<` for embedding in <script>.
 -- Raises on values JSON cannot hold (functions, NaN, cycles).
 function _M.encode(v, opts)
-  local buf = {}
-  encode_value(v, buf, 0, opts and opts.script)
-  return concat(buf)
+  local buf = new_buffer()
+  encode_value(v, buf, 0, opts and opts.script and true or false)
+  return buf:tostring()
 end
 
 local decoders = {}
