@@ -368,6 +368,13 @@ function _M.is_signal(v) return ffi.istype(SignalT, v) end
 function _M.is_computed(v) return ffi.istype(ComputedT, v) end
 
 -- ===== batches and transactions =====
+-- settle() called from a fixed-arity frame: batch_end is vararg, and LuaJIT
+-- cannot compile a return into a vararg frame below the trace's start ("NYI:
+-- return to lower frame"), so settle's own traces return here instead.
+local function settle_after_batch()
+  settle()
+end
+
 local function batch_end(ok, ...)
   batch_depth = batch_depth - 1
   if batch_depth == 0 then
@@ -375,7 +382,7 @@ local function batch_end(ok, ...)
       pcall(settle)
       error((...), 0)
     end
-    settle()
+    settle_after_batch()
   elseif not ok then
     error((...), 0)
   end
