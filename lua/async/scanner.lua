@@ -21,6 +21,8 @@ local setmetatable, rawget, tonumber, schar = setmetatable, rawget, tonumber, st
 local sfind, ssub, sbyte, slower, sgsub, smatch, sformat =
   string.find, string.sub, string.byte, string.lower, string.gsub, string.match, string.format
 local concat, sort = table.concat, table.sort
+local has_tnew, tnew = pcall(require, "table.new")
+if not has_tnew then tnew = function() return {} end end
 local floor, huge = math.floor, math.huge
 
 local chain = require("async.chain")
@@ -840,6 +842,11 @@ local function compile(html, cfg, opts)
               if op.kind == "class" then op.class_name = escape_attr(op.name) else only = false end
             end
             t.toggles_only = only
+            -- one signal:class and nothing else: class_value's fast path
+            if #t.ops == 1 and t.ops[1].kind == "classes" then
+              t.single_classes = t.ops[1]
+              t.static_joined = concat(t.static_list or {}, " ")
+            end
           end
         end
       end
@@ -1053,6 +1060,21 @@ local function class_value(h, resolve, general)
     if v == "" and not present then return false end
     return v
   end
+  -- one signal:class whose value is one class name: no lists (the general
+  -- path below gives the same string)
+  local single = h.single_classes
+  if single then
+    local v = resolve(single)
+    if type(v) == "string" and not has_space(v) then
+      local out = h.static_joined
+      if v ~= "" then
+        v = escape_attr(v)
+        if not h.static_set[v] then out = out == "" and v or (out .. " " .. v) end
+      end
+      if out == "" and not present then return false end
+      return out
+    end
+  end
   local list, set = {}, {}
   local sl = h.static_list
   if sl then
@@ -1170,8 +1192,10 @@ end
 fill = function(plan, resolve)
   local holes = plan.holes
   if #holes == 0 then return plan.chunks[1] end
-  local buf = {}
+  -- sized like the plan's last fill: no rehashing while it grows
+  local buf = tnew(rawget(plan, "_fill_n") or 0, 0)
   local n = fill_into(plan, resolve, buf, 0)
+  plan._fill_n = n
   return concat(buf, "", 1, n)
 end
 _M.fill = fill
