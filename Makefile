@@ -9,6 +9,9 @@ LUAJIT_INC ?= /usr/include/luajit-2.1
 WARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
              -Wstrict-prototypes -Wpointer-arith -pedantic
 BUILD     := build
+# module paths of this checkout, for the scripts that make runs with luajit
+LUAENV    := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
+             LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
 CORE_SRC  := $(filter-out src/core/test%,$(wildcard src/core/*.c))
 CORE_HDR  := $(wildcard src/core/*.h)
@@ -88,7 +91,22 @@ valgrind: $(BUILD)/test_core
 
 bench: all
 	@tools/deps.sh bench || true
-	luajit bench/run.lua
+	@echo "== kernel: js-reactivity-benchmark shapes vs alien-signals and preact (docs/performance.md)"
+	$(LUAENV) luajit bench/run.lua
+	@echo "== templates vs hand-written concatenation and lua-cosmo"
+	$(LUAENV) luajit bench/template.lua
+	@echo "== router: 1,000 routes"
+	$(LUAENV) luajit bench/router.lua
+	@echo "== scanner: Lua patterns vs LPeg"
+	$(LUAENV) luajit bench/scanner.lua
+	@echo "== SSR pages vs hand-written concatenation and lua-cosmo"
+	$(LUAENV) luajit bench/render.lua
+	@echo "== streaming: time to first byte (luv loop)"
+	build/asyncrt bench/ttfb.lua
+	@echo "== asyncrt startup vs luajit and node"
+	$(LUAENV) luajit bench/startup.lua
+	@echo "== 100,000 concurrent Async.delay coroutines"
+	build/asyncrt bench/timers.lua
 
 fuzz: all
 	@FUZZ_LONG=1 luajit spec/fuzz/run.lua
