@@ -262,14 +262,19 @@ local function index_of(k)
   return nil
 end
 
+-- the state field a first segment names on an async signal (async.signals)
+local META = { ["$value"] = "value", ["$status"] = "status", ["$loading"] = "loading", ["$error"] = "error",
+               ["$version"] = "version" }
+
 -- A path resolved in a registry: { id =, keys =, nums =, n =, meta =, ri = }
--- (meta: the first segment starts with "$", read through the registry; ri:
--- the index of id in the shape's roots). k1, i1, k2, i2: the first two
--- segments and their array indexes, for the resolver's unrolled walk.
+-- (meta: the state field the first segment names, read as such when the
+-- signal is async; ri: the index of id in the shape's roots). k1, i1, k2,
+-- i2: the first two segments and their array indexes, for the resolver's
+-- unrolled walk.
 local function compile_path(id, segs, ri)
   local keys, nums = {}, {}
   for i = 1, #segs do keys[i] = segs[i]; nums[i] = index_of(segs[i]) end
-  return { id = id, keys = keys, nums = nums, n = #segs, meta = segs[1] ~= nil and segs[1]:sub(1, 1) == "$",
+  return { id = id, keys = keys, nums = nums, n = #segs, meta = segs[1] ~= nil and META[segs[1]] or nil,
            ri = ri, k1 = keys[1], i1 = nums[1] or false, k2 = keys[2], i2 = nums[2] or false }
 end
 
@@ -334,7 +339,7 @@ local function validate(rt, plan, name)
     local by_slot = {}
     for _, slot in ipairs(b.slots or {}) do
       local p = slot.kind ~= "boundary" and slot.kind ~= "template" and slot.path and paths[slot.path]
-      if p and not p.meta then by_slot[slot] = p end
+      if p then by_slot[slot] = p end
     end
     shape = { signature = sig, roots = roots, paths = paths, by_slot = by_slot, handlers = b.handlers,
               server = b.server }
@@ -414,9 +419,10 @@ end
 local UNREAD = {}
 
 --- The resolver of a validated plan: paths compiled in the shape are read
--- straight from their signal (untracked) and walked here; boundaries, meta
--- paths and overrides go through `resolver`. The same values as `resolver`,
--- without the registry's per-read work, so the fill loop stays compiled.
+-- straight from their signal (untracked) and walked here (an async signal's
+-- `$status` etc. from its state); boundaries and overrides go through
+-- `resolver`. The same values as `resolver`, without the registry's per-read
+-- work, so the fill loop stays compiled.
 -- Each root signal is read once per fill (nothing commits while a plan is
 -- filled, and a 100-row table reads `rows` 600 times).
 local function shape_resolver(rt, shape, override)
@@ -441,6 +447,19 @@ local function shape_resolver(rt, shape, override)
         v = sig:peek()
       end
       vals[ri] = v
+    end
+    local meta = p.meta
+    if meta then   -- id.$status etc. of an async signal: its state (Signals:get)
+      local sig = map[p.id]
+      if sig ~= nil and is_async(sig) then
+        local st = sig._status
+        if meta == "status" then v = st
+        elseif meta == "loading" then v = st == "loading"
+        elseif meta == "error" then v = sig._error
+        elseif meta == "version" then v = sig._version
+        end -- "value": the value itself
+        return walk_path(v, p, 2)
+      end
     end
     -- the first two segments unrolled (the common paths), walk_path beyond
     local n = p.n
