@@ -90,6 +90,8 @@ function _M.set_ref_resolver(fn)
   resolve_ref = fn
 end
 
+local function index_raw(v, key) return v[key] end
+
 local function render_error(name, line, msg)
   error(format("%s:%d: %s", name, line, msg), 0)
 end
@@ -168,11 +170,35 @@ local function helpers(name)
 
   -- Indexes one step of a dotted path: nil stays nil, tables and userdata
   -- are indexed, anything else is an error.
+  -- Indexing userdata or cdata that has no such field raises (FFI: "has no
+  -- member named"); that becomes a positioned render error too.
   function h.index(v, key, line, path)
     local t = type(v)
-    if t == "table" or t == "userdata" or t == "cdata" then return v[key] end
+    if t == "table" then return v[key] end
     if t == "nil" then return nil end
+    if t == "userdata" or t == "cdata" then
+      local ok, r = pcall(index_raw, v, key)
+      if ok then return r end
+      render_error(name, line, format("cannot index %s (a %s) with %q: %s", path, t, tostring(key), tostring(r)))
+    end
     render_error(name, line, format("cannot index %s (a %s) with %q", path, t, tostring(key)))
+  end
+
+  -- Walks a long path (keys[2..n] through h.index); the generated code
+  -- calls it instead of nesting index() calls past what Lua can parse.
+  function h.walk(v, keys, line)
+    for i = 2, #keys do
+      if v == nil then return nil end
+      local t = type(v)
+      if t == "table" then
+        v = v[keys[i]]
+      else
+        local path = tostring(keys[1])
+        for j = 2, i - 1 do path = path .. "." .. tostring(keys[j]) end
+        v = h.index(v, keys[i], line, path)
+      end
+    end
+    return v
   end
 
   return h
@@ -205,7 +231,7 @@ local function parse_path(expr)
   for seg in (expr .. "."):gmatch("([^.]*)%.") do
     if match(seg, "^[%a_][%w_]*$") then
       keys[#keys + 1] = seg
-    elseif match(seg, "^%d+$") and #keys > 0 then
+    elseif match(seg, "^%d+$") and #seg <= 15 and #keys > 0 then
       keys[#keys + 1] = tonumber(seg)
     else
       return nil
@@ -223,10 +249,15 @@ local function scan(src, name)
   local state = "text"
   local tag, attr_name, rawtag = nil, nil, nil
 
-  -- The line of position p (1-based); compile time only.
+  -- The line of position p (1-based); compile time only. Positions only
+  -- grow while scanning, so lines are counted from the last call on
+  -- (linear in the template, not quadratic in its expressions).
+  local last_p, last_line = 1, 1
   local function line_at(p)
-    local _, n = gsub(sub(src, 1, p - 1), "\n", "")
-    return n + 1
+    if p < last_p then last_p, last_line = 1, 1 end
+    local _, n = gsub(sub(src, last_p, p - 1), "\n", "")
+    last_p, last_line = p, last_line + n
+    return last_line
   end
 
   local function fail(msg, at_line)
@@ -385,10 +416,17 @@ local function key_code(k)
   return "[" .. format("%q", k) .. "]"
 end
 
--- Lua code for the value of a path, nil-safe.
-local function path_code(node)
+local MAX_NEST = 8 -- longer paths go through walk(), not nested index() calls
+
+-- Lua code for the value of a path, nil-safe. A path longer than MAX_NEST
+-- keys is appended to `long` and read by walk(env[k1], LONG[i], line).
+local function path_code(node, long)
   local keys, line = node.keys, node.line
   local code = "env" .. key_code(keys[1])
+  if #keys > MAX_NEST then
+    long[#long + 1] = keys
+    return format("walk(%s, LONG[%d], %d)", code, #long, line)
+  end
   local sofar = tostring(keys[1])
   for i = 2, #keys do
     code = format("index(%s, %s, %d, %q)", code, type(keys[i]) == "number" and keys[i] or format("%q", keys[i]),
@@ -400,17 +438,18 @@ end
 
 local MAX_CAT = 100 -- operands per ".." expression (stays far below the register limit)
 
+-- Returns the code and the array of long paths it reads through LONG.
 local function generate(pieces)
-  local operands = {}
+  local operands, long = {}, {}
   for _, p in ipairs(pieces) do
     if type(p) == "string" then
       operands[#operands + 1] = format("%q", p)
     elseif p.ctx == "text" then
-      operands[#operands + 1] = format("text(%s, %d)", path_code(p), p.line)
+      operands[#operands + 1] = format("text(%s, %d)", path_code(p, long), p.line)
     elseif p.ctx == "attr" then
-      operands[#operands + 1] = format("attr(%s, %d)", path_code(p), p.line)
+      operands[#operands + 1] = format("attr(%s, %d)", path_code(p, long), p.line)
     else
-      operands[#operands + 1] = format("bind(%s, %d, %q)", path_code(p), p.line, p.attr)
+      operands[#operands + 1] = format("bind(%s, %d, %q)", path_code(p, long), p.line, p.attr)
     end
   end
   local body
@@ -421,11 +460,11 @@ local function generate(pieces)
   else
     body = "concat({ " .. concat(operands, ", ") .. " })"
   end
-  return "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type = ...\n" ..
+  return "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type, walk, LONG = ...\n" ..
     "return function(env)\n" ..
     "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
     "  return setmetatable({ html = " .. body .. " }, SAFE)\n" ..
-    "end\n"
+    "end\n", long
 end
 
 -- ===== COMPILING =====
@@ -449,12 +488,12 @@ function _M.compile(src, opts)
   local fn = compiled[key]
   if fn then return fn end
   local pieces = scan(src, name)
-  local code = generate(pieces)
+  local code, long = generate(pieces)
   local chunk, err = loadstring(code, "=" .. name)
   if not chunk then error(format("%s: internal error compiling template: %s", name, err), 0) end
   setfenv(chunk, {})
   local h = helpers(name)
-  local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type)
+  local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type, h.walk, long)
   compiled[key] = render
   return render
 end
@@ -471,7 +510,7 @@ end
 
 -- The generated Lua of a template (for debugging and tests).
 function _M.source(src)
-  return generate(scan(src, "template"))
+  return (generate(scan(src, "template")))
 end
 
 -- Adds binding attribute prefixes (e.g. { "data-signal-", "data-on-" }) and

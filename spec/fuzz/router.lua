@@ -37,7 +37,8 @@ local function ref_utf8(s)
   local i, n = 1, #s
   while i <= n do
     local c = byte(s, i)
-    local need, lo, hi = 0, 0x80, 0xBF
+    local need, lo, hi
+    lo, hi = 0x80, 0xBF
     if c <= 0x7F then need = 0
     elseif c >= 0xC2 and c <= 0xDF then need = 1
     elseif c == 0xE0 then need, lo = 2, 0xA0
