@@ -33,6 +33,8 @@ local HOSTILE = util.HOSTILE
 
 -- ===== ENV =====
 
+local CSTRUCT = ffi.typeof("struct { int a; }") -- once: each ffi.new of a struct literal adds a ctype
+
 local SIG = setmetatable({}, { __tostring = function() return HOSTILE[1] end }) -- a "signal object"
 signals.id_of[SIG] = HOSTILE[2]
 
@@ -48,7 +50,7 @@ local function make_env(r)
     bool = r:one_in(2),
     fn = function() return h() end,
     cd = ffi.new("int64_t", 7),
-    cstruct = ffi.new("struct { int a; }"),
+    cstruct = CSTRUCT(1),
     ud = io.stdout,
     sig = SIG,
     map = { [h()] = true },
