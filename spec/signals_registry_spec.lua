@@ -120,10 +120,25 @@ describe("signal registry: errors", function()
     { "a nil path", function() s:get(nil) end, "signal path must be a non-empty string, got nil" },
     { "update without a function", function() s:update("count", 1) end, "update expects a function, got number" },
     { "subscribe without a function", function() s:subscribe("count") end, "subscribe expects a function, got nil" },
+    -- found by spec/fuzz/paths.lua: "count." read as 'Signal "count" is not
+    -- registered.' and set("count..") replaced the whole value
+    { "a path with a trailing dot", function() s:get("count.") end, 'signal path "count." has an empty segment' },
+    { "set of a path with an empty segment", function() s:set("count..", 1) end,
+      'signal path "count.." has an empty segment' },
+    { "a path with a leading dot", function() s:set(".count", 1) end, 'signal path ".count" has an empty segment' },
+    { "update of a path with an empty segment", function() s:update("count..x", function() end) end,
+      'signal path "count..x" has an empty segment' },
+    { "an id with an empty segment", function() s:register("a..b", 1) end, 'signal id "a..b" has an empty segment' },
   }
   for _, c in ipairs(plain) do
     it(c[1], function() assert.equal(c[3], msg(raised(c[2]))) end)
   end
+
+  it("a refused path leaves the value as it was", function()
+    pcall(s.set, s, "count..", 7)
+    pcall(s.set, s, "count.", 7)
+    assert.equal(0, s:get("count"))
+  end)
 
   it("writing a computed raises", function()
     s:computed("double", function(r) return r:get("count") * 2 end)
@@ -175,6 +190,21 @@ describe("signal registry: copy-on-write set", function()
     s:set("p.items.1", "x")
     assert.equal(json.array_mt, getmetatable(s:get("p.items")))
     assert.equal('{"items":["x"]}', json.encode(s:get("p")))
+  end)
+
+  -- found by spec/fuzz/paths.lua: the copy got the metatable first, so a
+  -- __newindex diverted the write (the value was lost, or landed elsewhere)
+  it("writes into the copy even when its metatable has __newindex", function()
+    local s = signals_mod.new()
+    local elsewhere = {}
+    local mt = { __newindex = function(_, k, v) rawset(elsewhere, k, v) end }
+    local old = setmetatable({ z = 1 }, mt)
+    s:register("p", Async.signal(old))
+    s:set("p.x.y", "v")
+    assert.equal("v", s:get("p.x.y"))
+    assert.equal(mt, getmetatable(s:get("p")))
+    assert.is_nil(next(elsewhere))
+    assert.is_nil(rawget(old, "x"))
   end)
 
   it("a path under a longer registered prefix writes that signal only", function()

@@ -9,9 +9,9 @@ local kernel = require("async.kernel")
 local async_signal = require("async.async_signal")
 local errors = require("async.errors")
 
-local type, error, pairs, tostring, setmetatable, getmetatable, rawget, tonumber, next =
-  type, error, pairs, tostring, setmetatable, getmetatable, rawget, tonumber, next
-local sub, gmatch, floor = string.sub, string.gmatch, math.floor
+local type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next =
+  type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next
+local sub, find, gmatch, floor = string.sub, string.find, string.gmatch, math.floor
 local is_signal, is_computed, is_async = kernel.is_signal, kernel.is_computed, async_signal.is_async
 local untrack = kernel.untrack
 
@@ -80,9 +80,17 @@ local function resolve(self, path)
 end
 Signals.resolve = resolve
 
+-- True when a dotted path has an empty segment ("a..b", ".a", "a.").
+local function empty_segment(path)
+  return sub(path, 1, 1) == "." or sub(path, -1) == "." or find(path, "..", 1, true) ~= nil
+end
+
 local function check_path(path, level)
   if type(path) ~= "string" or path == "" then
     error("signal path must be a non-empty string, got " .. (path == "" and '""' or tostring(path)), level + 1)
+  end
+  if empty_segment(path) then
+    error('signal path "' .. path .. '" has an empty segment', level + 1)
   end
 end
 
@@ -98,6 +106,9 @@ end
 function Signals:register(id, sig)
   if type(id) ~= "string" or id == "" then
     error("signal id must be a non-empty string, got " .. tostring(id), 2)
+  end
+  if empty_segment(id) then
+    error('signal id "' .. id .. '" has an empty segment', 2)
   end
   if self.map[id] ~= nil then
     error(new_error("signal-already-registered", 'Signal "' .. id .. '" is already registered.',
@@ -218,7 +229,8 @@ local function assign(v, segs, from, value)
     if mt ~= nil then setmetatable(copy, mt) end
   end
   local k = key_for(v, segs[from])
-  copy[k] = assign(rawget(copy, k), segs, from + 1, value)
+  -- rawset: a __newindex in the kept metatable must not divert the write
+  rawset(copy, k, assign(rawget(copy, k), segs, from + 1, value))
   return copy
 end
 
