@@ -183,12 +183,11 @@ local function eval(id, fn, old)
   return v
 end
 
-local function recompute(id)
-  local prev_active, prev_computing = active, computing
-  active = id
-  computing = prev_computing + 1
-  local old = vals[id]
-  local ok, v = pcall(eval, id, fns[id], old)
+-- The second half of recompute, as its own function: code right after a
+-- pcall returns often runs in the interpreter (the getter's trace cannot
+-- return through the pcall), and a call to a hot function is where LuaJIT
+-- re-enters compiled code.
+local function recompute_end(id, ok, v, old, prev_active, prev_computing)
   C.ac_end(G, id)
   computing = prev_computing
   active = prev_active
@@ -206,6 +205,15 @@ local function recompute(id)
   vals[id] = v
   seen[id] = true       -- computeds: "holds a value"
   return true
+end
+
+local function recompute(id)
+  local prev_active, prev_computing = active, computing
+  active = id
+  computing = prev_computing + 1
+  local old = vals[id]
+  local ok, v = pcall(eval, id, fns[id], old)
+  return recompute_end(id, ok, v, old, prev_active, prev_computing)
 end
 
 --- Updates node `id` (a dirty signal or computed); true when it changed.
@@ -517,18 +525,8 @@ local function call_body(fn)
 end
 
 --- Runs the effect `id` if a dependency changed. Returns ok, err.
-local function run_effect(id)
-  local f = G.nodes[id].flags
-  if band(f, DIRTY) == 0 and (band(f, PENDING) == 0 or not pull(id)) then
-    return true
-  end
-  local first = dispose_tree(id, true)
-  first = run_cleanups(id, first)
-  local prev_active, prev_owner, prev_computing = active, owner, computing
-  active, owner, computing = id, id, 0
-  batch_depth = batch_depth + 1
-  C.ac_begin(G, id)
-  local ok, res = pcall(call_body, fns[id])
+-- The second half of run_effect, as its own function (see recompute_end).
+local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing)
   local ended = C.ac_end(G, id)
   active, owner, computing = prev_active, prev_owner, prev_computing
   batch_depth = batch_depth - 1
@@ -554,6 +552,22 @@ local function run_effect(id)
   if not ok then return false, res end
   if first ~= nil then return false, first end
   return true
+end
+
+local function run_effect(id)
+  local f = G.nodes[id].flags
+  if band(f, DIRTY) == 0 and (band(f, PENDING) == 0 or not pull(id)) then
+    return true
+  end
+  local first = nil
+  if G.nodes[id].last_child ~= 0 then first = dispose_tree(id, true) end
+  if cleanups[id] ~= nil then first = run_cleanups(id, first) end
+  local prev_active, prev_owner, prev_computing = active, owner, computing
+  active, owner, computing = id, id, 0
+  batch_depth = batch_depth + 1
+  C.ac_begin(G, id)
+  local ok, res = pcall(call_body, fns[id])
+  return run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing)
 end
 
 local function run_watcher(id)
