@@ -30,7 +30,7 @@ help:
 	@echo "make sanitize  C tests and specs under ASan+UBSan"
 	@echo "make valgrind  C tests under valgrind (leak check)"
 	@echo "make bench     benchmarks against the peers (node + npm for the JS peers)"
-	@echo "make fuzz      long fuzz runs"
+	@echo "make fuzz      long fuzz runs (HTML scanner, then $(FUZZ_DRIVERS); FUZZ_SEED=n replays)"
 	@echo "make run       the main job: the example app"
 	@echo "make install   install into PREFIX=$(PREFIX)"
 	@echo "make dev-env   print LUA_PATH/LUA_CPATH exports for this checkout"
@@ -108,8 +108,11 @@ bench: all
 	@echo "== 100,000 concurrent Async.delay coroutines"
 	build/asyncrt bench/timers.lua
 
+FUZZ_DRIVERS := chain router html json paths
+
 fuzz: all
 	@FUZZ_LONG=1 luajit spec/fuzz/run.lua
+	@for d in $(FUZZ_DRIVERS); do FUZZ_LONG=1 luajit spec/fuzz/$$d.lua || exit 1; done
 
 run: deps all
 	@echo "== the kernel on real timers (build/asyncrt examples/kernel.lua)"

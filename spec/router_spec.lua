@@ -58,6 +58,10 @@ describe("router", function()
       { "dot is not a wildcard", { "/a.b" }, "/axb", false },
       { "static segments compare raw", { "/a%20b" }, "/a%20b", "/a%20b", {} },
       { "static segments do not decode", { "/a%20b" }, "/a%2520b", false },
+      -- found by spec/fuzz/router.lua: the Lua pattern stopped at the NUL, so
+      -- "/a\0c" matched every path starting with "/a"
+      { "a NUL byte in a pattern is literal", { "/a\0c" }, "/a\0b/x", false },
+      { "a NUL byte in a pattern matches itself", { "/a\0c/:p" }, "/a\0c/1", "/a\0c/:p", { p = "1" } },
     }
     for _, case in ipairs(cases) do
       local name, patterns, path, want, params = case[1], case[2], case[3], case[4], case[5]

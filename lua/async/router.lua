@@ -110,8 +110,9 @@ local function bad_pattern(pattern, why)
   error(format("Invalid route pattern %q: %s", tostring(pattern), why), 4)
 end
 
+-- A Lua pattern ends at a NUL byte (LuaJIT), so "\0" is written "%z".
 local function escape_lua_pattern(s)
-  return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+  return (gsub(gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"), "%z", "%%z"))
 end
 
 -- Compiles a pattern into { pattern, rank, len, lua, names, nseg, splat,

@@ -187,7 +187,7 @@ end
 -- ===== GENERATION =====
 
 local STATIC = { "a", "b", "products", "new", "x.y", "(c)", "%20", "a%b", "caf\195\169", "[x]", "a+b", "1", "-",
-  "a:b", "^$", "%%" }
+  "a:b", "^$", "%%", "a\0b" }
 local NAMES = { "id", "p", "q", "x", "_", "rest", "id2", "ID" }
 local BAD = { "", ":", ":1x", ":a-b", "*x*", "a*", "*1", "?", "#", " ", "x y", "\t", ":id", "*", "*rest" }
 
@@ -232,7 +232,7 @@ end
 
 local PATH_SEGS = { "a", "b", "products", "new", "x.y", "(c)", "%20", "a%b", "caf\195\169", "caf%C3%A9", "%C3%28",
   "%zz", "%", "%2F", "%00", "[x]", "a+b", "1", "", "%FF", "%E0%80%80", "%F0%9F%98%80", "%ED%A0%80", "a:b", "^$",
-  "%%", "%25" }
+  "%%", "%25", "a\0b", "a\0" }
 
 -- a path that fills pattern p (when it is a valid non-"*" pattern)
 local function fill(r, p)
