@@ -206,7 +206,9 @@ describe("Memory: disposed and collected nodes are freed", function()
   -- In a fresh process: inside busted, compiled traces and the runner's own
   -- references keep some of the test's objects alive for a while. The graph
   -- is built in a coroutine that ends, so no stale stack slot of the main
-  -- thread keeps the last objects reachable. (No comments inside the script:
+  -- thread keeps the last objects reachable, and compiled traces (which hold
+  -- the closures they specialized on) are flushed before each collection.
+  -- (No comments inside the script:
   -- %q joins its lines for the shell.)
   it("signals and computeds that are garbage collected are freed (fresh process)", function()
     local script = [=[
@@ -225,7 +227,7 @@ describe("Memory: disposed and collected nodes are freed", function()
       coroutine.wrap(build)()
       local live
       for _ = 1, 5 do
-        collectgarbage(); collectgarbage(); Async.signal(nil)
+        jit.flush(); collectgarbage(); collectgarbage(); Async.signal(nil)
         live = 0
         local seen = {}
         for _, id in ipairs(ids) do

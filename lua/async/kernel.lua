@@ -90,9 +90,11 @@ end
 -- list instead of punching holes into the one being walked.
 local function collect()
   local list = to_free
-  local n = #list
-  if n == 0 or active ~= 0 or G.pull_len ~= 0 then return end
+  if list[1] == nil or active ~= 0 or G.pull_len ~= 0 then return end
+  -- swap before counting: allocating the new list can run a GC step whose
+  -- finalizers still append to `list` (counting first lost those ids)
   to_free = {}
+  local n = #list
   for i = 1, n do
     local id = list[i]
     C.ac_node_free(G, id)
