@@ -118,6 +118,7 @@ local function ref_parse(s)
       local zero = not find(mant, "[1-9]")
       if zero or sub(e, 1, 1) == "-" then v = 0 else v = huge end
       if neg == "-" then v = -v end
+      st.long_exponent = true
     end
     if v == huge or v == -huge then st.huge = true end
     return v
@@ -311,6 +312,7 @@ local function known(s, ref, v)
     if ok and deep_equal(w, v) then return "nul-ends-document" end
   end
   if v == nil and ref.ok and find(s, "\127", 1, true) then return "del-refused" end
+  if v == nil and ref.ok and ref.long_exponent then return "long-exponent-refused" end
   return nil
 end
 
