@@ -380,13 +380,14 @@ function _M.create_app(app, opts)
   if opts.scheduler ~= nil and (type(opts.scheduler) ~= "table" or type(opts.scheduler.enqueue) ~= "function") then
     error("create_app: scheduler must be made by Async.create_scheduler, got " .. type(opts.scheduler), 2)
   end
+  local own_scheduler = opts.scheduler == nil
   local sched = opts.scheduler or scheduler_mod.new({ strategy = target == "server" and "manual" or "sync" })
   local now = opts.now or function() return require("async.loop").now() end
   local rt = setmetatable({
     app = app, target = target, env = env, request = opts.request, scheduler = sched,
     handlers = {}, server_fns = {}, partials = {}, components = {}, component_names = {}, routes = {},
     router = router_mod.new(), on_error = opts.on_error,
-    opts = opts, component_counters = {}, scopes = {},
+    opts = opts, component_counters = {}, scopes = {}, own_scheduler = own_scheduler,
   }, Runtime)
   rt.cache = {
     browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries }),
@@ -774,6 +775,9 @@ function Runtime:destroy()
   end
   for _, id in ipairs(self.signals:keys()) do self.signals:unregister(id) end
   self.app.runtimes[self] = nil
+  -- a scheduler the runtime made is released (its queued jobs hold the
+  -- runtime); one passed in by the caller is the caller's
+  if self.own_scheduler then self.scheduler:release() end
 end
 
 _M.App = App

@@ -157,6 +157,16 @@ I.set_async_hook(function(id)
   end
 end)
 
+-- Shared by every async signal, and closing over none: LuaJIT keeps
+-- finalizers in a weak-keyed table whose values are strong, so a finalizer
+-- that referenced its async signal would keep it (and its runtime) alive
+-- forever. When an async signal is collected no run of it can be waiting to
+-- be resumed (a waiting run's coroutine references it), so only the node is
+-- freed.
+local function finalize_async(p)
+  I.finalize(p[0])
+end
+
 local function check_fn(fn)
   if type(fn) ~= "function" then
     error("async_signal expects a function, got " .. type(fn), 3)
@@ -179,15 +189,7 @@ function _M.async_signal(fn, opts)
     _status = "idle", _error = nil, _version = 0, has_value = false, queued = false, gen = 0,
   }, AsyncSignal)
   vals[id] = opts.initial
-  a._gc = ffi.gc(ffi.new("int32_t[1]", id), function()
-    local run = a.run
-    if run then
-      a.run = nil
-      run.done = true
-      pcall(run.abort.cancel, run.abort, "collected")
-    end
-    I.finalize(id)
-  end)
+  a._gc = ffi.gc(ffi.new("int32_t[1]", id), finalize_async)
   asyncs[id] = a
   if opts.snapshot ~= nil then
     a:restore(opts.snapshot)

@@ -62,6 +62,8 @@ typedef struct ac_sched {
   int32_t in_use;
   int32_t listed;               /* in g->sched_list */
   ac_job last;                  /* the job ac_sched_step handed out last */
+  uint32_t gen;                 /* generation of this slot (part of the handle) */
+  int32_t next_free;            /* free list of released slots (slot + 1) */
 } ac_sched;
 typedef struct ac_pull {        /* one resumable dependency check */
   ac_id node;                   /* the node being checked */
@@ -88,6 +90,7 @@ typedef struct ac_graph {
   int32_t sched_len, sched_cap;
   int32_t *sched_list;          /* schedulers that received jobs since the last take */
   int32_t sched_list_len, sched_list_cap;
+  int32_t sched_free;           /* first released scheduler slot + 1, 0 if none */
   int32_t oom;                  /* an allocation failed; the graph must not be used further */
 } ac_graph;
 ac_graph *ac_new(void);
@@ -117,6 +120,7 @@ int ac_task_current(ac_graph *g, ac_id id, uint32_t version);
 int ac_task_commit(ac_graph *g, ac_id id, uint32_t version);
 int32_t ac_sched_new(ac_graph *g, int32_t max_depth);
 void ac_sched_release(ac_graph *g, int32_t s);
+void ac_sched_free_all(ac_graph *g);
 int ac_sched_push(ac_graph *g, int32_t s, int32_t phase, int32_t handle, int32_t scope, int32_t key);
 int ac_sched_next(ac_graph *g, int32_t s, ac_job *out);
 int32_t ac_sched_step(ac_graph *g, int32_t s);

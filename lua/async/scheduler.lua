@@ -11,6 +11,8 @@ do
 end
 
 local core = require("async.core")
+local ffi = require("ffi")
+local bit = require("bit")
 
 local C, G = core.C, core.G
 local PHASES, PHASE_NAMES = core.PHASES, core.PHASE_NAMES
@@ -21,7 +23,11 @@ local _M = {}
 local Scheduler = {}
 Scheduler.__index = Scheduler
 
-local by_index = {}          -- C scheduler index -> Scheduler
+-- C scheduler handle -> Scheduler. Weak: a scheduler nobody references is
+-- collected, and its finalizer releases the C slot (its handle then never
+-- matches again, so effects still naming it are dropped, not misrouted).
+local by_index = setmetatable({}, { __mode = "v" })
+local SLOT_MASK = 0xFFFFF   -- a handle's slot bits (core.h)
 local interned = {}          -- key/scope string -> int
 local names = {}             -- int -> string
 local runner                 -- function(node_id) -> ok, err: runs an effect or async node
@@ -38,6 +44,10 @@ end
 _M.intern = intern
 
 local STRATEGIES = { sync = true, manual = true, loop = true }
+
+local function release_handle(p)
+  C.ac_sched_release(G, p[0])
+end
 
 --- Creates a scheduler. opts: strategy ("sync" | "manual" | "loop"),
 -- max_depth (100), on_error(err, job).
@@ -60,11 +70,23 @@ function _M.new(opts)
   local index = C.ac_sched_new(G, max_depth)
   if index < 0 then error("async: out of memory creating a scheduler", 2) end
   local s = setmetatable({
-    index = index, strategy = strategy, max_depth = max_depth, on_error = opts.on_error,
-    jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
+    index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
+    on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
   }, Scheduler)
+  s._gc = ffi.gc(ffi.new("int32_t[1]", index), release_handle)
   by_index[index] = s
   return s
+end
+
+--- Releases the scheduler now: queued jobs are dropped, effects that name
+-- it are no longer run. Idempotent; also done when it is collected.
+function Scheduler:release()
+  if self.released then return end
+  self.released = true
+  by_index[self.index] = nil
+  C.ac_sched_release(G, self.index)
+  ffi.gc(self._gc, nil)
+  for k in pairs(self.jobs) do self.jobs[k] = nil end
 end
 
 function _M.set_runner(fn) runner = fn end
@@ -137,7 +159,7 @@ local function run_job(self, h)
 end
 
 local function failed(self, err, first)
-  local last = G.scheds[self.index].last
+  local last = G.scheds[self.slot].last
   local key = last.key
   return report(self, err, last.phase, key ~= 0 and key or nil, first)
 end
@@ -150,7 +172,7 @@ local function step(self, h, first)
     return true, first
   end
   if h == STEP_DROPPED then
-    local dh = G.scheds[self.index].last.handle
+    local dh = G.scheds[self.slot].last.handle
     if dh > 0 then self.jobs[dh] = nil; self.free[#self.free + 1] = dh end
     return true, first
   end

@@ -120,6 +120,8 @@ typedef struct ac_sched {
   int32_t in_use;
   int32_t listed;               /* in g->sched_list */
   ac_job last;                  /* the job ac_sched_step handed out last */
+  uint32_t gen;                 /* generation of this slot (part of the handle) */
+  int32_t next_free;            /* free list of released slots (slot + 1) */
 } ac_sched;
 
 typedef struct ac_pull {        /* one resumable dependency check */
@@ -152,6 +154,7 @@ typedef struct ac_graph {
   int32_t sched_len, sched_cap;
   int32_t *sched_list;          /* schedulers that received jobs since the last take */
   int32_t sched_list_len, sched_list_cap;
+  int32_t sched_free;           /* first released scheduler slot + 1, 0 if none */
 
   int32_t oom;                  /* an allocation failed; the graph must not be used further */
 } ac_graph;
@@ -227,8 +230,11 @@ int ac_task_current(ac_graph *g, ac_id id, uint32_t version);
 int ac_task_commit(ac_graph *g, ac_id id, uint32_t version); /* 1 and ends the run if current */
 
 /* ===== scheduler ===== */
-int32_t ac_sched_new(ac_graph *g, int32_t max_depth);   /* returns index >= 0, -1 on OOM */
+/* Schedulers are named by handles ((generation << 20) | slot): a released
+   handle never reaches the scheduler that later reuses its slot. */
+int32_t ac_sched_new(ac_graph *g, int32_t max_depth);   /* returns a handle >= 0, -1 on OOM */
 void ac_sched_release(ac_graph *g, int32_t s);
+void ac_sched_free_all(ac_graph *g);
 /* Queues a job. Returns 1 if queued, 0 if dropped (dead scope or duplicate key), -1 on OOM. */
 int ac_sched_push(ac_graph *g, int32_t s, int32_t phase, int32_t handle, int32_t scope, int32_t key);
 /* Next job of the flush in progress (starting one if needed). */

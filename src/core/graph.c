@@ -72,7 +72,7 @@ ac_graph *ac_new(void) {
 /* Frees a graph and everything it holds. */
 void ac_free(ac_graph *g) {
   if (!g) return;
-  for (int32_t i = 0; i < g->sched_len; i++) ac_sched_release(g, i);
+  ac_sched_free_all(g);
   free(g->nodes);
   free(g->links);
   free(g->stack);

@@ -88,41 +88,85 @@ static uint64_t job_key(int32_t phase, int32_t scope, int32_t key) {
 
 /* ===== scheduler lifetime ===== */
 
-/* Creates a scheduler; returns its index. */
+/* A scheduler handle is (generation << 20) | slot: a released slot gets a new
+   generation, so a stale handle (an effect of a runtime that is gone) can
+   never reach the scheduler that reuses the slot. */
+#define SCHED_SLOT_BITS 20
+#define SCHED_SLOT_MASK ((1 << SCHED_SLOT_BITS) - 1)
+#define SCHED_GEN_MASK 0x7FF
+
+/* The scheduler of handle `h`, or NULL if it was released or never existed. */
+static ac_sched *sched_of(ac_graph *g, int32_t h) {
+  if (h < 0) return NULL;
+  int32_t i = h & SCHED_SLOT_MASK;
+  if (i >= g->sched_len) return NULL;
+  ac_sched *s = &g->scheds[i];
+  if (!s->in_use || s->gen != ((uint32_t)h >> SCHED_SLOT_BITS)) return NULL;
+  return s;
+}
+
+/* Creates a scheduler; returns its handle, -1 on OOM. Released slots are
+   reused through a free list. */
 int32_t ac_sched_new(ac_graph *g, int32_t max_depth) {
   int32_t i;
-  for (i = 0; i < g->sched_len; i++)
-    if (!g->scheds[i].in_use) break;
-  if (i == g->sched_len) {
+  if (g->sched_free) {
+    i = g->sched_free - 1;
+    g->sched_free = g->scheds[i].next_free;
+  } else {
+    if (g->sched_len > SCHED_SLOT_MASK) return -1;
     if (g->sched_len == g->sched_cap &&
         !ac_grow((void **)&g->scheds, &g->sched_cap, g->sched_len + 1, sizeof(ac_sched)))
       return -1;
-    g->sched_len++;
+    i = g->sched_len++;
   }
   ac_sched *s = &g->scheds[i];
+  uint32_t gen = s->gen;
   memset(s, 0, sizeof *s);
+  s->gen = gen;
   s->in_use = 1;
   s->max_depth = max_depth > 0 ? max_depth : 100;
-  return i;
+  return (int32_t)((gen << SCHED_SLOT_BITS) | (uint32_t)i);
 }
 
-/* Frees a scheduler's memory; its index may be reused. */
-void ac_sched_release(ac_graph *g, int32_t si) {
-  if (si < 0 || si >= g->sched_len) return;
-  ac_sched *s = &g->scheds[si];
+/* Frees the memory of the scheduler in slot i (queued jobs are dropped). */
+static void sched_free_slot(ac_graph *g, int32_t i) {
+  ac_sched *s = &g->scheds[i];
   for (int p = 0; p < AC_NPHASES; p++) free(s->q[p].jobs);
   set_free(&s->pending);
   set_free(&s->dead_scopes);
+  uint32_t gen = (s->gen + 1) & SCHED_GEN_MASK;
+  int listed = s->listed;
   memset(s, 0, sizeof *s);
+  s->gen = gen;
+  if (listed) { /* drop it from the list of schedulers with work */
+    for (int32_t k = 0; k < g->sched_list_len; k++)
+      if ((g->sched_list[k] & SCHED_SLOT_MASK) == i) {
+        g->sched_list[k] = g->sched_list[--g->sched_list_len];
+        break;
+      }
+  }
+  s->next_free = g->sched_free;
+  g->sched_free = i + 1;
+}
+
+/* Releases a scheduler; its handle becomes invalid and its slot reusable. */
+void ac_sched_release(ac_graph *g, int32_t si) {
+  if (!sched_of(g, si)) return;
+  sched_free_slot(g, si & SCHED_SLOT_MASK);
+}
+
+/* Frees every scheduler (graph teardown). */
+void ac_sched_free_all(ac_graph *g) {
+  for (int32_t i = 0; i < g->sched_len; i++)
+    if (g->scheds[i].in_use) sched_free_slot(g, i);
 }
 
 /* ===== queues ===== */
 
 /* Queues a job; see core.h. */
 int ac_sched_push(ac_graph *g, int32_t si, int32_t phase, int32_t handle, int32_t scope, int32_t key) {
-  if (si < 0 || si >= g->sched_len || phase < 0 || phase >= AC_NPHASES) return 0;
-  ac_sched *s = &g->scheds[si];
-  if (!s->in_use) return 0;
+  ac_sched *s = sched_of(g, si);
+  if (!s || phase < 0 || phase >= AC_NPHASES) return 0;
   if (scope && set_has(&s->dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63))) return 0;
   if (key) {
     int r = set_add(&s->pending, job_key(phase, scope, key));
@@ -157,9 +201,10 @@ int ac_sched_push(ac_graph *g, int32_t si, int32_t phase, int32_t handle, int32_
 
 /* Jobs waiting in all phases. */
 int32_t ac_sched_size(ac_graph *g, int32_t si) {
-  if (si < 0 || si >= g->sched_len) return 0;
+  ac_sched *s = sched_of(g, si);
+  if (!s) return 0;
   int32_t n = 0;
-  for (int p = 0; p < AC_NPHASES; p++) n += g->scheds[si].q[p].len - g->scheds[si].q[p].head;
+  for (int p = 0; p < AC_NPHASES; p++) n += s->q[p].len - s->q[p].head;
   return n;
 }
 
@@ -167,8 +212,8 @@ static int32_t waiting(const ac_queue *q) { return q->len - q->head; }
 
 /* Drops every waiting job. Effects lose their queued mark. */
 void ac_sched_clear(ac_graph *g, int32_t si) {
-  if (si < 0 || si >= g->sched_len) return;
-  ac_sched *s = &g->scheds[si];
+  ac_sched *s = sched_of(g, si);
+  if (!s) return;
   for (int p = 0; p < AC_NPHASES; p++) {
     ac_queue *q = &s->q[p];
     for (int32_t i = q->head; i < q->len; i++) {
@@ -183,8 +228,8 @@ void ac_sched_clear(ac_graph *g, int32_t si) {
 
 /* Abandons the flush in progress; waiting jobs stay for the next flush. */
 void ac_sched_end(ac_graph *g, int32_t si) {
-  if (si < 0 || si >= g->sched_len) return;
-  g->scheds[si].flushing = 0;
+  ac_sched *s = sched_of(g, si);
+  if (s) s->flushing = 0;
 }
 
 /* Marks `scope` dead and drops its waiting jobs for good: they are marked
@@ -192,8 +237,8 @@ void ac_sched_end(ac_graph *g, int32_t si) {
    (the embedder frees their slots) even if the scope is revived before the
    next flush; their keys are free at once. */
 void ac_sched_destroy_scope(ac_graph *g, int32_t si, int32_t scope) {
-  if (si < 0 || si >= g->sched_len || scope <= 0) return;
-  ac_sched *s = &g->scheds[si];
+  ac_sched *s = sched_of(g, si);
+  if (!s || scope <= 0) return;
   set_add(&s->dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63));
   for (int p = 0; p < AC_NPHASES; p++) {
     ac_queue *q = &s->q[p];
@@ -208,8 +253,9 @@ void ac_sched_destroy_scope(ac_graph *g, int32_t si, int32_t scope) {
 }
 
 void ac_sched_revive_scope(ac_graph *g, int32_t si, int32_t scope) {
-  if (si < 0 || si >= g->sched_len || !scope) return;
-  set_del(&g->scheds[si].dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63));
+  ac_sched *s = sched_of(g, si);
+  if (!s || !scope) return;
+  set_del(&s->dead_scopes, (uint64_t)(uint32_t)scope | (1ULL << 63));
 }
 
 /* Copies the schedulers that got work to g->out. */
@@ -219,7 +265,7 @@ int32_t ac_sched_take_dirty(ac_graph *g) {
     return 0;
   for (int32_t i = 0; i < g->sched_list_len; i++) {
     g->out[i] = g->sched_list[i];
-    g->scheds[g->sched_list[i]].listed = 0;
+    g->scheds[g->sched_list[i] & SCHED_SLOT_MASK].listed = 0;
   }
   g->out_len = g->sched_list_len;
   g->sched_list_len = 0;
@@ -230,7 +276,7 @@ int32_t ac_sched_take_dirty(ac_graph *g) {
 int32_t ac_sched_take_one(ac_graph *g) {
   if (g->sched_list_len == 0) return -1;
   int32_t si = g->sched_list[--g->sched_list_len];
-  g->scheds[si].listed = 0;
+  g->scheds[si & SCHED_SLOT_MASK].listed = 0;
   return si;
 }
 
@@ -259,8 +305,8 @@ static int next_pass(ac_graph *g, ac_sched *s, int32_t si) {
 
 /* Hands out the next job of the flush; see core.h. */
 int ac_sched_next(ac_graph *g, int32_t si, ac_job *out) {
-  if (si < 0 || si >= g->sched_len || !g->scheds[si].in_use) return AC_SCHED_DONE;
-  ac_sched *s = &g->scheds[si];
+  ac_sched *s = sched_of(g, si);
+  if (!s) return AC_SCHED_DONE;
   if (!s->flushing) {
     s->passes = 0;
     int r = next_pass(g, s, si);
@@ -328,12 +374,11 @@ int ac_sched_next(ac_graph *g, int32_t si, ac_job *out) {
 
 /* ac_sched_next as one scalar; see core.h. */
 int32_t ac_sched_step(ac_graph *g, int32_t si) {
-  if (si < 0 || si >= g->sched_len) return 0;
   ac_job j;
   int r = ac_sched_next(g, si, &j);
   if (r == AC_SCHED_DONE) return 0;
   if (r == AC_SCHED_DEPTH) return AC_STEP_DEPTH;
-  g->scheds[si].last = j;
+  g->scheds[si & SCHED_SLOT_MASK].last = j;
   if (r == AC_SCHED_DROPPED) return AC_STEP_DROPPED;
   return j.handle;
 }

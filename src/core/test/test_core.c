@@ -405,6 +405,28 @@ static void test_dispose_running(void) {
   ac_free(g);
 }
 
+/* A released scheduler's handle never reaches the scheduler that reuses its
+   slot: an effect of a runtime that is gone must be dropped, not misrouted. */
+static void test_sched_handles(void) {
+  ac_graph *g = ac_new();
+  int32_t a = ac_sched_new(g, 100);
+  ac_id s = new_signal(g, 0);
+  ac_id e = ac_node_new(g, AC_EFFECT, 0, a);
+  ac_begin(g, e); ac_link(g, s, e); ac_end(g, e);
+  ac_sched_release(g, a);
+  int32_t b = ac_sched_new(g, 100);
+  CHECK(b != a && (b & 0xFFFFF) == (a & 0xFFFFF));   /* same slot, new generation */
+  write_signal(g, s, 1);                               /* notifies e, whose scheduler is gone */
+  CHECK(ac_sched_size(g, b) == 0);
+  CHECK(ac_sched_push(g, a, AC_PHASE_POST, 1, 0, 0) == 0);
+  CHECK(ac_sched_take_one(g) == -1);
+  /* many create/release cycles reuse slots instead of growing */
+  int32_t len = g->sched_len;
+  for (int i = 0; i < 10000; i++) ac_sched_release(g, ac_sched_new(g, 100));
+  CHECK(g->sched_len <= len + 1);
+  ac_free(g);
+}
+
 static void test_sizes(void) {
   CHECK(ac_node_size() <= 64);
   CHECK(ac_link_size() <= 48);
@@ -427,6 +449,7 @@ int main(void) {
   test_effect_owner_first();
   test_tasks();
   test_dispose_running();
+  test_sched_handles();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
