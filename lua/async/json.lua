@@ -248,7 +248,7 @@ end
 local function decode_string(s, i)
   local buf, j = {}, i + 1
   while true do
-    local k = find(s, '["\\%c]', j)
+    local k = find(s, '["\\%z\1-\31]', j)
     if not k then fail("Expected string end", i) end
     local c = sub(s, k, k)
     buf[#buf + 1] = sub(s, j, k - 1)
@@ -340,11 +340,16 @@ end
 function _M.decode(s, opts)
   if type(s) ~= "string" then return nil, "expected a JSON string, got " .. type(s) end
   local max_depth = opts and opts.max_depth or 64
+  -- control bytes other than tab, CR and LF are never valid raw JSON; cjson
+  -- would take a NUL as the end of the document and accept the rest raw
+  local bad = find(s, "[%z\1-\8\11\12\14-\31]")
+  if bad then return nil, "Invalid control character at character " .. bad end
   if find(s, "%[[ \t\r\n]*%]") then return lua_decode(s, max_depth) end
   local dec = decoders[max_depth]
   if dec == nil then
     dec = cjson.new()
     dec.decode_max_depth(max_depth)
+    dec.decode_invalid_numbers(false)   -- no NaN, Infinity, hex or 01
     decoders[max_depth] = dec
   end
   local v, err = dec.decode(s)
