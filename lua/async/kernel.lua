@@ -598,7 +598,9 @@ function _M.effect(fn, opts)
   local id = C.ac_node_new(G, K_EFFECT, owner, sched.index)
   if id == 0 then error("async: out of memory creating an effect", 2) end
   fns[id] = fn
-  local tok = { disposed = false }
+  -- the token also keeps the effect's scheduler alive (schedulers are held
+  -- weakly and released when collected) for as long as the effect lives
+  local tok = { disposed = false, sched = sched ~= default_sched and sched or nil }
   owned[id] = tok
   C.ac_notify(G, id)
   if batch_depth == 0 then settle() end
