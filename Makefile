@@ -13,6 +13,9 @@ BUILD     := build
 LUAENV    := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;" \
              LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
 
+# every module of the Lua tree (lua/async/<layer>/*.lua), generated ones included
+LUA_SRC    = $(sort $(shell find lua -name '*.lua'))
+
 CORE_SRC  := $(filter-out src/core/test%,$(wildcard src/core/*.c))
 CORE_HDR  := $(wildcard src/core/*.h)
 CORE_LIB  := $(BUILD)/async_core.so
@@ -130,8 +133,10 @@ dev-env:
 	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
 
 install: all
-	install -d $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)
-	install -m 0644 lua/async/*.lua $(DESTDIR)$(LUADIR)/async/
+	install -d $(DESTDIR)$(LIBDIR)
+	@for f in $(LUA_SRC); do \
+	  d=$(DESTDIR)$(LUADIR)/$$(dirname $${f#lua/}); install -d $$d && install -m 0644 $$f $$d/ || exit 1; \
+	done
 	install -m 0755 $(CORE_LIB) $(DESTDIR)$(LIBDIR)/async_core.so
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BUILD)/asyncrt $(DESTDIR)$(BINDIR)/asyncrt

@@ -18,8 +18,8 @@ package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
 local Async = require("async")
-local json = require("async.json")
-local scanner = require("async.scanner")
+local json = require("async.app.json")
+local scanner = require("async.html.scanner")
 
 local clock, concat, fmt = os.clock, table.concat, string.format
 local BUDGET = tonumber(arg and arg[1] or "") or 0.5

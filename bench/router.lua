@@ -2,7 +2,7 @@
 -- Run from the repo root: luajit bench/router.lua [lookups]
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 
-local router = require("async.router")
+local router = require("async.app.router")
 local clock = os.clock
 
 local N = tonumber(arg and arg[1]) or 200000

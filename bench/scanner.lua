@@ -9,7 +9,7 @@
 -- The results are in docs/rendering.md ("Measurements").
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 
-local scanner = require("async.scanner")
+local scanner = require("async.html.scanner")
 local ok_lpeg, lpeg = pcall(require, "lpeg")
 
 local clock, concat, fmt = os.clock, table.concat, string.format

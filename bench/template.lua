@@ -3,7 +3,7 @@
 -- Run from the repo root: luajit bench/template.lua [iterations]
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 
-local html = require("async.html")
+local html = require("async.html.template")
 local clock, format, concat, gsub, find = os.clock, string.format, table.concat, string.gsub, string.find
 
 local N = tonumber(arg and arg[1]) or 3000

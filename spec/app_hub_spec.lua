@@ -348,7 +348,7 @@ describe("registry inspection", function()
 
   it("a hub's inspection lists declarations and no cache contents", function()
     assert.are.same({ "count", "product" }, app.decl and Async.create_app(app).registry:keys("signal"))
-    local hub = require("async.app").inspector(app)
+    local hub = require("async.app.hub").inspector(app)
     assert.are.same({ "/", "/products/:id" }, hub:keys("route"))
     assert.are.same({}, hub:keys("cache.server.entries"))
     assert.are.same({ id = "products.get", kind = "server" }, hub:get("server", "products.get"))

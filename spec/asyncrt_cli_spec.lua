@@ -115,19 +115,19 @@ describe("asyncrt CLI", function()
   describe("module paths", function()
     it("finds the build tree's lua/ from any directory", function()
       local rc, out = sh("cd / && " .. sh_quote(EXE) ..
-        " -e 'print(package.searchpath(\"async.loop\", package.path))'")
+        " -e 'print(package.searchpath(\"async.kernel.abort\", package.path))'")
       assert.equal(0, rc)
-      assert.equal(ROOT .. "/lua/async/loop.lua\n", out)
+      assert.equal(ROOT .. "/lua/async/kernel/abort.lua\n", out)
     end)
 
     it("finds an installed tree next to bin/ (PREFIX/share/lua/5.1)", function()
       local prefix = tmpdir .. "/prefix"
-      os.execute("mkdir -p " .. prefix .. "/bin " .. prefix .. "/share/lua/5.1/async && cp " .. sh_quote(EXE) .. " " ..
-        prefix .. "/bin/ && cp " .. ROOT .. "/lua/async/loop.lua " .. prefix .. "/share/lua/5.1/async/")
+      os.execute("mkdir -p " .. prefix .. "/bin " .. prefix .. "/share/lua/5.1/async/kernel && cp " ..
+        sh_quote(EXE) .. " " .. prefix .. "/bin/ && cp " .. ROOT .. "/lua/async/kernel/abort.lua " .. prefix .. "/share/lua/5.1/async/kernel/")
       local rc, out = sh("cd / && " .. prefix .. "/bin/asyncrt -e " ..
-        "'print(package.searchpath(\"async.loop\", package.path)); print(package.cpath:match(\"^[^;]*\"))'")
+        "'print(package.searchpath(\"async.kernel.abort\", package.path)); print(package.cpath:match(\"^[^;]*\"))'")
       assert.equal(0, rc)
-      assert.equal(prefix .. "/share/lua/5.1/async/loop.lua\n" .. prefix .. "/lib/lua/5.1/?.so\n", out)
+      assert.equal(prefix .. "/share/lua/5.1/async/kernel/abort.lua\n" .. prefix .. "/lib/lua/5.1/?.so\n", out)
     end)
 
     it("keeps LUA_PATH entries first; without ';;' LUA_PATH stays as given, ours last", function()
@@ -281,7 +281,7 @@ print("open", n)
 
     it("leaves no handle open after delay coroutines and an aborted delay", function()
       local rc, out = run("-e", [[
-        local uv, loop, abort = require("luv"), require("async.loop"), require("async.abort")
+        local uv, loop, abort = require("luv"), require("async.loop"), require("async.kernel.abort")
         local rt = require("asyncrt")
         local a = abort.new()
         coroutine.wrap(function() loop.delay(5) end)()

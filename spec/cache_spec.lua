@@ -1,7 +1,7 @@
 -- Caches: TTL policies, LRU backend, snapshot, single-flight get_or_set.
-local cache = require("async.cache")
+local cache = require("async.app.cache")
 local loop = require("async.loop")
-local abort = require("async.abort")
+local abort = require("async.kernel.abort")
 
 describe("cache", function()
   local l, prev

@@ -1,5 +1,5 @@
 -- Command chain parser (protocol.md, "Command chains").
-local chain = require("async.chain")
+local chain = require("async.app.chain")
 
 local function sig(path) return { kind = "signal", path = path } end
 local function loc(name) return { kind = "local", name = name } end

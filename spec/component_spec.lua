@@ -3,7 +3,7 @@
 -- children, suspense templates, lifecycle, and destroy that removes
 -- everything the instance registered, children first.
 local Async = require("async")
-local component = require("async.component")
+local component = require("async.html.component")
 local loop_mod = require("async.loop")
 
 local loop, prev_loop
@@ -186,7 +186,7 @@ describe("suspense", function()
         error = function() return Async.html[[<p>bad</p>]] {} end,
         ready = function(ref)
           got = ref
-          return Async.html[[<h1 signal:text="{{ id }}.title"></h1>]] { id = require("async.signals").id_of[ref] }
+          return Async.html[[<h1 signal:text="{{ id }}.title"></h1>]] { id = require("async.app.registry").id_of[ref] }
         end,
         loading = function() return "<p>Loading...</p>" end,
       }))

@@ -3,7 +3,7 @@
 -- the Lua side match the header.
 local ffi = require("ffi")
 require("async")   -- the kernel creates the default scheduler
-local core = require("async.core")
+local core = require("async.kernel.core")
 
 local C = core.C
 

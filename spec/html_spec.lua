@@ -1,5 +1,5 @@
 -- Templates: compile, escape by context, refs in binding attributes, errors.
-local html = require("async.html")
+local html = require("async.html.template")
 
 local function render(src, env) return tostring(html.html(src)(env)) end
 

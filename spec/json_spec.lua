@@ -1,7 +1,7 @@
 -- lua-api.md "JSON" (async.json): empty arrays, Async.null, script-safe
 -- escaping, depth limits, errors. Rows are { name, input, expected }.
 local Async = require("async")
-local json = require("async.json")
+local json = require("async.app.json")
 
 describe("json.encode", function()
   local cases = {

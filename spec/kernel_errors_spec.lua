@@ -2,7 +2,7 @@
 -- targets"): exact messages for every entry point, a raising user function
 -- leaves the graph consistent, disposed and collected nodes are freed.
 local Async = require("async")
-local core = require("async.core")
+local core = require("async.kernel.core")
 
 local G = core.G
 
@@ -213,7 +213,7 @@ describe("Memory: disposed and collected nodes are freed", function()
   it("signals and computeds that are garbage collected are freed (fresh process)", function()
     local script = [=[
       local Async = require("async")
-      local core = require("async.core")
+      local core = require("async.kernel.core")
       local ids = {}
       local function build()
         local s = Async.signal(1)

@@ -3,7 +3,7 @@
 -- interpreter's own and uv.run() inside a test drives it.
 local uv = require("luv")
 local loop = require("async.loop")
-local abort_mod = require("async.abort")
+local abort_mod = require("async.kernel.abort")
 local default_on_error = loop.on_error
 
 -- asyncrt's own handles (signal watchers) are unref'd: count the others

@@ -1,7 +1,7 @@
 -- async.loop on the manual loop: timers, defer, delay/await/abort, resume
 -- hook, shutdown hooks. Pure LuaJIT (the luv loop: loop_luv_spec.lua, #loop).
 local loop = require("async.loop")
-local abort_mod = require("async.abort")
+local abort_mod = require("async.kernel.abort")
 local default_on_error = loop.on_error
 
 local function spawn(fn, ...)

@@ -1,5 +1,5 @@
 -- Router: matching, ranking, decoding and errors (protocol.md, "Route partials").
-local router = require("async.router")
+local router = require("async.app.router")
 
 -- Builds a router from an array of patterns; each route is its pattern.
 local function make(patterns)

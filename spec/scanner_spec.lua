@@ -1,7 +1,7 @@
 -- Specs for async.scanner: tokens, compile errors, golden fills, escaping,
 -- prefixes, boundaries, bindings and the plan cache. Tables of cases with
 -- exact expectations.
-local scanner = require("async.scanner")
+local scanner = require("async.html.scanner")
 
 local HOSTILE = "<img src=x onerror=alert(1)>"
 

@@ -4,7 +4,7 @@
 -- subscribe, ref, computed, async signals and their $ meta paths,
 -- snapshot/restore.
 local Async = require("async")
-local signals_mod = require("async.signals")
+local signals_mod = require("async.app.registry")
 local loop_mod = require("async.loop")
 
 local loop, prev_loop
@@ -184,7 +184,7 @@ describe("signal registry: copy-on-write set", function()
   end
 
   it("keeps a container's metatable (json arrays stay arrays)", function()
-    local json = require("async.json")
+    local json = require("async.app.json")
     local s = signals_mod.new()
     s:register("p", Async.signal({ items = json.array() }))
     s:set("p.items.1", "x")

@@ -20,7 +20,7 @@ if is_script then package.path = "./spec/?.lua;" .. package.path end
 local util = require("fuzz.util")
 if is_script then util.script_paths() end
 
-local chain = require("async.chain")
+local chain = require("async.app.chain")
 
 local concat = table.concat
 local find, sub, format = string.find, string.sub, string.format

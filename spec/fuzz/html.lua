@@ -21,8 +21,8 @@ local util = require("fuzz.util")
 if is_script then util.script_paths() end
 
 require("async") -- installs the ref resolver (signal object -> registered id)
-local html = require("async.html")
-local signals = require("async.signals")
+local html = require("async.html.template")
+local signals = require("async.app.registry")
 local ffi = require("ffi")
 
 local concat = table.concat

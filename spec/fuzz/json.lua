@@ -25,7 +25,7 @@ if is_script then package.path = "./spec/?.lua;" .. package.path end
 local util = require("fuzz.util")
 if is_script then util.script_paths() end
 
-local json = require("async.json")
+local json = require("async.app.json")
 
 local concat = table.concat
 local find, sub, match, byte, char, format = string.find, string.sub, string.match, string.byte, string.char,

@@ -23,9 +23,9 @@ if is_script then package.path = "./spec/?.lua;" .. package.path end
 local util = require("fuzz.util")
 if is_script then util.script_paths() end
 
-local signals_mod = require("async.signals")
-local kernel = require("async.kernel")
-local json = require("async.json")
+local signals_mod = require("async.app.registry")
+local kernel = require("async.kernel.graph")
+local json = require("async.app.json")
 
 local concat = table.concat
 local find, sub, format = string.find, string.sub, string.format

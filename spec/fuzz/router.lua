@@ -22,7 +22,7 @@ if is_script then package.path = "./spec/?.lua;" .. package.path end
 local util = require("fuzz.util")
 if is_script then util.script_paths() end
 
-local router = require("async.router")
+local router = require("async.app.router")
 
 local concat = table.concat
 local find, sub, match, format, byte, char = string.find, string.sub, string.match, string.format, string.byte,

@@ -249,7 +249,7 @@ local function make_input()
   end
 end
 
-local scanner = require("async.scanner")
+local scanner = require("async.html.scanner")
 
 local function check_output(out)
   if type(out) ~= "string" then return "fill returned " .. type(out) end

@@ -57,7 +57,7 @@ function M.paths(exe_path)
   local root = dir:match("^(.*)/[^/]*$") or "."
   if root == "" then root = "/" end
   local lpath, cpath
-  if dir:match("/build$") and exists(root .. "/lua/async/loop.lua") then
+  if dir:match("/build$") and exists(root .. "/lua/async/init.lua") then
     lpath = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua"
     cpath = dir .. "/?.so"
   else

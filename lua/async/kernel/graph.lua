@@ -5,19 +5,10 @@
 -- functions and cleanups live here in plain arrays indexed by node id. The
 -- core never calls Lua: a pull returns "update node N", this side updates N
 -- and resumes the pull with whether N changed.
--- One instance per Lua state, even when a test runner reloads modules
--- (busted insulates files by clearing package.loaded): the graph and its
--- values must not be duplicated.
-local REGISTRY_KEY = "asyncrt:async.kernel"
-do
-  local loaded = debug.getregistry()[REGISTRY_KEY]
-  if loaded then return loaded end
-end
-
 local ffi = require("ffi")
 local bit = require("bit")
-local core = require("async.core")
-local scheduler = require("async.scheduler")
+local core = require("async.kernel.core")
+local scheduler = require("async.kernel.scheduler")
 
 local C, G = core.C, core.G
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
@@ -51,7 +42,10 @@ local tx_starts, tx_marks = {}, {}
 local current_run = nil  -- async run whose coroutine is running (its writes are buffered)
 local run_of = setmetatable({}, { __mode = "k" })  -- coroutine -> async run
 
-local default_sched = scheduler.new({ strategy = "sync" })
+-- what this kernel gives its schedulers (scheduler.new): run a due effect or
+-- async node, run a batch; both filled in below
+local sched_kernel = { run = nil, batch = nil }
+local default_sched  -- created below, once the runner exists
 local async_hook         -- set by async.async_signal: function(id) handles a notified async node
 
 -- ===== equality =====
@@ -428,6 +422,8 @@ local function tx_end(ok, ...)
   return batch_end(ok, ...)
 end
 
+sched_kernel.batch = _M.batch
+
 --- An all-or-nothing batch: if fn raises, its writes are rolled back.
 function _M.transaction(fn, ...)
   if type(fn) ~= "function" then error("transaction expects a function, got " .. type(fn), 2) end
@@ -577,7 +573,13 @@ local function run_watcher(id)
   if kind == K_EFFECT then return run_effect(id) end
   return true
 end
-scheduler.set_runner(run_watcher)
+sched_kernel.run = run_watcher
+
+--- Creates a scheduler of this kernel (lua-api.md "Scheduler").
+function _M.create_scheduler(opts)
+  return scheduler.new(opts, sched_kernel)
+end
+default_sched = scheduler.new({ strategy = "sync" }, sched_kernel)
 
 local function dispose_owned(id, tok)
   if tok.disposed then return end
@@ -705,5 +707,4 @@ end
 
 _M.equals = default_equals
 
-debug.getregistry()[REGISTRY_KEY] = _M
 return _M

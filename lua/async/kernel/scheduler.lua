@@ -1,16 +1,7 @@
 --- The phased scheduler (kernel.md, "The scheduler").
 -- Queues, phases, keys, scopes and max_depth live in the C core; this module
 -- owns the job functions, the strategies and the error rule.
--- One instance per Lua state, even when a test runner reloads modules
--- (busted insulates files by clearing package.loaded): the graph and its
--- values must not be duplicated.
-local REGISTRY_KEY = "asyncrt:async.scheduler"
-do
-  local loaded = debug.getregistry()[REGISTRY_KEY]
-  if loaded then return loaded end
-end
-
-local core = require("async.core")
+local core = require("async.kernel.core")
 local ffi = require("ffi")
 local bit = require("bit")
 
@@ -30,7 +21,6 @@ local by_index = setmetatable({}, { __mode = "v" })
 local SLOT_MASK = 0xFFFFF   -- a handle's slot bits (core.h)
 local interned = {}          -- key/scope string -> int
 local names = {}             -- int -> string
-local runner                 -- function(node_id) -> ok, err: runs an effect or async node
 
 local function intern(s)
   if s == nil then return 0 end
@@ -49,9 +39,21 @@ local function release_handle(p)
   C.ac_sched_release(G, p[0])
 end
 
+-- The event loop a `loop` scheduler defers its flushes to when it was given
+-- none: set by the loop layer (async.loop) when it loads, so this layer never
+-- requires a higher one.
+local loop_provider = nil
+
+--- Sets the function that returns the active event loop (async.loop calls it).
+function _M.set_loop_provider(fn) loop_provider = fn end
+
 --- Creates a scheduler. opts: strategy ("sync" | "manual" | "loop"),
--- max_depth (100), on_error(err, job).
-function _M.new(opts)
+-- max_depth (100), on_error(err, job), loop (for "loop": an event loop with
+-- :defer(fn); default: the active loop). `kernel` is what the graph gives its
+-- schedulers: `run(node_id) -> ok, err` runs an effect or async node whose
+-- job comes due, `batch(fn, ...)` runs fn as one commit (Scheduler:batch).
+-- Schedulers are made by the kernel (async.kernel.graph create_scheduler).
+function _M.new(opts, kernel)
   opts = opts or {}
   if type(opts) ~= "table" then
     error("create_scheduler expects an options table, got " .. type(opts), 2)
@@ -72,6 +74,7 @@ function _M.new(opts)
   local s = setmetatable({
     index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
     on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
+    run_node = kernel.run, batch_fn = kernel.batch,
   }, Scheduler)
   s._gc = ffi.gc(ffi.new("int32_t[1]", index), release_handle)
   by_index[index] = s
@@ -89,7 +92,6 @@ function Scheduler:release()
   for k in pairs(self.jobs) do self.jobs[k] = nil end
 end
 
-function _M.set_runner(fn) runner = fn end
 function _M.get(index) return by_index[index] end
 
 local function take_slot(self, fn)
@@ -149,7 +151,7 @@ local STEP_DROPPED = -2147483647   -- AC_STEP_DROPPED; AC_STEP_DEPTH is below it
 
 --- Runs the job with handle `h` (from ac_sched_step); returns ok, err.
 local function run_job(self, h)
-  if h < 0 then return runner(-h) end
+  if h < 0 then return self.run_node(-h) end
   local jobs = self.jobs
   local fn = jobs[h]
   jobs[h] = nil
@@ -224,7 +226,11 @@ end
 --- Queues one flush on the event loop (the loop strategy).
 function Scheduler:defer_flush()
   self.deferred = true
-  local loop = self.loop or require("async.loop").get_loop()
+  local loop = self.loop or (loop_provider and loop_provider())
+  if loop == nil then
+    self.deferred = false
+    error("a loop scheduler needs an event loop: load async.loop or pass { loop = ... }", 0)
+  end
   loop:defer(function()
     self.deferred = false
     self:flush()
@@ -232,8 +238,8 @@ function Scheduler:defer_flush()
 end
 
 --- Runs `fn` as one batch on the kernel (writes commit once).
-function Scheduler.batch(_, fn, ...)
-  return require("async.kernel").batch(fn, ...)
+function Scheduler:batch(fn, ...)
+  return self.batch_fn(fn, ...)
 end
 
 --- Drops pending and future jobs of `scope` (until revive_scope).
@@ -252,5 +258,4 @@ function Scheduler:clear()
   for k = #self.free, 1, -1 do self.free[k] = nil end
 end
 
-debug.getregistry()[REGISTRY_KEY] = _M
 return _M

@@ -5,9 +5,9 @@
 -- add meta paths (`product.$status`, `product.$error.message`). `set` on a
 -- path copies the containers along it, so an old value is never mutated
 -- and a commit is visible as a new root value.
-local kernel = require("async.kernel")
-local async_signal = require("async.async_signal")
-local errors = require("async.errors")
+local kernel = require("async.kernel.graph")
+local async_signal = require("async.kernel.task")
+local errors = require("async.kernel.errors")
 
 local type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next =
   type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next

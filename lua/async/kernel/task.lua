@@ -7,20 +7,11 @@
 -- in the scheduler's async phase. A run commits only if it is still the
 -- current version: its value, status "ready" and the signal writes it made are
 -- published in one batch. Versions and the in-flight run live in the C core.
--- One instance per Lua state, even when a test runner reloads modules
--- (busted insulates files by clearing package.loaded): the graph and its
--- values must not be duplicated.
-local REGISTRY_KEY = "asyncrt:async.async_signal"
-do
-  local loaded = debug.getregistry()[REGISTRY_KEY]
-  if loaded then return loaded end
-end
-
 local ffi = require("ffi")
 local bit = require("bit")
-local core = require("async.core")
-local kernel = require("async.kernel")
-local Abort = require("async.abort")
+local core = require("async.kernel.core")
+local kernel = require("async.kernel.graph")
+local Abort = require("async.kernel.abort")
 
 local C, G = core.C, core.G
 local I = kernel._internal
@@ -200,6 +191,11 @@ function _M.async_signal(fn, opts)
   return a
 end
 
+--- Is `co` the coroutine of an async run (current or ended)?
+function _M.is_run(co)
+  return run_of[co] ~= nil
+end
+
 function _M.is_async(v)
   return type(v) == "table" and getmetatable(v) == AsyncSignal
 end
@@ -309,5 +305,4 @@ end
 
 function AsyncSignal.__tostring(a) return "async_signal: " .. a.id end
 
-debug.getregistry()[REGISTRY_KEY] = _M
 return _M

@@ -25,7 +25,7 @@ local has_tnew, tnew = pcall(require, "table.new")
 if not has_tnew then tnew = function() return {} end end
 local floor, huge = math.floor, math.huge
 
-local chain = require("async.chain")
+local chain = require("async.app.chain")
 
 local _M = { _VERSION = "0.1" }
 

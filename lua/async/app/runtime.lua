@@ -1,8 +1,4 @@
---- App hubs and runtimes (lua-api.md, "App hub and registries").
---
--- A hub (`define_app()`, and the default hub behind `require("async")`)
--- holds declarations: signals, handlers, server functions, partials, routes,
--- components and cache policies. A runtime (`create_app(app, opts)`) is one
+--- App runtimes (lua-api.md, "App hub and registries", "Lifecycle"): one
 -- instance of a hub with its own state: its own signals (a declared signal
 -- is copied, its value deep-copied, so two runtimes never share a table),
 -- its own caches, scheduler and component scopes. Declarations made with
@@ -10,321 +6,31 @@
 --
 -- `rt:call` and `rt:dispatch` run a server function or a handler in-process
 -- and answer the envelope the HTTP endpoints send (protocol.md), never a Lua
--- error.
-local kernel = require("async.kernel")
-local scheduler_mod = require("async.scheduler")
-local signals_mod = require("async.signals")
-local router_mod = require("async.router")
-local cache_mod = require("async.cache")
-local abort_mod = require("async.abort")
-local async_signal = require("async.async_signal")
-local errors = require("async.errors")
+-- error. `rt:render*` delegate to the ssr layer the hub was given.
+local kernel = require("async.kernel.graph")
+local signals_mod = require("async.app.registry")
+local router_mod = require("async.app.router")
+local cache_mod = require("async.app.cache")
+local abort_mod = require("async.kernel.abort")
+local async_signal = require("async.kernel.task")
+local errors = require("async.kernel.errors")
 
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
-local sort, concat = table.sort, table.concat
 local traceback = debug.traceback
 local os_getenv = os.getenv
 
+local hub = require("async.app.hub")
+
 local _M = {}
 
-local RESULT = "__async_server_result__"
-_M.RESULT = RESULT
-
-local DECL_KINDS = { "signal", "handler", "server", "partial", "route", "component" }
-local INSPECT_KINDS = { "signal", "handler", "server", "partial", "route", "component", "cache.browser",
-                        "cache.server", "cache.browser.entries", "cache.server.entries" }
-local IS_INSPECT_KIND = {}
-for _, k in ipairs(INSPECT_KINDS) do IS_INSPECT_KIND[k] = true end
-
---- An error value with a code and a hint, as the seed's errors (async.errors).
-local async_error = errors.new
-_M.error = async_error
-
---- Turns any raised value into { name=, message=, code= }.
-local normalize_error = async_signal.normalize_error
-
-local function sorted_keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  sort(out)
-  return out
-end
-
---- A deep copy of a plain value (tables copied with their metatables kept;
--- signals, functions and userdata shared). Cycles are preserved.
-local function deep_copy(v, seen)
-  if type(v) ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local c = {}
-  seen[v] = c
-  for k, x in pairs(v) do c[deep_copy(k, seen)] = deep_copy(x, seen) end
-  local mt = getmetatable(v)
-  if mt ~= nil then setmetatable(c, mt) end
-  return c
-end
-_M.deep_copy = deep_copy
-
--- ===== declarations =====
-
-local function check_map(what, map, level)
-  if type(map) ~= "table" then
-    error("Async.use: the " .. what .. " declarations must be a table, got " .. type(map), level + 1)
-  end
-  return map
-end
-
-local function check_entry(kind, id, v, level)
-  level = level + 1
-  if type(id) ~= "string" or id == "" then
-    error("Async.use: " .. kind .. " ids must be non-empty strings, got " .. tostring(id), level)
-  end
-  if kind == "handler" or kind == "server" or kind == "partial" then
-    if type(v) ~= "function" then
-      error("Async.use: " .. kind .. ' "' .. id .. '" must be a function, got ' .. type(v), level)
-    end
-  elseif kind == "route" then
-    if type(v) ~= "table" or not v.__async_route then
-      error('Async.use: route "' .. id .. '" must be Async.define_route(partial_id), got ' .. type(v), level)
-    end
-    local ok, err = pcall(router_mod.compile, id)
-    if not ok then error(errors.message(err):gsub("^[^:]*:%d+: ", ""), level) end
-  elseif kind == "component" then
-    if type(v) ~= "table" or type(v.fn) ~= "function" then
-      error('Async.use: component "' .. id .. '" must be Async.define_component(fn)', level)
-    end
-  elseif kind == "cache" then
-    if not cache_mod.is_policy(v) then
-      error('Async.use: cache "' .. id .. '" must be Async.define_cache({ ttl = ms })', level)
-    end
-  end
-end
-
-local App = {}
-App.__index = App
-
---- A new, empty hub; `decls` (optional) is a declaration table as for use.
-function _M.define_app(decls)
-  local app = setmetatable({
-    decl = { signal = {}, handler = {}, server = {}, partial = {}, route = {}, component = {},
-             ["cache.browser"] = {}, ["cache.server"] = {} },
-    runtimes = setmetatable({}, { __mode = "k" }),
-  }, App)
-  if decls ~= nil then
-    check_map("app", decls, 2)
-    app:use(decls)
-  end
-  return app
-end
-
--- Validates one kind's map; returns the list of (id, value) to declare.
-local function validate(kind, map, level)
-  level = level + 1
-  check_map(kind, map, level)
-  if kind == "cache" then
-    for side, policies in pairs(map) do
-      if side ~= "browser" and side ~= "server" then
-        error("Async.use: cache declarations are split into browser and server, got '" .. tostring(side) .. "'",
-          level)
-      end
-      check_map("cache." .. side, policies, level)
-      for id, p in pairs(policies) do check_entry("cache", id, p, level) end
-    end
-  elseif kind ~= "signal" then
-    for id, v in pairs(map) do check_entry(kind, id, v, level) end
-  else
-    for id in pairs(map) do check_entry(kind, id, nil, level) end
-  end
-end
-
-local IS_DECL_KIND = { cache = true }
-for _, k in ipairs(DECL_KINDS) do IS_DECL_KIND[k] = true end
-
-local function check_kind(kind, level)
-  if IS_DECL_KIND[kind] then return end
-  error("Async.use: unknown kind '" .. tostring(kind) ..
-    "' (expected signal, handler, server, partial, route, component or cache)", level + 1)
-end
-
---- Registers declarations: use({ kind = map, ... }) or use(kind, map).
--- Everything is checked before anything is declared.
-function App:use(kind, map)
-  local all
-  if type(kind) == "table" and map == nil then
-    all = kind
-  else
-    all = { [kind] = map }
-  end
-  for k, m in pairs(all) do
-    check_kind(k, 2)
-    validate(k, m, 2)
-  end
-  for k, m in pairs(all) do
-    if k == "cache" then
-      for side, policies in pairs(m) do
-        local d = self.decl["cache." .. side]
-        for id, p in pairs(policies) do d[id] = p end
-      end
-    else
-      local d = self.decl[k]
-      for id, v in pairs(m) do
-        -- an async signal on a hub is only a template (fn + options): each
-        -- runtime runs its own; the object given here is stopped
-        if k == "signal" and async_signal.is_async(v) then v:dispose() end
-        d[id] = v
-      end
-    end
-  end
-  for rt in pairs(self.runtimes) do rt:adopt(all) end
-  return self
-end
-
---- A route declaration: the partial that renders it, and options
--- (boundary, default "route"; server; status).
-function _M.define_route(partial_id, opts)
-  if type(partial_id) ~= "string" or partial_id == "" then
-    error("define_route expects a partial id string, got " .. tostring(partial_id), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("define_route options must be a table, got " .. type(opts), 2)
-  end
-  opts = opts or {}
-  return { partial = partial_id, boundary = opts.boundary or "route", server = opts.server, status = opts.status,
-           __async_route = true }
-end
-
-local ENVELOPE_FIELDS = { value = true, signals = true, cache = true, boundary = true, html = true,
-                          redirect = true, title = true, status = true, error = true }
-
---- Builds a server result envelope from { value=, signals=, boundary=, html=,
--- redirect=, error=, status=, title=, cache= }.
-function _M.result(t)
-  if t == nil then t = {} end
-  if type(t) ~= "table" then error("Async.result expects a table, got " .. type(t), 2) end
-  local env = {}
-  for k, v in pairs(t) do
-    if not ENVELOPE_FIELDS[k] then
-      error("Async.result: unknown field '" .. tostring(k) .. "' (expected value, signals, cache, boundary, " ..
-        "html, redirect, title, status or error)", 2)
-    end
-    env[k] = v
-  end
-  if env.error ~= nil then env.error = normalize_error(env.error) end
-  if env.html ~= nil and type(env.html) ~= "string" then env.html = tostring(env.html) end
-  env[RESULT] = 1
-  return env
-end
-
-local function is_envelope(v)
-  return type(v) == "table" and v[RESULT] ~= nil
-end
-_M.is_envelope = is_envelope
-
--- ===== registry inspection =====
---
--- One surface over a hub (`Async.registry`) or a runtime (`rt.registry`):
--- the source answers `inspect_keys(kind)` and `inspect_get(kind, id)`.
-
-local Inspect = {}
-Inspect.__index = Inspect
-
-local function inspector(source)
-  return setmetatable({ source = source }, Inspect)
-end
-_M.inspector = inspector
-
-local function check_inspect_kind(kind)
-  if not IS_INSPECT_KIND[kind] then
-    error("registry: unknown kind '" .. tostring(kind) .. "' (expected " .. concat(INSPECT_KINDS, ", ") .. ")", 3)
-  end
-end
-
---- The ids registered under `kind`, sorted.
-function Inspect:keys(kind)
-  check_inspect_kind(kind)
-  local keys = self.source:inspect_keys(kind)
-  sort(keys)
-  return keys
-end
-
---- `{ {id, value}, ... }` for `kind`, sorted by id.
-function Inspect:entries(kind)
-  check_inspect_kind(kind)
-  local out = {}
-  for i, id in ipairs(self:keys(kind)) do
-    out[i] = { id, self.source:inspect_get(kind, id) }
-  end
-  return out
-end
-
---- The entry `id` of `kind` (a server function: a descriptor on a browser
--- target), or nil.
-function Inspect:get(kind, id)
-  check_inspect_kind(kind)
-  if type(id) ~= "string" then return nil end
-  return self.source:inspect_get(kind, id)
-end
-
-function Inspect:has(kind, id)
-  return self:get(kind, id) ~= nil
-end
-
-local function descriptors(self, kind)
-  local m = {}
-  for _, id in ipairs(self.source:inspect_keys(kind)) do m[id] = { id = id, kind = kind } end
-  return m
-end
-
-local function plain(self, kind)
-  local m = {}
-  for _, id in ipairs(self.source:inspect_keys(kind)) do m[id] = self.source:inspect_get(kind, id) end
-  return m
-end
-
---- A serializable picture, as the seed's: `{ signal = {id = value},
--- handler/server/partial/component = {id = {id=, kind=}}, route = {pattern =
--- route}, cache = {browser = {id = policy}, server = {...}}, entries =
--- {browser = {key = value}, server = {key = value}} }`. `entries.server` is
--- always {} on a browser target.
-function Inspect:snapshot()
-  local src = self.source
-  local signal = {}
-  for _, id in ipairs(src:inspect_keys("signal")) do signal[id] = src:inspect_snapshot_signal(id) end
-  return {
-    signal = signal,
-    handler = descriptors(self, "handler"),
-    server = descriptors(self, "server"),
-    partial = descriptors(self, "partial"),
-    route = plain(self, "route"),
-    component = descriptors(self, "component"),
-    cache = { browser = plain(self, "cache.browser"), server = plain(self, "cache.server") },
-    entries = { browser = plain(self, "cache.browser.entries"), server = plain(self, "cache.server.entries") },
-  }
-end
-
-function App:inspect_keys(kind)
-  local d = self.decl[kind]
-  if d == nil then return {} end   -- a hub holds no cache contents
-  return sorted_keys(d)
-end
-
-function App:inspect_get(kind, id)
-  local d = self.decl[kind]
-  if d == nil then return nil end
-  local v = d[id]
-  if v == nil then return nil end
-  if kind == "server" then return { id = id, kind = "server" } end
-  return v
-end
-
-function App:inspect_snapshot_signal(id)
-  local v = self.decl.signal[id]
-  if async_signal.is_async(v) then return v:snapshot() end
-  if kernel.is_signal(v) then return v:peek() end
-  if kernel.is_computed(v) or (type(v) == "table" and v.__async_decl) then return nil end
-  return v
-end
+local RESULT = hub.RESULT
+local App = hub.App
+local async_error = hub.error
+local normalize_error = hub.normalize_error
+local sorted_keys, deep_copy, inspector = hub.sorted_keys, hub.deep_copy, hub.inspector
+local validate, check_kind, DECL_KINDS = hub.validate, hub.check_kind, hub.DECL_KINDS
+local is_envelope = hub.is_envelope
 
 -- ===== runtimes =====
 
@@ -381,7 +87,7 @@ function _M.create_app(app, opts)
     error("create_app: scheduler must be made by Async.create_scheduler, got " .. type(opts.scheduler), 2)
   end
   local own_scheduler = opts.scheduler == nil
-  local sched = opts.scheduler or scheduler_mod.new({ strategy = target == "server" and "manual" or "sync" })
+  local sched = opts.scheduler or kernel.create_scheduler({ strategy = target == "server" and "manual" or "sync" })
   local now = opts.now or function() return require("async.loop").now() end
   local rt = setmetatable({
     app = app, target = target, env = env, request = opts.request, scheduler = sched,
@@ -761,6 +467,31 @@ function Runtime:dispatch(name, args, opts)
   if fx.boundary then env.boundary, env.html = fx.boundary, fx.html end
   if fx.stop then env.stop = true end
   return env
+end
+
+--- Marks signal ids as client state (always in the page's snapshot).
+function Runtime:client_signal(...)
+  self.client_signals = self.client_signals or {}
+  for i = 1, select("#", ...) do self.client_signals[select(i, ...)] = true end
+end
+
+-- ===== rendering (the ssr layer, given to the hub by require("async")) =====
+
+local function ssr_of(rt, what)
+  local ssr = rt.app.ssr
+  if ssr == nil then
+    error("rt:" .. what .. ": this app has no renderer; make it with require(\"async\").define_app()", 3)
+  end
+  return ssr
+end
+
+--- Renders `url` (protocol.md "SSR output"); see async.ssr.render.
+function Runtime:render(url, opts) return ssr_of(self, "render").render(self, url, opts) end
+--- Renders `url` as a full HTML document.
+function Runtime:render_document(url, opts) return ssr_of(self, "render_document").render_document(self, url, opts) end
+--- Streams `url` through write(chunk) (protocol.md "Streaming").
+function Runtime:render_stream(url, write, opts)
+  return ssr_of(self, "render_stream").render_stream(self, url, write, opts)
 end
 
 --- Destroys the runtime's state: component scopes destroyed (their effects

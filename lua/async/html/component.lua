@@ -8,9 +8,9 @@
 -- lifecycle callbacks) is scoped to it (`scope.name`, or generated
 -- `scope.signal.N` / `scope.handler.N` as the seed) and removed by
 -- `destroy`, children first.
-local kernel = require("async.kernel")
-local signals_mod = require("async.signals")
-local errors = require("async.errors")
+local kernel = require("async.kernel.graph")
+local signals_mod = require("async.app.registry")
+local errors = require("async.kernel.errors")
 
 local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
   pcall, ipairs
@@ -124,7 +124,7 @@ function Instance.suspense(_, ref, views)
   if type(views) ~= "table" then
     error("suspense expects a view function or a table of views, got " .. type(views), 2)
   end
-  local html = require("async.html")
+  local html = require("async.html.template")
   local out = {}
   for _, status in ipairs({ "loading", "ready", "error" }) do
     local view = views[status]

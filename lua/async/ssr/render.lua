@@ -1,4 +1,5 @@
---- Server-side rendering: rt:render, rt:render_document, rt:render_stream
+--- Server-side rendering: render, render_document, render_stream (a runtime
+-- delegates rt:render(url) to render(rt, url))
 -- (protocol.md, "SSR output" and "Streaming").
 --
 -- A request runs the matched route's partial, waits (inside a coroutine) for
@@ -7,17 +8,17 @@
 -- committed signal values so the page is right with JavaScript off, and adds
 -- the snapshot the browser client activates from. Streaming sends the shell
 -- at once and each boundary as its async signal settles.
-local kernel = require("async.kernel")
-local app = require("async.app")
-local scanner = require("async.scanner")
-local component = require("async.component")
-local json = require("async.json")
-local router_mod = require("async.router")
-local async_signal = require("async.async_signal")
-local html_mod = require("async.html")
+local kernel = require("async.kernel.graph")
+local hub = require("async.app.hub")
+local scanner = require("async.html.scanner")
+local component = require("async.html.component")
+local json = require("async.app.json")
+local router_mod = require("async.app.router")
+local async_signal = require("async.kernel.task")
+local html_mod = require("async.html.template")
 
-local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, select, rawequal, getmetatable =
-  type, error, pairs, ipairs, tostring, setmetatable, pcall, next, select, rawequal, getmetatable
+local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, rawequal, getmetatable =
+  type, error, pairs, ipairs, tostring, setmetatable, pcall, next, rawequal, getmetatable
 local concat, remove = table.concat, table.remove
 local co_running = coroutine.running
 local is_async, is_computed = async_signal.is_async, kernel.is_computed
@@ -26,7 +27,6 @@ local escape_attr = scanner.escape_attr or html_mod.escape
 local escape_text = scanner.escape_text or html_mod.escape
 
 local _M = {}
-local Runtime = app.Runtime
 
 local DEFAULT_TIMEOUT = 10000
 
@@ -53,7 +53,7 @@ end
 local function loop_mod() return require("async.loop") end
 
 local function render_error(code, message, hint)
-  return app.error(code, message, hint)
+  return hub.error(code, message, hint)
 end
 
 local ROUTER_IDS = { "router.url", "router.path", "router.params", "router.query", "router.route",
@@ -107,7 +107,7 @@ function PartialCtx:render(comp, props)
 end
 
 --- Runs partial `id`; returns { html=, status=, title= } (raises on a hard error).
-function Runtime:run_partial(id, params, route)
+function _M.run_partial(self, id, params, route)
   local fn = self.partials[id]
   if fn == nil then
     error(render_error("partial-not-registered", 'Partial "' .. tostring(id) .. '" is not registered.',
@@ -552,11 +552,6 @@ local function snapshot_script(signals, browser)
     json.encode({ signals = signals, cache = { browser = browser } }, { script = true }) .. "</script>"
 end
 
---- Marks signal ids as client state (always in the page's snapshot).
-function Runtime:client_signal(...)
-  self.client_signals = self.client_signals or {}
-  for i = 1, select("#", ...) do self.client_signals[select(i, ...)] = true end
-end
 
 -- ===== the request: route -> partial -> waiting -> HTML =====
 
@@ -573,7 +568,7 @@ local function run_route(rt, url)
   local route = m.route
   local order = rt.signals.order
   local before = #order
-  local res = rt:run_partial(route.partial, m.params, m.pattern)
+  local res = _M.run_partial(rt, route.partial, m.params, m.pattern)
   local started = {}
   for i = before + 1, #order do started[#started + 1] = order[i] end
   res.started = started   -- ids the partial and its components registered
@@ -623,7 +618,7 @@ end
 -- Inside a coroutine it waits (opts.timeout, default 10 s) for the async
 -- signals the page needs; one still loading at the deadline is cancelled and
 -- renders its error template with $error.code = "timeout".
-function Runtime:render(url, opts)
+function _M.render(self, url, opts)
   opts = opts or {}
   local res = run_route(self, url)
   pump(self)
@@ -671,8 +666,8 @@ local function layout_parts(rt, title)
 end
 
 --- Renders `url` as a whole document in the app's layout.
-function Runtime:render_document(url, opts)
-  local r = self:render(url, opts)
+function _M.render_document(self, url, opts)
+  local r = _M.render(self, url, opts)
   local head, tail = layout_parts(self, r.title)
   r.html = head .. r.html .. tail
   return r
@@ -725,7 +720,7 @@ end
 -- write(nil) once at the end; returns then. Must run in a coroutine.
 -- opts: stream_timeout (ms, default 10000), document (false: no layout).
 -- Returns { status =, title = } of the route.
-function Runtime:render_stream(url, write, opts)
+function _M.render_stream(self, url, write, opts)
   if type(write) ~= "function" then error("render_stream expects a write function, got " .. type(write), 2) end
   if not in_coroutine() then error("render_stream must be called from a coroutine", 2) end
   opts = opts or {}

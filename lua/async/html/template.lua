@@ -39,6 +39,7 @@ local loadstring, setfenv = loadstring, setfenv
 local find, gsub, sub, lower, match, format =
   string.find, string.gsub, string.sub, string.lower, string.match, string.format
 local concat = table.concat
+local registry = require("async.app.registry")
 
 local _M = {}
 
@@ -79,15 +80,19 @@ local function escape(s)
 end
 _M.escape = escape
 
-local resolve_ref -- fn(value, attr_name) -> id string or nil
+-- fn(value, attr_name) -> id string or nil; by default a signal object's
+-- id in the app registry that registered it
+local id_of = registry.id_of
+local function default_resolve(v) return id_of[v] end
+local resolve_ref = default_resolve
 
 -- Sets the hook that turns a value in a binding attribute (a signal object)
--- into its registered id; nil removes it.
+-- into its registered id; nil restores the default.
 function _M.set_ref_resolver(fn)
   if fn ~= nil and type(fn) ~= "function" then
     error("html.set_ref_resolver: expected a function or nil, got " .. type(fn), 2)
   end
-  resolve_ref = fn
+  resolve_ref = fn or default_resolve
 end
 
 local function index_raw(v, key) return v[key] end

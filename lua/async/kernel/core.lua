@@ -3,15 +3,6 @@
 -- found through ffi.C; elsewhere async_core.so is searched on package.cpath
 -- (ASYNC_CORE_LIB overrides the path). The declarations below mirror
 -- src/core/core.h; spec/core_ffi_spec.lua checks the struct sizes agree.
--- One instance per Lua state, even when a test runner reloads modules
--- (busted insulates files by clearing package.loaded): the graph and its
--- values must not be duplicated.
-local REGISTRY_KEY = "asyncrt:async.core"
-do
-  local loaded = debug.getregistry()[REGISTRY_KEY]
-  if loaded then return loaded end
-end
-
 local ffi = require("ffi")
 local os_getenv, pcall, error = os.getenv, pcall, error
 
@@ -172,5 +163,4 @@ function _M.stats()
   }
 end
 
-debug.getregistry()[REGISTRY_KEY] = _M
 return _M
