@@ -123,7 +123,8 @@ describe("asyncrt CLI", function()
     it("finds an installed tree next to bin/ (PREFIX/share/lua/5.1)", function()
       local prefix = tmpdir .. "/prefix"
       os.execute("mkdir -p " .. prefix .. "/bin " .. prefix .. "/share/lua/5.1/async/kernel && cp " ..
-        sh_quote(EXE) .. " " .. prefix .. "/bin/ && cp " .. ROOT .. "/lua/async/kernel/abort.lua " .. prefix .. "/share/lua/5.1/async/kernel/")
+        sh_quote(EXE) .. " " .. prefix .. "/bin/ && cp " .. ROOT .. "/lua/async/kernel/abort.lua " ..
+        prefix .. "/share/lua/5.1/async/kernel/")
       local rc, out = sh("cd / && " .. prefix .. "/bin/asyncrt -e " ..
         "'print(package.searchpath(\"async.kernel.abort\", package.path)); print(package.cpath:match(\"^[^;]*\"))'")
       assert.equal(0, rc)
