@@ -11,7 +11,10 @@ description = {
   ]],
   license = "MIT",
 }
-dependencies = { "lua >= 5.1" }
+-- LuaJIT (the FFI and bit; string.buffer and table.new when present): plain Lua 5.1
+-- cannot run it. With Debian's luarocks (configured for lua5.1) point it at LuaJIT:
+-- LUAROCKS_CONFIG=tools/luarocks-luajit.lua luarocks make
+dependencies = { "lua == 5.1", "luajit >= 2.0" }
 build = {
   type = "make",
   build_variables = { CFLAGS = "$(CFLAGS)" },
