@@ -196,13 +196,15 @@ local function check_key(key, level)
   end
 end
 
--- A runtime cache. opts: policies (id -> descriptor), now (fn -> ms),
--- max_entries (for the default memory backend), backend, await (fn(start,
--- abort), default async.loop.await).
+-- A runtime cache. opts: policies (id -> descriptor), base (a policy map
+-- shared read-only, such as the app's: looked up when `policies` has no
+-- entry, never copied), now (fn -> ms), max_entries (for the default memory
+-- backend), backend, await (fn(start, abort), default async.loop.await).
 function _M.new(opts)
   opts = opts or {}
   local self = setmetatable({
-    _policies = {},
+    _policies = opts.base and setmetatable({}, { __index = opts.base }) or {},
+    _base = opts.base,
     _now = opts.now or default_now,
     _backend = opts.backend or _M.memory({ max_entries = opts.max_entries }),
     _await = opts.await or default_await,
@@ -233,8 +235,9 @@ end
 
 -- The policy ids.
 function Cache:policies()
-  local list = {}
-  for id in pairs(self._policies) do list[#list + 1] = id end
+  local list, seen = {}, {}
+  for id in pairs(self._policies) do list[#list + 1] = id; seen[id] = true end
+  for id in pairs(self._base or {}) do if not seen[id] then list[#list + 1] = id end end
   sort(list)
   return list
 end

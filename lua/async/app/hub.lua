@@ -107,6 +107,8 @@ App.__index = App
 function _M.define_app(decls, services)
   local app = setmetatable({
     ssr = services and services.ssr,
+    router = nil,           -- compiled routes, built on first use, shared by the runtimes
+    component_names = {},   -- component definition -> its first registered name
     decl = { signal = {}, handler = {}, server = {}, partial = {}, route = {}, component = {},
              ["cache.browser"] = {}, ["cache.server"] = {} },
     runtimes = setmetatable({}, { __mode = "k" }),
@@ -173,11 +175,39 @@ function App:use(kind, map)
         -- runtime runs its own; the object given here is stopped
         if k == "signal" and async_signal.is_async(v) then v:dispose() end
         d[id] = v
+        if k == "component" and self.component_names[v] == nil then self.component_names[v] = id end
       end
+      if k == "route" then self.router = nil end   -- rebuilt once, on next use
     end
   end
   for rt in pairs(self.runtimes) do rt:adopt(all) end
   return self
+end
+
+--- The app's routes compiled into one router, built once and shared
+-- read-only by its runtimes; rebuilt after `use` changes the routes.
+function App:compiled_router()
+  local r = self.router
+  if r == nil then
+    r = router_mod.new()
+    local patterns = sorted_keys(self.decl.route)
+    for _, p in ipairs(patterns) do r:add(p, self.decl.route[p]) end
+    self.router = r
+  end
+  return r
+end
+
+-- Metatables that make a runtime's maps read through to the app's
+-- declarations (shared, never copied per runtime).
+function App:inherit(kind)
+  local mts = self.mts
+  if mts == nil then mts = {}; self.mts = mts end
+  local mt = mts[kind]
+  if mt == nil then
+    mt = { __index = kind == "component_names" and self.component_names or self.decl[kind] }
+    mts[kind] = mt
+  end
+  return mt
 end
 
 --- A route declaration: the partial that renders it, and options

@@ -19,7 +19,7 @@
 -- first segment plus the routes that start with a param or splat.
 
 local type, error, tostring, tonumber = type, error, tostring, tonumber
-local setmetatable, ipairs, pairs = setmetatable, ipairs, pairs
+local setmetatable, getmetatable, ipairs, pairs = setmetatable, getmetatable, ipairs, pairs
 local sub, find, match, gsub, byte, char, format =
   string.sub, string.find, string.match, string.gsub, string.byte, string.char, string.format
 local sort, concat, tremove = table.sort, table.concat, table.remove
@@ -239,6 +239,21 @@ end
 
 -- Adds (or replaces, keeping its place in definition order) a route.
 -- Raises on a malformed pattern. Returns the router.
+--- A copy that can be changed without touching this router (a runtime that
+-- adds routes of its own copies the app's shared router first).
+function Router:clone()
+  local c = setmetatable({ _routes = {}, _static = {}, _dynamic = {}, _root = self._root, _any = self._any,
+                           _order = self._order }, getmetatable(self))
+  for p, r in pairs(self._routes) do c._routes[p] = r end
+  for first, list in pairs(self._static) do
+    local copy = {}
+    for i = 1, #list do copy[i] = list[i] end
+    c._static[first] = copy
+  end
+  for i = 1, #self._dynamic do c._dynamic[i] = self._dynamic[i] end
+  return c
+end
+
 function Router:add(pattern, route)
   local c = compile(pattern)
   local old = self._routes[pattern]

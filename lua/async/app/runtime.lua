@@ -9,7 +9,6 @@
 -- error. `rt:render*` delegate to the ssr layer the hub was given.
 local kernel = require("async.kernel.graph")
 local signals_mod = require("async.app.registry")
-local router_mod = require("async.app.router")
 local cache_mod = require("async.app.cache")
 local abort_mod = require("async.kernel.abort")
 local async_signal = require("async.kernel.task")
@@ -17,6 +16,7 @@ local errors = require("async.kernel.errors")
 
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
+local rawget = rawget
 local traceback = debug.traceback
 local os_getenv = os.getenv
 
@@ -29,7 +29,7 @@ local App = hub.App
 local async_error = hub.error
 local normalize_error = hub.normalize_error
 local sorted_keys, deep_copy, inspector = hub.sorted_keys, hub.deep_copy, hub.inspector
-local validate, check_kind, DECL_KINDS = hub.validate, hub.check_kind, hub.DECL_KINDS
+local validate, check_kind = hub.validate, hub.check_kind
 local is_envelope = hub.is_envelope
 
 -- ===== runtimes =====
@@ -89,23 +89,28 @@ function _M.create_app(app, opts)
   local own_scheduler = opts.scheduler == nil
   local sched = opts.scheduler or kernel.create_scheduler({ strategy = target == "server" and "manual" or "sync" })
   local now = opts.now or function() return require("async.loop").now() end
+  -- what belongs to the app is shared, not copied: the maps read through to
+  -- the app's declarations, the compiled router is the app's
   local rt = setmetatable({
     app = app, target = target, env = env, request = opts.request, scheduler = sched,
-    handlers = {}, server_fns = {}, partials = {}, components = {}, component_names = {}, routes = {},
-    router = router_mod.new(), on_error = opts.on_error,
+    handlers = setmetatable({}, app:inherit("handler")), server_fns = setmetatable({}, app:inherit("server")),
+    partials = setmetatable({}, app:inherit("partial")), components = setmetatable({}, app:inherit("component")),
+    component_names = setmetatable({}, app:inherit("component_names")),
+    routes = setmetatable({}, app:inherit("route")),
+    router = app:compiled_router(), own_router = false, on_error = opts.on_error,
     opts = opts, component_counters = {}, scopes = {}, own_scheduler = own_scheduler,
   }, Runtime)
   rt.cache = {
-    browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries }),
-    server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries }),
+    browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries,
+                              base = app.decl["cache.browser"] }),
+    server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries,
+                             base = app.decl["cache.server"] }),
   }
   rt.server = rt:server_proxy(nil)
   rt.signals = signals_mod.new({ scheduler = sched, context = { server = rt.server, cache = rt.cache.browser } })
   rt.registry = inspector(rt)
   rt.signals.registry = rt.registry
-  local all = { cache = { browser = app.decl["cache.browser"], server = app.decl["cache.server"] } }
-  for _, kind in ipairs(DECL_KINDS) do all[kind] = app.decl[kind] end
-  rt:adopt(all)
+  rt:adopt({ signal = app.decl.signal })
   app.runtimes[rt] = true
   return rt
 end
@@ -113,19 +118,12 @@ end
 --- The seed's `createApp(app).start()`: returns the runtime.
 function Runtime:start() return self end
 
-local function add_route(rt, pattern, r)
-  rt.routes[pattern] = r
-  rt.router:add(pattern, r)
-end
-
-local function add_component(rt, name, c)
-  rt.components[name] = c
-  if rt.component_names[c] == nil then rt.component_names[c] = name end
-end
-
--- Takes in hub declarations ({ kind = map }, already checked): signals are
--- instantiated (all in one batch, so async first runs start after every
--- signal exists); functions and descriptors are shared.
+-- Takes in hub declarations the app just made ({ kind = map }, already
+-- checked). Functions, descriptors and cache policies are read through to
+-- the app's maps, so only signals need instantiating (all in one batch, so
+-- async first runs start after every signal exists), and new routes need
+-- the app's rebuilt router (or, for a runtime with routes of its own, its
+-- own copy updated).
 function Runtime:adopt(all)
   if all.signal then
     local ids = sorted_keys(all.signal)
@@ -133,15 +131,38 @@ function Runtime:adopt(all)
       for _, id in ipairs(ids) do instantiate_signal(self, id, all.signal[id]) end
     end)
   end
-  for id, fn in pairs(all.handler or {}) do self.handlers[id] = fn end
-  for id, fn in pairs(all.server or {}) do self.server_fns[id] = fn end
-  for id, fn in pairs(all.partial or {}) do self.partials[id] = fn end
-  for pattern, r in pairs(all.route or {}) do add_route(self, pattern, r) end
-  for name, c in pairs(all.component or {}) do add_component(self, name, c) end
-  if all.cache then
-    for side, policies in pairs(all.cache) do
-      for id, p in pairs(policies) do self.cache[side]:register(id, p) end
+  if all.route then
+    if self.own_router then
+      for pattern, r in pairs(all.route) do
+        if rawget(self.routes, pattern) == nil then self.router:add(pattern, r) end
+      end
+    else
+      self.router = self.app:compiled_router()
     end
+  end
+end
+
+-- Runtime-only declarations: kept in the runtime's own maps, over the app's.
+local function use_own(rt, all)
+  for id, fn in pairs(all.handler or {}) do rt.handlers[id] = fn end
+  for id, fn in pairs(all.server or {}) do rt.server_fns[id] = fn end
+  for id, fn in pairs(all.partial or {}) do rt.partials[id] = fn end
+  if all.route then
+    if not rt.own_router then
+      rt.router = rt.router:clone()
+      rt.own_router = true
+    end
+    for pattern, r in pairs(all.route) do
+      rt.routes[pattern] = r
+      rt.router:add(pattern, r)
+    end
+  end
+  for name, c in pairs(all.component or {}) do
+    rt.components[name] = c
+    if rt.component_names[c] == nil then rt.component_names[c] = name end
+  end
+  for side, policies in pairs(all.cache or {}) do
+    for id, p in pairs(policies) do rt.cache[side]:register(id, p) end
   end
 end
 
@@ -166,19 +187,27 @@ function Runtime:use(kind, map)
       end
     end)
   end
-  local rest = {}
-  for k, m in pairs(all) do if k ~= "signal" then rest[k] = m end end
-  self:adopt(rest)
+  use_own(self, all)
   return self
+end
+
+-- the keys of a runtime map and of the app map under it, sorted
+local function all_keys(t)
+  local out, seen = {}, {}
+  for k in pairs(t) do out[#out + 1] = k; seen[k] = true end
+  local mt = getmetatable(t)
+  for k in pairs(mt and mt.__index or {}) do if not seen[k] then out[#out + 1] = k end end
+  table.sort(out)
+  return out
 end
 
 function Runtime:inspect_keys(kind)
   if kind == "signal" then return self.signals:keys() end
-  if kind == "handler" then return sorted_keys(self.handlers) end
-  if kind == "server" then return sorted_keys(self.server_fns) end
-  if kind == "partial" then return sorted_keys(self.partials) end
-  if kind == "route" then return sorted_keys(self.routes) end
-  if kind == "component" then return sorted_keys(self.components) end
+  if kind == "handler" then return all_keys(self.handlers) end
+  if kind == "server" then return all_keys(self.server_fns) end
+  if kind == "partial" then return all_keys(self.partials) end
+  if kind == "route" then return all_keys(self.routes) end
+  if kind == "component" then return all_keys(self.components) end
   if kind == "cache.browser" then return self.cache.browser:policies() end
   if kind == "cache.server" then return self.cache.server:policies() end
   if kind == "cache.browser.entries" then return sorted_keys(self.cache.browser:snapshot()) end
