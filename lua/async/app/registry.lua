@@ -40,6 +40,7 @@ function _M.new(opts)
     cache = {},            -- path -> { id, rest segments } (cleared on (un)register)
     scheduler = opts.scheduler,
     context = opts.context, -- { server=, cache= } for async signal ctx
+    root = opts.root,       -- the kernel root (a runtime's) that owns its computeds and subscriptions
     readonly = false,
   }, Signals)
   return self
@@ -281,13 +282,19 @@ function Signals:subscribe(path, fn)
     if is_async(sig) then sig:state() else sig() end
     if first then first = false; return end
     untrack(fn, self:peek(path), path)
-  end, { scheduler = self.scheduler })
+  end, { scheduler = self.scheduler, root = self.root })
   return dispose
 end
 
 --- Registers a computed; fn(signals) derives it.
 function Signals:computed(id, fn, opts)
   if type(fn) ~= "function" then error("computed expects a function, got " .. type(fn), 2) end
+  local root = self.root
+  if root ~= nil then
+    local o = { root = root }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    opts = o
+  end
   return self:register(id, kernel.computed(function() return fn(self) end, opts))
 end
 

@@ -107,7 +107,11 @@ function _M.create_app(app, opts)
                              base = app.decl["cache.server"] }),
   }
   rt.server = rt:server_proxy(nil)
-  rt.signals = signals_mod.new({ scheduler = sched, context = { server = rt.server, cache = rt.cache.browser } })
+  -- the kernel root owns the runtime's effects, subscriptions and computeds
+  -- (and keeps their functions alive only as long as the runtime lives)
+  rt.root = kernel.root()
+  rt.signals = signals_mod.new({ scheduler = sched, root = rt.root,
+                                 context = { server = rt.server, cache = rt.cache.browser } })
   rt.registry = inspector(rt)
   rt.signals.registry = rt.registry
   rt:adopt({ signal = app.decl.signal })
@@ -534,6 +538,7 @@ function Runtime:destroy()
     end
   end
   for _, id in ipairs(self.signals:keys()) do self.signals:unregister(id) end
+  pcall(self.root.dispose, self.root)   -- subscriptions and any effect still owned
   self.app.runtimes[self] = nil
   -- a scheduler the runtime made is released (its queued jobs hold the
   -- runtime); one passed in by the caller is the caller's

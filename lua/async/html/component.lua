@@ -78,7 +78,7 @@ end
 
 --- A scoped effect on the runtime's scheduler.
 function Instance:effect(fn)
-  local dispose = kernel.effect(fn, { scheduler = self.runtime.scheduler })
+  local dispose = kernel.effect(fn, { scheduler = self.runtime.scheduler, root = self.runtime.root })
   self.effects[#self.effects + 1] = dispose
   return dispose
 end
@@ -213,7 +213,7 @@ function _M.render(rt, parent, comp, props)
   rt.scopes[inst.id] = inst
   local html
   local ok, err = pcall(function()
-    inst.dispose_scope = kernel.scope(function() html = comp.fn(inst, inst.props) end)
+    inst.dispose_scope = kernel.scope(function() html = comp.fn(inst, inst.props) end, { root = rt.root })
   end)
   if not ok then
     -- a component that raises leaves nothing registered behind

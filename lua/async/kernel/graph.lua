@@ -12,7 +12,8 @@ local scheduler = require("async.kernel.scheduler")
 
 local C, G = core.C, core.G
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
-local type, error, pcall = type, error, pcall
+local type, error, pcall, setmetatable, getmetatable, newproxy =
+  type, error, pcall, setmetatable, getmetatable, newproxy
 local co_resume, co_status = coroutine.resume, coroutine.status
 
 local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
@@ -26,11 +27,25 @@ local _M = {}
 -- ===== state =====
 local vals = {}          -- id -> latest value (signals), cached value or error (computeds)
 local seen = {}          -- signal id -> the value its readers last saw (commit baseline)
-local fns = {}           -- computed/effect id -> function
 local eqs = {}           -- id -> custom equals
-local cleanups = {}      -- effect/scope id -> cleanup function or list
 local owned = {}         -- effect/scope id -> token table { disposed = bool }
 local to_free = {}       -- ids whose Lua objects were collected, freed at a safe point
+local to_dispose = {}    -- tokens of roots whose root object was collected, disposed at a safe point
+
+-- Homes: who keeps a node's functions alive. The functions of computeds and
+-- effects (and effects' cleanups) are looked up in `fns` and `cleanups`,
+-- which hold them weakly; the strong reference is in the node's home. A node
+-- made for a root (a runtime: kernel.root()) lives in the root's home, which
+-- only the root object holds: when a runtime is dropped without destroy, its
+-- root, its home and every closure in it become garbage together (a global
+-- table holding them would keep the runtime alive through its closures), and
+-- the root's finalizer disposes its scope. Other nodes live in the global home.
+local WEAK_V = { __mode = "v" }
+local fns = setmetatable({}, WEAK_V)       -- computed/effect id -> function
+local cleanups = setmetatable({}, WEAK_V)  -- effect/scope id -> cleanup function or list
+local home_of = setmetatable({}, WEAK_V)   -- node id -> its home { f = fns, c = cleanups, s = schedulers }
+local function new_home() return { f = {}, c = {}, s = {} } end
+local global_home = new_home()
 
 local active = 0         -- node whose reads are tracked (0: none)
 local owner = 0          -- effect or scope that owns new effects
@@ -40,7 +55,13 @@ local tx_depth = 0
 local tx_log_ids, tx_log_vals, tx_log_n = {}, {}, 0
 local tx_starts, tx_marks = {}, {}
 local current_run = nil  -- async run whose coroutine is running (its writes are buffered)
-local run_of = setmetatable({}, { __mode = "k" })  -- coroutine -> async run
+-- coroutine -> async run. Weak both ways: a run references its coroutine,
+-- and a weak-keyed table whose value references its key keeps both forever
+-- (LuaJIT has no ephemerons); the run is held by its async signal while it
+-- is current, and the async signal by the coroutine's ctx.
+local run_of = setmetatable({}, { __mode = "kv" })
+-- coroutines of aborted runs: never resumed again (weak keys, no values to leak)
+local dead_runs = setmetatable({}, { __mode = "k" })
 
 -- what this kernel gives its schedulers (scheduler.new): run a due effect or
 -- async node, run a batch; both filled in below
@@ -82,9 +103,13 @@ end
 -- The list is swapped out first: a finalizer running during the loop (a GC
 -- step can run on any allocation, trace exits included) appends to the new
 -- list instead of punching holes into the one being walked.
+local dispose_dropped  -- below: disposes the scopes of collected roots
+
 local function collect()
+  if active ~= 0 or G.pull_len ~= 0 then return end
+  if to_dispose[1] ~= nil and batch_depth == 0 then dispose_dropped() end
   local list = to_free
-  if list[1] == nil or active ~= 0 or G.pull_len ~= 0 then return end
+  if list[1] == nil then return end
   -- swap before counting: allocating the new list can run a GC step whose
   -- finalizers still append to `list` (counting first lost those ids)
   to_free = {}
@@ -93,7 +118,24 @@ local function collect()
     local id = list[i]
     C.ac_node_free(G, id)
     vals[id], seen[id], fns[id], eqs[id] = nil, nil, nil, nil
+    local h = home_of[id]
+    if h then h.f[id] = nil; home_of[id] = nil end
   end
+end
+
+-- the home for a node made now: the root's if one is given, else its
+-- owner's, else the global one
+local function home_for(root, own)
+  if root ~= nil then return root.home end
+  if own ~= 0 then return home_of[own] or global_home end
+  return global_home
+end
+
+-- sets the cleanup (a function or a list) of effect/scope `id`
+local function set_cleanup(id, cl)
+  cleanups[id] = cl
+  local h = home_of[id]
+  if h then h.c[id] = cl end
 end
 
 local function finalize(obj)
@@ -135,7 +177,7 @@ local function settle()
       poke_schedulers()
     end
   end
-  if to_free[1] ~= nil then collect() end
+  if to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
 end
 
 -- ===== pull: bring a pending node up to date =====
@@ -312,7 +354,7 @@ end
 --- A source value.
 function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
-  if #to_free > 0 then collect() end
+  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
   if id == 0 then error("async: out of memory creating a signal", 2) end
   vals[id], seen[id] = value, value
@@ -360,10 +402,13 @@ function _M.computed(fn, opts)
     error("computed expects a function, got " .. type(fn), 2)
   end
   local eq = check_opts(opts, "computed")
-  if #to_free > 0 then collect() end
+  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
   if id == 0 then error("async: out of memory creating a computed", 2) end
+  local h = home_for(opts and opts.root, owner)
   fns[id] = fn
+  h.f[id] = fn
+  home_of[id] = h
   if eq then eqs[id] = eq end
   return ComputedT(id)
 end
@@ -462,7 +507,7 @@ end
 local function run_cleanups(id, first)
   local cl = cleanups[id]
   if cl == nil then return first end
-  cleanups[id] = nil
+  set_cleanup(id, nil)
   if type(cl) == "function" then
     local ok, err = run_cleanup(cl)
     if not ok and first == nil then first = err end
@@ -489,6 +534,8 @@ local function dispose_tree(id, children_only)
     if tok then tok.disposed = true; owned[d] = nil end
     pending[i] = cleanups[d]
     cleanups[d], fns[d], vals[d] = nil, nil, nil
+    local h = home_of[d]
+    if h then h.f[d], h.c[d] = nil, nil; home_of[d] = nil end
   end
   local first
   for i = 1, n do
@@ -501,15 +548,29 @@ local function dispose_tree(id, children_only)
   return first
 end
 
+-- Disposes the scopes of roots that were collected (their runtimes were
+-- dropped without destroy). Cleanups whose closures were collected with the
+-- root do not run: nothing can observe them.
+function dispose_dropped()
+  local list = to_dispose
+  to_dispose = {}
+  for i = 1, #list do
+    local tok = list[i]
+    -- a root disposed explicitly has a disposed token: its id may already
+    -- name another node
+    if not tok.disposed then pcall(dispose_tree, tok.id, false) end
+  end
+end
+
 --- Registers fn to run when the current effect reruns or its owner is disposed.
 function _M.on_cleanup(fn)
   if type(fn) ~= "function" then error("on_cleanup expects a function, got " .. type(fn), 2) end
   if owner == 0 then return false end
   local cl = cleanups[owner]
   if cl == nil then
-    cleanups[owner] = { fn }
+    set_cleanup(owner, { fn })
   elseif type(cl) == "function" then
-    cleanups[owner] = { cl, fn }
+    set_cleanup(owner, { cl, fn })
   else
     cl[#cl + 1] = fn
   end
@@ -539,8 +600,8 @@ local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_
     if first == nil then first = derr end
   elseif ok and type(res) == "function" then
     local cl = cleanups[id]
-    if cl == nil then cleanups[id] = res
-    elseif type(cl) == "function" then cleanups[id] = { cl, res }
+    if cl == nil then set_cleanup(id, res)
+    elseif type(cl) == "function" then set_cleanup(id, { cl, res })
     else cl[#cl + 1] = res end
   end
   if batch_depth == 0 then
@@ -557,6 +618,8 @@ local function run_effect(id)
   if band(f, DIRTY) == 0 and (band(f, PENDING) == 0 or not pull(id)) then
     return true
   end
+  local fn = fns[id]
+  if fn == nil then return true end   -- its home was collected: disposed at the next safe point
   local first = nil
   if G.nodes[id].last_child ~= 0 then first = dispose_tree(id, true) end
   if cleanups[id] ~= nil then first = run_cleanups(id, first) end
@@ -564,7 +627,7 @@ local function run_effect(id)
   active, owner, computing = id, id, 0
   batch_depth = batch_depth + 1
   C.ac_begin(G, id)
-  local ok, res = pcall(call_body, fns[id])
+  local ok, res = pcall(call_body, fn)
   return run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing)
 end
 
@@ -591,29 +654,39 @@ end
 --- A side effect; returns its dispose function.
 function _M.effect(fn, opts)
   if type(fn) ~= "function" then error("effect expects a function, got " .. type(fn), 2) end
-  local sched = default_sched
+  local sched, root = default_sched, nil
   if opts ~= nil then
     if type(opts) ~= "table" then error("effect options must be a table, got " .. type(opts), 2) end
     sched = opts.scheduler or sched
+    root = opts.root
   end
-  if #to_free > 0 then collect() end
-  local id = C.ac_node_new(G, K_EFFECT, owner, sched.index)
+  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
+  local h = home_for(root, owner)
+  local id = C.ac_node_new(G, K_EFFECT, owner ~= 0 and owner or (root and root.id or 0), sched.index)
   if id == 0 then error("async: out of memory creating an effect", 2) end
   fns[id] = fn
-  -- the token also keeps the effect's scheduler alive (schedulers are held
-  -- weakly and released when collected) for as long as the effect lives
-  local tok = { disposed = false, sched = sched ~= default_sched and sched or nil }
+  h.f[id] = fn
+  home_of[id] = h
+  -- the effect's home keeps its scheduler alive (schedulers are held weakly
+  -- and released when collected) for as long as the effect lives
+  local tok = { disposed = false }
   owned[id] = tok
+  if sched ~= default_sched then
+    if h == global_home then tok.sched = sched else h.s[sched] = true end
+  end
   C.ac_notify(G, id)
   if batch_depth == 0 then settle() end
   return function() return dispose_owned(id, tok) end
 end
 
 --- Runs fn with a new owner: effects created inside are disposed together.
-function _M.scope(fn)
+-- opts.root: the root that owns the scope when no effect or scope is running.
+function _M.scope(fn, opts)
   if type(fn) ~= "function" then error("scope expects a function, got " .. type(fn), 2) end
-  local id = C.ac_node_new(G, K_SCOPE, owner, -1)
+  local root = opts and opts.root
+  local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
   if id == 0 then error("async: out of memory creating a scope", 2) end
+  home_of[id] = home_for(root, owner)
   local tok = { disposed = false }
   owned[id] = tok
   local prev = owner
@@ -627,6 +700,36 @@ function _M.scope(fn)
   end
   return dispose
 end
+
+-- ===== roots: what a runtime owns =====
+
+local Root = {}
+Root.__index = Root
+
+--- A root: a scope that owns the effects made with `{ root = r }` (or made
+-- by them), and a home that keeps the functions of its nodes alive. A
+-- runtime has one. `r:dispose()` disposes them all; a root that is only
+-- dropped is collected, and its scope disposed at the next safe point.
+function _M.root()
+  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
+  local id = C.ac_node_new(G, K_SCOPE, 0, -1)
+  if id == 0 then error("async: out of memory creating a root", 2) end
+  local home = new_home()
+  home_of[id] = home
+  local tok = { disposed = false, id = id }
+  owned[id] = tok
+  -- the finalizer closes over the token only (never the root or its home)
+  local proxy = newproxy(true)
+  getmetatable(proxy).__gc = function() to_dispose[#to_dispose + 1] = tok end
+  return setmetatable({ id = id, home = home, tok = tok, proxy = proxy }, Root)
+end
+
+--- Disposes everything the root owns (children first). Idempotent.
+function Root:dispose()
+  return dispose_owned(self.id, self.tok)
+end
+
+function _M.is_root(v) return getmetatable(v) == Root end
 
 --- Flushes the default scheduler (for the manual strategy).
 function _M.flush()
@@ -689,7 +792,10 @@ end
 
 function _M.resume(co, ...)
   local run = run_of[co]
-  if run == nil then return co_resume(co, ...) end
+  if run == nil then
+    if dead_runs[co] then return false, "async run was aborted" end
+    return co_resume(co, ...)
+  end
   if run.abort.aborted or run.done then return false, "async run was aborted" end
   local prev_run, prev_active = current_run, active
   current_run, active = run, run.tracking or 0
@@ -699,6 +805,12 @@ end
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
 function internal.current_run() return current_run end
+function internal.is_dead(co) return dead_runs[co] == true end
+--- The run of `co` was aborted: it is never resumed again.
+function internal.mark_dead(co)
+  run_of[co] = nil
+  dead_runs[co] = true
+end
 function internal.set_current_run(r)
   local prev = current_run
   current_run = r

@@ -56,8 +56,9 @@ local function abort_run(a, reason)
   a.run = nil
   C.ac_task_abort(G, a.id)
   run.done = true
-  -- run_of keeps the (weak) entry: kernel.resume must keep refusing this
-  -- coroutine, instead of treating it as a plain one and resuming it
+  -- kernel.resume must keep refusing this coroutine, instead of treating it
+  -- as a plain one and resuming it
+  if run.co then I.mark_dead(run.co) end
   run.abort:cancel(reason)
 end
 
@@ -193,7 +194,7 @@ end
 
 --- Is `co` the coroutine of an async run (current or ended)?
 function _M.is_run(co)
-  return run_of[co] ~= nil
+  return run_of[co] ~= nil or I.is_dead(co)
 end
 
 function _M.is_async(v)

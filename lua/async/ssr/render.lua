@@ -156,7 +156,10 @@ end
 -- The waiting coroutine is woken through the loop (defer), never from inside
 -- the effect that saw the settle: the rest of the request must not run
 -- inside another coroutine's commit.
-local function wait_settled(rt, ids, timeout, on_settle)
+-- raised inside render_stream to unwind when the client is gone
+local CLOSED = setmetatable({}, { __tostring = function() return "client closed the stream" end })
+
+local function wait_settled(rt, ids, timeout, on_settle, abort)
   local loop = loop_mod()
   local l = loop.get_loop()
   local pending, count = {}, 0
@@ -182,14 +185,17 @@ local function wait_settled(rt, ids, timeout, on_settle)
         settled[#settled + 1] = id
         wake()
       end
-    end)
+    end, { root = rt.root })
   end
   local timer = l:timer(timeout, function()
     timed_out = true
     wake()
   end)
+  local gone, unregister = false, nil
+  if abort then unregister = abort:on_abort(function() gone = true; wake() end) end
   local ok, err = pcall(function()
     while true do
+      if gone then error(CLOSED, 0) end
       while #settled > 0 do
         local id = remove(settled, 1)
         if on_settle then on_settle(id) end
@@ -203,6 +209,7 @@ local function wait_settled(rt, ids, timeout, on_settle)
   end)
   waiter = nil
   timer:close()
+  if unregister then unregister() end
   for _, d in ipairs(disposers) do d() end
   if not ok then error(err, 0) end
   local left = {}
@@ -726,7 +733,18 @@ function _M.render_stream(self, url, write, opts)
   opts = opts or {}
   local timeout = opts.stream_timeout or DEFAULT_TIMEOUT
   local result
+  -- a write that answers false, or nil plus an error, means the client is
+  -- gone: unwind, abort what is pending, write nothing more
+  local write_to, closed_reason = write, nil
+  write = function(chunk)
+    local r, e = write_to(chunk)
+    if r == false or (r == nil and e ~= nil) then
+      closed_reason = e or "closed"
+      error(CLOSED, 0)
+    end
+  end
   local ok, err = pcall(function()
+    if opts.abort and opts.abort.aborted then closed_reason = opts.abort.reason; error(CLOSED, 0) end
     local res = run_route(self, url)
     result = { status = res.status, title = res.title }
     pump(self)
@@ -820,11 +838,12 @@ function _M.render_stream(self, url, write, opts)
         local okf, e = pcall(send, id)
         if not okf then
           local sig = map[id]
+          if e == CLOSED then error(e, 0) end
           send(id, { [id] = { status = "error", value = json.null, version = sig._version, loading = false,
             error = { name = "Error", message = tostring(type(e) == "table" and e.message or e),
                       code = "render" } } })
         end
-      end)
+      end, opts.abort)
       for _, id in ipairs(left) do
         if state[id] == "pending" then send(id, time_out(self, { id }, timeout))
         else map[id]:cancel() end   -- no longer in the document: just stop it
@@ -832,7 +851,19 @@ function _M.render_stream(self, url, write, opts)
     end
     if tail ~= "" then write(tail) end
   end)
-  write(nil)
+  if not ok and err == CLOSED then
+    -- the client went away: stop every run still in flight
+    local map = self.signals.map
+    for _, id in ipairs(self.signals.order) do
+      local sig = map[id]
+      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
+        pcall(sig.cancel, sig)
+      end
+    end
+    if closed_reason == nil and opts.abort then closed_reason = opts.abort.reason end
+    return nil, tostring(closed_reason or "closed")
+  end
+  write_to(nil)
   if not ok then error(err, 0) end
   return result
 end
