@@ -102,6 +102,8 @@ bench: all
 	$(LUAENV) luajit bench/template.lua
 	@echo "== router: 1,000 routes"
 	$(LUAENV) luajit bench/router.lua
+	@echo "== runtime lifecycle: create_app + destroy per request, 10/100/1,000 routes"
+	$(LUAENV) luajit bench/lifecycle.lua
 	@echo "== scanner: Lua patterns vs LPeg"
 	$(LUAENV) luajit bench/scanner.lua
 	@echo "== SSR pages vs hand-written concatenation and lua-cosmo"

@@ -12,8 +12,7 @@ local scheduler = require("async.kernel.scheduler")
 
 local C, G = core.C, core.G
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
-local type, error, pcall, setmetatable, getmetatable, newproxy =
-  type, error, pcall, setmetatable, getmetatable, newproxy
+local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
 local co_resume, co_status = coroutine.resume, coroutine.status
 
 local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
@@ -30,7 +29,7 @@ local seen = {}          -- signal id -> the value its readers last saw (commit 
 local eqs = {}           -- id -> custom equals
 local owned = {}         -- effect/scope id -> token table { disposed = bool }
 local to_free = {}       -- ids whose Lua objects were collected, freed at a safe point
-local to_dispose = {}    -- tokens of roots whose root object was collected, disposed at a safe point
+local to_dispose = {}    -- (id, serial) of roots whose root object was collected, disposed at a safe point
 
 -- Homes: who keeps a node's functions alive. The functions of computeds and
 -- effects (and effects' cleanups) are looked up in `fns` and `cleanups`,
@@ -43,9 +42,10 @@ local to_dispose = {}    -- tokens of roots whose root object was collected, dis
 local WEAK_V = { __mode = "v" }
 local fns = setmetatable({}, WEAK_V)       -- computed/effect id -> function
 local cleanups = setmetatable({}, WEAK_V)  -- effect/scope id -> cleanup function or list
-local home_of = setmetatable({}, WEAK_V)   -- node id -> its home { f = fns, c = cleanups, s = schedulers }
-local function new_home() return { f = {}, c = {}, s = {} } end
-local global_home = new_home()
+-- node id -> its home: one table, [id] = function, [-id] = cleanup,
+-- [scheduler] = true for the schedulers its effects run on
+local home_of = setmetatable({}, WEAK_V)
+local global_home = {}
 
 local active = 0         -- node whose reads are tracked (0: none)
 local owner = 0          -- effect or scope that owns new effects
@@ -119,7 +119,7 @@ local function collect()
     C.ac_node_free(G, id)
     vals[id], seen[id], fns[id], eqs[id] = nil, nil, nil, nil
     local h = home_of[id]
-    if h then h.f[id] = nil; home_of[id] = nil end
+    if h then h[id] = nil; home_of[id] = nil end
   end
 end
 
@@ -135,7 +135,7 @@ end
 local function set_cleanup(id, cl)
   cleanups[id] = cl
   local h = home_of[id]
-  if h then h.c[id] = cl end
+  if h then h[-id] = cl end
 end
 
 local function finalize(obj)
@@ -407,7 +407,7 @@ function _M.computed(fn, opts)
   if id == 0 then error("async: out of memory creating a computed", 2) end
   local h = home_for(opts and opts.root, owner)
   fns[id] = fn
-  h.f[id] = fn
+  h[id] = fn
   home_of[id] = h
   if eq then eqs[id] = eq end
   return ComputedT(id)
@@ -535,7 +535,7 @@ local function dispose_tree(id, children_only)
     pending[i] = cleanups[d]
     cleanups[d], fns[d], vals[d] = nil, nil, nil
     local h = home_of[d]
-    if h then h.f[d], h.c[d] = nil, nil; home_of[d] = nil end
+    if h then h[d], h[-d] = nil, nil; home_of[d] = nil end
   end
   local first
   for i = 1, n do
@@ -554,11 +554,12 @@ end
 function dispose_dropped()
   local list = to_dispose
   to_dispose = {}
-  for i = 1, #list do
-    local tok = list[i]
-    -- a root disposed explicitly has a disposed token: its id may already
-    -- name another node
-    if not tok.disposed then pcall(dispose_tree, tok.id, false) end
+  for i = 1, #list, 2 do
+    local id, serial = list[i], list[i + 1]
+    -- a root disposed explicitly has no token any more, and its id may
+    -- already name another node: the serial tells them apart
+    local tok = owned[id]
+    if tok and tok.serial == serial and not tok.disposed then pcall(dispose_tree, id, false) end
   end
 end
 
@@ -665,14 +666,14 @@ function _M.effect(fn, opts)
   local id = C.ac_node_new(G, K_EFFECT, owner ~= 0 and owner or (root and root.id or 0), sched.index)
   if id == 0 then error("async: out of memory creating an effect", 2) end
   fns[id] = fn
-  h.f[id] = fn
+  h[id] = fn
   home_of[id] = h
   -- the effect's home keeps its scheduler alive (schedulers are held weakly
   -- and released when collected) for as long as the effect lives
   local tok = { disposed = false }
   owned[id] = tok
   if sched ~= default_sched then
-    if h == global_home then tok.sched = sched else h.s[sched] = true end
+    if h == global_home then tok.sched = sched else h[sched] = true end
   end
   C.ac_notify(G, id)
   if batch_depth == 0 then settle() end
@@ -706,6 +707,16 @@ end
 local Root = {}
 Root.__index = Root
 
+ffi.cdef [[ typedef struct async_root_gc { int32_t id, serial; } async_root_gc; ]]
+local RootGC = ffi.typeof("async_root_gc")
+local root_serial = 0
+
+local function finalize_root(p)
+  local n = #to_dispose
+  to_dispose[n + 1] = p.id
+  to_dispose[n + 2] = p.serial
+end
+
 --- A root: a scope that owns the effects made with `{ root = r }` (or made
 -- by them), and a home that keeps the functions of its nodes alive. A
 -- runtime has one. `r:dispose()` disposes them all; a root that is only
@@ -714,14 +725,15 @@ function _M.root()
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SCOPE, 0, -1)
   if id == 0 then error("async: out of memory creating a root", 2) end
-  local home = new_home()
+  local home = {}
   home_of[id] = home
-  local tok = { disposed = false, id = id }
+  root_serial = root_serial + 1
+  local tok = { disposed = false, serial = root_serial }
   owned[id] = tok
-  -- the finalizer closes over the token only (never the root or its home)
-  local proxy = newproxy(true)
-  getmetatable(proxy).__gc = function() to_dispose[#to_dispose + 1] = tok end
-  return setmetatable({ id = id, home = home, tok = tok, proxy = proxy }, Root)
+  -- one finalizer for every root, closing over nothing: it names the root
+  -- by (id, serial), never by the root or its home
+  local gc = ffi.gc(RootGC(id, root_serial), finalize_root)
+  return setmetatable({ id = id, home = home, tok = tok, gc = gc }, Root)
 end
 
 --- Disposes everything the root owns (children first). Idempotent.
