@@ -885,13 +885,17 @@
   }
 
   // Handles nodes added later (the parser streaming the rest of the page,
-  // or scripts): new elements inside a container are scanned, snapshots and
-  // carriers read; elements that left the document are cleaned up.
+  // or scripts): new elements inside a container are scanned (while the
+  // page streams, as the server rendered them; later, bound at once),
+  // snapshots and carriers read; elements that left the document are
+  // cleaned up.
   function onMutations(records) {
     var life = [], rs = roots();
     records.forEach(function (r) {
       r.addedNodes.forEach(function (n) {
-        if (n.nodeType == 1 && n.isConnected && rs.some(function (c) { return c.contains(n); })) scan(n, false, life);
+        if (n.nodeType == 1 && n.isConnected && rs.some(function (c) { return c.contains(n); })) {
+          scan(n, doc.readyState != "loading", life);
+        }
       });
       r.removedNodes.forEach(function (n) { if (!n.isConnected) destroy(n); });
     });

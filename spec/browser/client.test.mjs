@@ -204,6 +204,33 @@ test("bindings update: text, attr, class:NAME, signal:class keeps static classes
   await t.page.close();
 });
 
+test("signal:prop one way; signal:attr refuses unsafe URLs and event attributes", async () => {
+  const t = await open("lab");
+  assert.equal(await t.page.isChecked("#agree"), true);
+  await t.page.evaluate(() => Async.signals.set("active", false));
+  assert.equal(await t.page.isChecked("#agree"), false);
+  await t.page.check("#agree");                                     // one way: no writeback
+  assert.equal(await t.page.evaluate(() => Async.signals.get("active")), false);
+  assert.equal(await t.page.getAttribute("#link", "href"), "/lab#top");
+  await t.page.evaluate(() => Async.signals.set("link", " JavaScript:alert(1)"));
+  assert.equal(await t.page.getAttribute("#link", "href"), "about:invalid#async-unsafe-url");
+  await t.page.evaluate(() => Async.signals.set("link", "mailto:a@b.test"));
+  assert.equal(await t.page.getAttribute("#link", "href"), "mailto:a@b.test");
+  await t.page.evaluate(() => Async.signals.set("link", false));
+  assert.equal(await t.page.getAttribute("#link", "href"), null);
+  await t.page.evaluate(() => {
+    const b = document.createElement("b");
+    b.id = "evil";
+    b.setAttribute("signal:attr:onclick", "title");
+    document.querySelector("main").append(b);
+  });
+  await t.page.waitForFunction(() => window.__asyncErrors.length === 1);
+  assert.equal((await asyncErrors(t.page))[0].code, "unsafe-binding");
+  assert.equal(await t.page.getAttribute("#evil", "onclick"), null);
+  await clean(t, 1);
+  await t.page.close();
+});
+
 // ===== handlers =====
 
 test("click -> Lua handler POST with the exact body and headers -> envelope applied", async () => {
@@ -242,6 +269,73 @@ test("browser handler registered with Async.use runs locally (ctx.signals, ctx.e
   assert.equal(await text(t.page, "#count"), "5");
   assert.equal(t.log.filter((l) => l.kind === "post").length, 0);
   await clean(t);
+  await t.page.close();
+});
+
+test("stopPropagation ends the delegated walk; event locals reach browser handlers", async () => {
+  const t = await open("lab");
+  await t.page.click("#inner");
+  assert.equal(await text(t.page, "#count"), "2");                   // the outer on:click did not run
+  await t.page.evaluate(() => {
+    Async.use({ handler: { probe(ctx, value, checked, dataset, form, ev, el, path) {
+      window.__probe = { value, checked, dataset, form, type: ev.type, same: el === ctx.el, path, input: ctx.input, id: ctx.el.id };
+      ctx.stop();
+    }, never() { window.__never = 1; } } });
+    const f = document.createElement("form");
+    f.innerHTML = '<input type="checkbox" id="probe" name="box" value="v1" checked data-kind="k" ' +
+      'on:change="probe($value, $checked, $dataset, $form, $event, $el, stock.sku); never"><input name="t" value="x">';
+    document.querySelector("main").append(f);
+  });
+  await t.page.uncheck("#probe");
+  await t.page.waitForFunction(() => window.__probe);
+  assert.deepEqual(await t.page.evaluate(() => [window.__probe, window.__never]), [{ value: "v1", checked: false,
+    dataset: { kind: "k" }, form: {}, type: "change", same: true, path: "a", id: "probe",
+    input: { value: "v1", checked: false, dataset: { kind: "k" } } }, undefined]);
+  await clean(t);
+  await t.page.close();
+});
+
+test("on:visible runs once when the element first intersects; on:attach cleanup runs on removal", async () => {
+  const t = await open("lab");
+  await t.page.evaluate(() => {
+    window.__seen = 0;
+    window.__gone = 0;
+    Async.use({ handler: { seen() { window.__seen++; }, hold() { return () => window.__gone++; } } });
+    const spacer = document.createElement("div");
+    spacer.style.height = "3000px";
+    const v = document.createElement("p");
+    v.id = "far";
+    v.textContent = "far away";
+    v.setAttribute("on:visible", "seen");
+    v.setAttribute("on:attach", "hold");
+    document.querySelector("main").append(spacer, v);
+  });
+  await t.page.waitForTimeout(300);
+  assert.equal(await t.page.evaluate(() => window.__seen), 0);
+  await t.page.evaluate(() => document.querySelector("#far").scrollIntoView());
+  await t.page.waitForFunction(() => window.__seen === 1);
+  await t.page.evaluate(() => window.scrollTo(0, 0));
+  await t.page.evaluate(() => document.querySelector("#far").scrollIntoView());
+  await t.page.waitForTimeout(200);
+  assert.equal(await t.page.evaluate(() => window.__seen), 1);
+  await t.page.evaluate(() => document.querySelector("#far").remove());
+  await t.page.waitForFunction(() => window.__gone === 1);
+  await clean(t);
+  await t.page.close();
+});
+
+test("a handler's redirect navigates through the router (partial + pushState)", async () => {
+  const t = await open("lab");
+  await t.page.evaluate(() => { window.__stay = 1; });
+  await t.page.click("#leave");
+  await t.page.waitForURL(ORIGIN + "/lab?left=1");
+  assert.equal(await t.page.evaluate(() => window.__stay), 1);
+  assert.deepEqual(t.log.map((l) => `${l.kind} ${l.path}`),
+    ["document /lab", "post /__async/handler/leave", "partial /lab?left=1"]);
+  assert.deepEqual(await t.page.evaluate(() => Async.signals.get("router.query")), { left: "1" });
+  await t.page.click("#inc");                                       // the new route content is live
+  await t.page.waitForFunction(() => window.__asyncErrors.length === 1);
+  t.mismatches.length = 0;                                          // (its body has the new route's signals)
   await t.page.close();
 });
 
@@ -361,6 +455,11 @@ test("boundary swap: old bindings and lifecycle cleaned up, new content scanned 
   assert.equal(await t.page.evaluate(() => Async.stats().subscriptions), one, "the first panel's bindings leaked");
   const posts = t.log.filter((l) => l.kind === "post");
   assert.deepEqual(posts.map((p) => p.body), exchanges("/__async/handler/showPanel").map((e) => e.body));
+  // cleanup is part of the swap itself, not left to a later observer
+  assert.deepEqual(await t.page.evaluate(() => {
+    Async.swap("panel", "<p id=gone>gone</p>");
+    return [window.labDetached, Async.stats().subscriptions];
+  }), [2, base]);
   await clean(t);
   await t.page.close();
 });

@@ -240,10 +240,14 @@ for _, src in ipairs({
                                             message = err and err.message, code = err and err.code }
 end
 
--- route partials of the partials example (what GET <url> with
--- Accept: application/x-async-partial answers)
-for _, url in ipairs({ "/", "/products/sku-1", "/products/sku-2", "/products/sku-9", "/search?q=key+board" }) do
-  local rt = runtime("partials")
+scenario("lab", lab, { { kind = "handler", name = "leave", input = button() } })
+
+-- route partials (what GET <url> with Accept: application/x-async-partial
+-- answers): the partials example, and the lab page the redirect goes to
+for _, p in ipairs({ { "partials", "/" }, { "partials", "/products/sku-1" }, { "partials", "/products/sku-2" },
+                     { "partials", "/products/sku-9" }, { "partials", "/search?q=key+board" }, { "lab", "/lab?left=1" } }) do
+  local url = p[2]
+  local rt = runtime(p[1])
   local r = drive(function() return rt:render(url, { document = false }) end)
   rt:destroy()
   manifest.partials[#manifest.partials + 1] = {

@@ -6,6 +6,7 @@
 --   greet.hello($form)    a server function called from a form
 --   restock               a server function answering an error envelope
 --                         that also carries signals and a swap (none applied)
+--   leave                 a Lua handler answering a redirect
 --   showPanel             a Lua handler that adds 10 to count and swaps
 --                         boundary "panel" (signals, then the swap)
 --   stock                 an async signal whose boundary has loading, ready
@@ -38,9 +39,12 @@ app:use({
       return { sku = sku, qty = 3 }
     end),
     panelNote = "",
+    link = "/lab#top",
   },
   handler = {
     increment = function(self) self.signals:update("count", function(c) return c + 1 end) end,
+    -- asks the client to navigate (the envelope's redirect)
+    leave = function(self) self:redirect("/lab?left=1") end,
     showPanel = function(self)
       local n = (self.input and self.input.dataset and tonumber(self.input.dataset.n)) or 1
       self.signals:update("count", function(c) return c + 10 end)
@@ -73,6 +77,10 @@ app:use({
   <button id="greet-go">Say hello</button>
 </form>
 <p id="greeting" signal:text="greeting"></p>
+<label><input type="checkbox" id="agree" signal:prop:checked="active"> active</label>
+<a id="link" signal:attr:href="link">link</a>
+<div id="outer" on:click="bump"><button type="button" id="inner" data-step="2" on:click="stopPropagation; bump">inner</button></div>
+<button type="button" id="leave" on:click="leave">leave</button>
 <input id="title-input" signal:value="title">
 <button type="button" id="show1" data-n="1" on:click="showPanel">panel 1</button>
 <button type="button" id="show2" data-n="2" on:click="showPanel">panel 2</button>
