@@ -930,16 +930,23 @@
 
   // ===== PUBLIC API =====
 
+  // Declarations a page script queued before the client ran:
+  // (window.Async = window.Async || []).push({ handler: { ... } })
+  var early = Array.isArray(win.Async) ? win.Async : [];
+
+  // Async.use({ handler: { name(ctx, ...args) {} }, signal: { id: value } })
+  function use(decl) {
+    Object.assign(handlers, decl.handler);
+    batch(function () {
+      for (var k in decl.signal || {}) if (!resolve(k)) write(k, decl.signal[k]);
+    });
+    return win.Async;
+  }
+
   win.Async = {
     version: "0.1.0",
-    // Async.use({ handler: { name(ctx, ...args) {} }, signal: { id: value } })
-    use: function (decl) {
-      Object.assign(handlers, decl.handler);
-      batch(function () {
-        for (var k in decl.signal || {}) if (!resolve(k)) write(k, decl.signal[k]);
-      });
-      return win.Async;
-    },
+    use: use,
+    push: use,
     signals: signals,
     cache: cache,
     server: server,
@@ -954,5 +961,6 @@
     }
   };
 
+  early.forEach(use);
   boot();
 })();

@@ -13,6 +13,8 @@ import { isDeepStrictEqual } from "node:util";
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
+import { execFile } from "node:child_process";
+import os from "node:os";
 import { launch, fixtures, watch, HERE, CLIENT } from "./harness.mjs";
 
 const ORIGIN = "http://app.test";
@@ -51,8 +53,9 @@ async function open(key, opts = {}) {
     if (url.pathname === "/__async/client.js") {
       return route.fulfill({ status: 200, contentType: "text/javascript", body: fs.readFileSync(CLIENT, "utf8") });
     }
-    if (url.pathname === "/lab.js") {
-      return route.fulfill({ status: 200, contentType: "text/javascript", body: fs.readFileSync(path.join(HERE, "public/lab.js"), "utf8") });
+    if (/^\/\w+\.js$/.test(url.pathname)) {
+      return route.fulfill({ status: 200, contentType: "text/javascript",
+        body: fs.readFileSync(path.join(HERE, "public", url.pathname.slice(1)), "utf8") });
     }
     if (req.method() === "POST") {
       const entry = { kind: "post", path: url.pathname, body: req.postDataJSON(), headers, start: Date.now() };
@@ -336,6 +339,17 @@ test("a handler's redirect navigates through the router (partial + pushState)", 
   await t.page.click("#inc");                                       // the new route content is live
   await t.page.waitForFunction(() => window.__asyncErrors.length === 1);
   t.mismatches.length = 0;                                          // (its body has the new route's signals)
+  await t.page.close();
+});
+
+test("a page script that runs before the client queues Async.push(...) declarations", async () => {
+  const html = M.pages.lab.html.replace('<script src="/__async/client.js" defer></script><script src="/lab.js" defer></script>',
+    '<script src="/early.js"></script><script src="/__async/client.js" defer></script>');
+  assert.notEqual(html, M.pages.lab.html);
+  const t = await open("lab", { docs: { "/lab": html } });
+  await t.page.click("#bump");
+  assert.equal(await text(t.page, "#count"), "100");
+  await clean(t);
   await t.page.close();
 });
 
@@ -702,4 +716,18 @@ test("data-* prefixes: data-async-container, data-signal-text, data-class-, data
   assert.equal(await t.page.getAttribute("#count", "class"), "hot");
   await clean(t);
   await t.page.close();
+});
+
+// ===== the end-to-end runner itself =====
+
+test("e2e.mjs passes against the Lua-backed stand-in server (mock.mjs)", async () => {
+  const shots = fs.mkdtempSync(path.join(os.tmpdir(), "async-shots-"));
+  const out = await new Promise((resolve) => {
+    execFile(process.execPath, [path.join(HERE, "e2e.mjs"), "--mock"], { env: { ...process.env, ASYNC_E2E_SCREENSHOTS: shots } },
+      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
+  });
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  assert.match(out.stdout, /^6 passed, 0 failed, 0 skipped/m);
+  assert.ok(fs.readdirSync(shots).length >= 8, "screenshots were not written");
+  fs.rmSync(shots, { recursive: true, force: true });
 });

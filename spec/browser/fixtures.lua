@@ -30,74 +30,8 @@ if not out_path then
   os.exit(2)
 end
 
-local loop = Async.manual_loop()
-Async.set_loop(loop)
-
--- Runs fn in a coroutine, moving the manual clock until it has finished.
-local function drive(fn)
-  local res
-  local co = coroutine.create(function() res = { fn() } end)
-  local ok, err = coroutine.resume(co)
-  if not ok then error(err, 0) end
-  while coroutine.status(co) ~= "dead" do
-    loop:advance(1)
-    if loop:now() > 600000 then error("fixture did not finish in 600 s of loop time", 0) end
-  end
-  return unpack(res)
-end
-
-local function esc(s)
-  return (tostring(s):gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
-end
-
--- ===== layouts (the app's own layout, as Async.serve({ layout }) takes) =====
-
-local function layout_with(head, top, bottom, container)
-  return function(page)
-    return "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" .. esc(page.title or "") ..
-      "</title><script src=\"/__async/client.js\" defer></script>" .. (head or "") .. "</head><body><main " ..
-      (container or "async:container") .. ">" .. (top or "") .. page.body .. (bottom or "") .. "</main></body></html>"
-  end
-end
-
-local LAB_LAYOUT = layout_with('<script src="/lab.js" defer></script>')
-
-local NAV_LAYOUT = layout_with(nil, [[
-<nav>
-  <a id="nav-home" href="/">Home</a>
-  <a id="nav-sku1" href="/products/sku-1">Keyboard</a>
-  <a id="nav-sku2" href="/products/sku-2">Headphones</a>
-  <a id="nav-blank" href="/products/sku-2" target="_blank">new tab</a>
-  <a id="nav-download" href="/products/sku-2" download>download</a>
-  <a id="nav-external" href="https://elsewhere.test/page">elsewhere</a>
-  <a id="nav-missing" href="/products/sku-9">missing</a>
-  <form id="search" action="/search" method="get"><input name="q" value="key board"><button id="search-go">Search</button></form>
-</nav>]], [[
-<footer>path <code id="router-path" signal:text="router.path"></code> pending <code id="router-pending" signal:text="router.pending"></code></footer>]])
-
-local DATA_LAYOUT = layout_with(nil, nil, nil, "data-async-container")
-
--- ===== apps =====
-
-local apps = {
-  lab = { mod = "apps.lab", opts = { layout = LAB_LAYOUT, client_handlers = { "bump", "panelAttach" } } },
-  data = { mod = "apps.data", opts = { layout = DATA_LAYOUT, attributes = {
-    async = "data-async-", signal = "data-signal-", on = "data-on-", class = "data-class-" } } },
-  ssr = { mod = "examples.ssr", opts = {} },
-  product = { mod = "examples.product", opts = {} },
-  components = { mod = "examples.components", opts = {} },
-  streaming = { mod = "examples.streaming", opts = {} },
-  partials = { mod = "examples.partials", opts = { layout = NAV_LAYOUT } },
-}
-
--- A fresh request runtime of app `name` (one per request, as the servers do).
-local function runtime(name)
-  local a = apps[name]
-  a.app = a.app or require(a.mod)
-  local opts = { env = "development" }
-  for k, v in pairs(a.opts) do opts[k] = v end
-  return Async.create_app(a.app, opts)
-end
+local serve = require("apps.serve")
+local drive, runtime = serve.drive, serve.runtime
 
 local manifest = { pages = {}, streams = {}, exchanges = {}, partials = {} }
 
@@ -111,27 +45,12 @@ local function page(key, app, url)
   return r.html
 end
 
--- Streams url; the patches are numbered from 1 (protocol.md "Streaming":
--- `{"seq": N, "signals": ...}`) where render.lua did not write a seq.
+-- Records the stream of url; returns the whole document it made.
 local function stream(key, app, url)
-  local rt = runtime(app)
-  local chunks, seq, start = {}, 0, loop:now()
-  drive(function()
-    rt:render_stream(url, function(chunk)
-      if chunk then
-        chunk = chunk:gsub('(<script type="application/json" async:patch>){"signals":', function(open)
-          seq = seq + 1
-          return open .. '{"seq":' .. seq .. ',"signals":'
-        end)
-        chunks[#chunks + 1] = { at = loop:now() - start, html = chunk }
-      end
-      return true
-    end)
-  end)
-  manifest.streams[key] = { url = url, chunks = chunks }
-  rt:destroy()
+  local r = serve.stream(app, url)
+  manifest.streams[key] = { url = url, chunks = r.chunks }
   local whole = {}
-  for i, c in ipairs(chunks) do whole[i] = c.html end
+  for i, c in ipairs(r.chunks) do whole[i] = c.html end
   return table.concat(whole)
 end
 
@@ -141,17 +60,6 @@ local function copy(t)
   local c = {}
   for k, v in pairs(t) do c[k] = v end
   return c
-end
-
--- The HTTP status the endpoint answers an envelope with (protocol.md).
-local function status_of(env)
-  if env.error then
-    local code = env.error.code
-    if code == "handler-not-registered" or code == "server-function-not-registered" then return 404 end
-    return 500
-  end
-  if next(env) == "__async_server_result__" and next(env, "__async_server_result__") == nil then return 204 end
-  return 200
 end
 
 -- Runs the steps of one page visit; each step is { kind = "handler" |
@@ -168,17 +76,9 @@ local function scenario(app, html, steps)
   for _, s in ipairs(steps) do
     local body = { args = json.array(s.args or {}), input = s.input,
                    signals = s.kind == "handler" and copy(state) or (s.signals or {}) }
-    local rt = runtime(app)
-    local env = drive(function()
-      if s.kind == "handler" then
-        return rt:dispatch(s.name, body.args, { input = body.input, signals = body.signals })
-      end
-      return rt:call(s.name, body.args, { input = body.input, signals = body.signals })
-    end)
-    rt:destroy()
+    local status, env = serve.endpoint(app, s.kind, s.name, body)
     manifest.exchanges[#manifest.exchanges + 1] = {
-      method = "POST", path = "/__async/" .. s.kind .. "/" .. s.name, body = body,
-      status = status_of(env), response = env,
+      method = "POST", path = "/__async/" .. s.kind .. "/" .. s.name, body = body, status = status, response = env,
     }
     if not env.error then
       for k, v in pairs(env.signals or {}) do state[k] = v end
@@ -217,7 +117,8 @@ scenario("ssr", ssr, { { kind = "handler", name = "increment", input = button() 
                        { kind = "handler", name = "increment", input = button() },
                        { kind = "handler", name = "increment", input = button() } })
 scenario("data", data, { { kind = "handler", name = "increment", input = button() } })
-scenario("lab", lab, { { kind = "server", name = "greet.hello", args = { { name = "Ada" } }, input = { name = "Ada" } } })
+scenario("lab", lab, { { kind = "server", name = "greet.hello", args = { { name = "Ada" } },
+                         input = { name = "Ada" } } })
 scenario("lab", lab, { { kind = "server", name = "restock", input = button() } })
 scenario("lab", lab, { { kind = "handler", name = "showPanel", input = button({ n = "1" }) },
                        { kind = "handler", name = "showPanel", input = button({ n = "2" }) } })
@@ -245,16 +146,10 @@ scenario("lab", lab, { { kind = "handler", name = "leave", input = button() } })
 -- route partials (what GET <url> with Accept: application/x-async-partial
 -- answers): the partials example, and the lab page the redirect goes to
 for _, p in ipairs({ { "partials", "/" }, { "partials", "/products/sku-1" }, { "partials", "/products/sku-2" },
-                     { "partials", "/products/sku-9" }, { "partials", "/search?q=key+board" }, { "lab", "/lab?left=1" } }) do
-  local url = p[2]
-  local rt = runtime(p[1])
-  local r = drive(function() return rt:render(url, { document = false }) end)
-  rt:destroy()
-  manifest.partials[#manifest.partials + 1] = {
-    path = url, status = r.status,
-    response = { __async_server_result__ = 1, boundary = "route", html = r.html, signals = r.signals,
-                 cache = r.cache, title = r.title, status = r.status },
-  }
+                     { "partials", "/products/sku-9" }, { "partials", "/search?q=key+board" },
+                     { "lab", "/lab?left=1" } }) do
+  local status, env = serve.partial(p[1], p[2])
+  manifest.partials[#manifest.partials + 1] = { path = p[2], status = status, response = env }
 end
 
 local f = assert(io.open(out_path, "w"))

@@ -79,7 +79,9 @@ app:use({
 <p id="greeting" signal:text="greeting"></p>
 <label><input type="checkbox" id="agree" signal:prop:checked="active"> active</label>
 <a id="link" signal:attr:href="link">link</a>
-<div id="outer" on:click="bump"><button type="button" id="inner" data-step="2" on:click="stopPropagation; bump">inner</button></div>
+<div id="outer" on:click="bump">
+  <button type="button" id="inner" data-step="2" on:click="stopPropagation; bump">inner</button>
+</div>
 <button type="button" id="leave" on:click="leave">leave</button>
 <input id="title-input" signal:value="title">
 <button type="button" id="show1" data-n="1" on:click="showPanel">panel 1</button>
@@ -87,7 +89,9 @@ app:use({
 <div id="panel" async:boundary="panel"><span id="panel-empty">no panel</span></div>
 <section id="stock" async:boundary="stock">
   <template async:loading="stock"><p class="loading">Loading stock...</p></template>
-  <template async:ready="stock"><p class="ready">Stock of <b signal:text="stock.sku"></b>: <span signal:text="stock.qty"></span></p></template>
+  <template async:ready="stock">
+    <p class="ready">Stock of <b signal:text="stock.sku"></b>: <span signal:text="stock.qty"></span></p>
+  </template>
   <template async:error="stock"><p class="error" signal:text="stock.$error.message"></p></template>
 </section>]] {}
     end,
