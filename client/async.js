@@ -347,7 +347,7 @@
 
   // ===== BOUNDARIES =====
 
-  var filled = new WeakSet();
+  var shownOf = new WeakMap();   // boundary element -> the status its content shows
 
   // The <template async:STATUS="id"> child of boundary b, if any.
   function template(b, id, status) {
@@ -362,17 +362,16 @@
     return st == "idle" ? "loading" : st || undefined;
   }
 
-  // An async boundary: when its signal's status changes, the matching
-  // template replaces the content. Until then the server's HTML stays.
+  // An async boundary: when its signal's status differs from the one its
+  // content shows, the matching template replaces the content. Until then
+  // the server's HTML stays (a status first learnt later is adopted).
   function watchBoundary(b, id) {
     if (!["loading", "ready", "error"].some(function (s) { return template(b, id, s); })) return;
-    var shown = statusOf(id);
+    shownOf.set(b, statusOf(id));
     onDestroy(b, sub(id, function () {
-      var st = statusOf(id);
-      if (st == shown) return;
-      var was = shown;
-      shown = st;
-      if (filled.has(b)) return filled.delete(b);   // a streamed fill already shows it
+      var st = statusOf(id), was = shownOf.get(b);
+      if (st == was) return;
+      shownOf.set(b, st);
       var t = was && template(b, id, st);
       if (t) replace(b, t.content.cloneNode(true), true, true);
     }));
@@ -830,32 +829,38 @@
   // document has been parsed: the stream is over) reports a missing patch
   // and applies the ones held behind it.
   function receive(end) {
-    var loading = doc.readyState == "loading";
-    doc.querySelectorAll(carrier("template", "fill") + "," + carrier('script[type="application/json"]', "patch"))
-      .forEach(function (c) {
-        if (c.tagName == "TEMPLATE") {
-          if (loading && !c.nextSibling) return;
-          c.remove();
-          var id = carrierAttr(c, "fill"), b = doc.querySelector(sel("async", "boundary", id));
-          if (!b) return report(fail("boundary-not-found", "Streamed fill for missing boundary " + id));
-          filled.add(b);
-          try { replace(b, c.content, true, false); } catch (e) { report(e, b); }
-          return;
-        }
-        var p;
-        try { p = JSON.parse(c.textContent); } catch (e) {
-          if (loading && !c.nextSibling) return;
-          c.remove();
-          return report(fail("invalid-patch", "Could not parse a streamed patch: " + e.message));
+    var loading = doc.readyState == "loading", patches = carrier('script[type="application/json"]', "patch");
+    doc.querySelectorAll(carrier("template", "fill") + "," + patches).forEach(function (c) {
+      if (c.tagName == "TEMPLATE") {
+        if (loading && !c.nextSibling) return;
+        // the status the fill shows: its boundary's signal in the patch
+        // that follows it (same chunk), else the status the client has
+        var id = carrierAttr(c, "fill"), next = c.nextElementSibling, st;
+        if (next && next.matches(patches)) {
+          try { st = (JSON.parse(next.textContent).signals || {})[id]; } catch (e) { if (loading) return; }
         }
         c.remove();
-        if (typeof p.seq != "number") return applySignals(p.signals);
-        held.set(p.seq, p);
-        for (; held.has(nextSeq); nextSeq++) {
-          applySignals(held.get(nextSeq).signals);
-          held.delete(nextSeq);
-        }
-      });
+        var b = doc.querySelector(sel("async", "boundary", id));
+        if (!b) return report(fail("boundary-not-found", "Streamed fill for missing boundary " + id));
+        try { replace(b, c.content, true, false); } catch (e) { report(e, b); }
+        st = isSnap(st) ? st.status : statusOf(id);
+        shownOf.set(b, st == "idle" ? "loading" : st);
+        return;
+      }
+      var p;
+      try { p = JSON.parse(c.textContent); } catch (e) {
+        if (loading && !c.nextSibling) return;
+        c.remove();
+        return report(fail("invalid-patch", "Could not parse a streamed patch: " + e.message));
+      }
+      c.remove();
+      if (typeof p.seq != "number") return applySignals(p.signals);
+      held.set(p.seq, p);
+      for (; held.has(nextSeq); nextSeq++) {
+        applySignals(held.get(nextSeq).signals);
+        held.delete(nextSeq);
+      }
+    });
     if (end && held.size) {
       report(fail("stream-gap", "Streamed patch " + nextSeq + " never arrived; applying the later ones"));
       Array.from(held.keys()).sort(function (a, b) { return a - b; }).forEach(function (s) {

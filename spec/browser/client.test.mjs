@@ -103,8 +103,11 @@ function countMutations() {
   document.addEventListener("readystatechange", () => {
     if (document.readyState !== "interactive" || window.__mo) return;
     window.__clientBeforeObserver = typeof window.Async !== "undefined";
-    window.__mo = new MutationObserver((rs) => rs.forEach((r) => window.__mutations.push(
-      `${r.type} ${r.target.id || r.target.nodeName} ${r.attributeName || ""}`)));
+    window.__added = {};
+    window.__mo = new MutationObserver((rs) => rs.forEach((r) => {
+      window.__mutations.push(`${r.type} ${r.target.id || r.target.nodeName} ${r.attributeName || ""}`);
+      r.addedNodes.forEach((n) => { if (/^(ARTICLE|UL)$/.test(n.nodeName)) window.__added[n.nodeName] = (window.__added[n.nodeName] || 0) + 1; });
+    }));
     window.__mo.observe(document.documentElement, { subtree: true, childList: true, attributes: true, characterData: true });
   });
 }
@@ -505,6 +508,8 @@ const streamed = (key) => M.streams[key].chunks.map((c) => c.html).join("");
 test("streaming: fills and patches already in the document when the deferred client runs", async () => {
   const s = M.streams.streaming;
   const t = await open("streaming", { docs: { [s.url]: streamed("streaming") }, mutations: true });
+  // each boundary got its content once: the fill, not the fill and then its template again
+  assert.deepEqual(await t.page.evaluate(() => window.__added), { ARTICLE: 1, UL: 1 });
   assert.equal(await text(t.page, "[async\\:boundary=product] h1"), "Keyboard");
   assert.deepEqual(await t.page.$$eval("[async\\:boundary=recs] li", (l) => l.map((x) => x.textContent)), ["Wrist rest", "Keycaps"]);
   assert.equal(await t.page.locator("template[async\\:fill], script[async\\:patch]").count(), 0);
