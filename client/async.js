@@ -544,7 +544,7 @@
     } catch (err) { report(err, ctx.el); }
   }
 
-  var handlers = {};
+  var handlers = Object.create(null);   // name -> browser handler (no inherited names)
 
   // Runs one parsed step.
   function runStep(s, ctx) {

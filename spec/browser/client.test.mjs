@@ -723,6 +723,18 @@ test("data-* prefixes: data-async-container, data-signal-text, data-class-, data
   await t.page.close();
 });
 
+// ===== size =====
+
+test("client/async.js stays within 8 KB minified + gzipped (client/size.sh)", async () => {
+  const out = await new Promise((resolve) => {
+    execFile("sh", [path.join(HERE, "../../client/size.sh")], (err, stdout, stderr) =>
+      resolve({ code: err ? err.code : 0, stdout, stderr }));
+  });
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const gz = Number(/(\d+) minified\+gzipped/.exec(out.stdout)[1]);
+  assert.ok(gz > 1000 && gz <= 8192, out.stdout);
+});
+
 // ===== the end-to-end runner itself =====
 
 test("e2e.mjs passes against the Lua-backed stand-in server (mock.mjs)", async () => {
