@@ -15,7 +15,7 @@
 local here = (arg[0]:match("^(.*)/[^/]*$") or ".")
 package.path = here .. "/?.lua;" .. package.path
 
-local json = require("async.json")
+local json = require("async").json
 local serve = require("apps.serve")
 
 -- Answers one decoded request.

@@ -22,7 +22,7 @@ local here = (arg[0]:match("^(.*)/[^/]*$") or ".")
 package.path = here .. "/?.lua;" .. package.path
 
 local Async = require("async")
-local json = require("async.json")
+local json = require("async").json
 
 local out_path = arg[1]
 if not out_path then
@@ -127,7 +127,9 @@ scenario("lab", lab, { { kind = "handler", name = "showPanel", input = button({ 
 scenario("streaming", streamed, { { kind = "handler", name = "selectProduct", input = button() } })
 
 -- command chains: what async.chain makes of them (the client must agree)
-local chain = require("async.chain")
+-- the parser lives in the app layer (async.app.chain; async.chain before the layering)
+local has_chain, chain = pcall(require, "async.app.chain")
+if not has_chain then chain = require("async.chain") end
 manifest.chains = {}
 for _, src in ipairs({
   "increment", "  preventDefault ;  ; server.products.save(productId, $form)  ", "a.b.c(x.y, $value, $checked)",
