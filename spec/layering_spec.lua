@@ -192,7 +192,7 @@ describe("layering", function()
       assert(env.signals.n == 2, "dispatch")
       local html = require("async.html.template")
       assert(tostring(html.html("<b>{{ x }}</b>")({ x = "<" })) == "<b>&lt;</b>")
-      local ssr = require("async.ssr.render")
+      local ssr = require("async.ssr")
       local app2 = hub.define_app({ signal = { t = "hi" },
         partial = { p = function() return '<i signal:text="t"></i>' end },
         route = { ["/"] = hub.define_route("p") } }, { ssr = ssr })

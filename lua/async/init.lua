@@ -15,7 +15,7 @@ local cache = require("async.app.cache")
 local json = require("async.app.json")
 local html = require("async.html.template")
 local component = require("async.html.component")
-local ssr = require("async.ssr.render")
+local ssr = require("async.ssr")
 
 local type, error, pairs, tostring, pcall = type, error, pairs, tostring, pcall
 

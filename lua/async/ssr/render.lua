@@ -1,6 +1,8 @@
---- Server-side rendering: render, render_document, render_stream (a runtime
--- delegates rt:render(url) to render(rt, url))
--- (protocol.md, "SSR output" and "Streaming").
+--- Server-side rendering of one request (protocol.md, "SSR output"): the
+-- route's partial, the wait for its async signals, the render plan filled
+-- from committed values. A runtime delegates rt:render(url) here. Documents
+-- are async.ssr.document, streaming async.ssr.stream, the snapshot
+-- async.ssr.snapshot; async.ssr gathers them.
 --
 -- A request runs the matched route's partial, waits (inside a coroutine) for
 -- the async signals the page started, compiles the fragment's HTML into a
@@ -13,20 +15,23 @@ local hub = require("async.app.hub")
 local scanner = require("async.html.scanner")
 local component = require("async.html.component")
 local json = require("async.app.json")
+local snapshots = require("async.ssr.snapshot")
 local router_mod = require("async.app.router")
 local async_signal = require("async.kernel.task")
 local html_mod = require("async.html.template")
 
-local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, rawequal, getmetatable =
-  type, error, pairs, ipairs, tostring, setmetatable, pcall, next, rawequal, getmetatable
+local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable =
+  type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable
 local concat, remove = table.concat, table.remove
 local co_running = coroutine.running
 local is_async, is_computed = async_signal.is_async, kernel.is_computed
 local floor, tonumber, rawget = math.floor, tonumber, rawget
 local escape_attr = scanner.escape_attr or html_mod.escape
-local escape_text = scanner.escape_text or html_mod.escape
 
 local _M = {}
+
+local snapshot, snapshot_script = snapshots.snapshot, snapshots.script
+local ROUTER_IDS = snapshots.ROUTER_IDS
 
 local DEFAULT_TIMEOUT = 10000
 
@@ -56,8 +61,6 @@ local function render_error(code, message, hint)
   return hub.error(code, message, hint)
 end
 
-local ROUTER_IDS = { "router.url", "router.path", "router.params", "router.query", "router.route",
-                     "router.pending", "router.error" }
 
 --- Sets the router.* signals of a runtime.
 local function set_router_state(rt, url, m)
@@ -521,45 +524,6 @@ local function fill(rt, res, plan, shape, override)
   return scanner.fill(plan, shape_resolver(rt, shape, override))
 end
 
--- ===== snapshots =====
-
---- The ids of the signals the page needs: bound, named in chains, boundaries,
--- router.*, and client state (opts.client_signals, rt:client_signal).
-local function wanted(rt, b, shape)
-  local sigs = rt.signals
-  local want = {}
-  if shape then
-    local roots = shape.roots
-    for i = 1, #roots do want[roots[i]] = true end
-  else
-    for _, path in ipairs(b and b.signals or {}) do
-      local id = sigs:resolve(path)
-      if id then want[id] = true end
-    end
-  end
-  for _, id in ipairs(b and b.boundaries or {}) do
-    if sigs:has(id) then want[id] = true end
-  end
-  for _, id in ipairs(ROUTER_IDS) do if sigs:has(id) then want[id] = true end end
-  for _, id in ipairs(rt.opts.client_signals or {}) do if sigs:has(id) then want[id] = true end end
-  if rt.client_signals then for id in pairs(rt.client_signals) do if sigs:has(id) then want[id] = true end end end
-  return want
-end
-
---- The snapshot of what the page needs; `override` replaces async states.
-local function snapshot(rt, b, shape, override)
-  local want = wanted(rt, b, shape)
-  local out = rt.signals:snapshot(function(id) return want[id] end)
-  if override then for id, o in pairs(override) do if want[id] then out[id] = o end end end
-  return out, rt.cache.browser:snapshot(), want
-end
-
-local function snapshot_script(signals, browser)
-  return '<script type="application/json" async:snapshot>' ..
-    json.encode({ signals = signals, cache = { browser = browser } }, { script = true }) .. "</script>"
-end
-
-
 -- ===== the request: route -> partial -> waiting -> HTML =====
 
 local function run_route(rt, url)
@@ -651,253 +615,16 @@ function _M.render(self, url, opts)
   return out
 end
 
--- ===== documents =====
-
-local function default_layout(page)
-  return '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' ..
-    '<meta name="viewport" content="width=device-width, initial-scale=1">' ..
-    "<title>" .. escape_text(page.title or "") .. "</title>" ..
-    '<script src="' .. escape_attr(page.client or "/__async/client.js") .. '" defer></script>' ..
-    (page.head or "") .. "</head><body><main async:container>" .. page.body .. "</main></body></html>"
-end
-_M.default_layout = default_layout
-
-local function layout_parts(rt, title)
-  local layout = rt.opts.layout or default_layout
-  local marker = "\0ASYNC_BODY\0"
-  local whole = tostring(layout({ title = title or rt.opts.title, body = marker, client = rt.opts.client_url,
-    runtime = rt }))
-  local i = whole:find(marker, 1, true)
-  if not i then error("layout must insert page.body", 0) end
-  return whole:sub(1, i - 1), whole:sub(i + #marker)
-end
-
---- Renders `url` as a whole document in the app's layout.
-function _M.render_document(self, url, opts)
-  local r = _M.render(self, url, opts)
-  local head, tail = layout_parts(self, r.title)
-  r.html = head .. r.html .. tail
-  return r
-end
-
--- ===== streaming =====
-
--- plan -> { list = {node...}, by_id = { id -> node } }, node = { id, hole,
--- parent = id of the enclosing boundary hole or nil, under = the status of
--- the parent's template holding it, or "fallback" }. Memoized per plan.
-local trees = setmetatable({}, { __mode = "k" })
-local STATUSES = { "loading", "ready", "error" }
-
-local function boundary_tree(plan)
-  local t = trees[plan]
-  if t then return t end
-  t = { list = {}, by_id = {} }
-  local function walk(p, parent, under)
-    for _, h in ipairs(p.holes or {}) do
-      if h.kind == "boundary" then
-        local id = h.slot.id
-        if not t.by_id[id] then
-          local node = { id = id, hole = h, parent = parent, under = under }
-          t.by_id[id] = node
-          t.list[#t.list + 1] = node
-        end
-        for _, st in ipairs(STATUSES) do
-          if h.templates[st] then walk(h.templates[st], id, st) end
-        end
-        if h.fallback then walk(h.fallback, id, "fallback") end
-      end
-    end
-  end
-  walk(plan, nil, nil)
-  trees[plan] = t
-  return t
-end
-_M.boundary_tree = boundary_tree
-
-local function status_of(rt, id, override)
-  local o = override and override[id]
-  if o then return o.status end
-  local st = rt.signals.map[id]._status
-  if st == "idle" then return "loading" end
-  return st
-end
-
---- Streams `url`: the shell at once, then each pending boundary as its async
--- signal settles (protocol.md, "Streaming"). Calls write(chunk) per chunk and
--- write(nil) once at the end; returns then. Must run in a coroutine.
--- opts: stream_timeout (ms, default 10000), document (false: no layout).
--- Returns { status =, title = } of the route.
-function _M.render_stream(self, url, write, opts)
-  if type(write) ~= "function" then error("render_stream expects a write function, got " .. type(write), 2) end
-  if not in_coroutine() then error("render_stream must be called from a coroutine", 2) end
-  opts = opts or {}
-  local timeout = opts.stream_timeout or DEFAULT_TIMEOUT
-  local result
-  -- a write that answers false, or nil plus an error, means the client is
-  -- gone: unwind, abort what is pending, write nothing more
-  local write_to, closed_reason = write, nil
-  write = function(chunk)
-    local r, e = write_to(chunk)
-    if r == false or (r == nil and e ~= nil) then
-      closed_reason = e or "closed"
-      error(CLOSED, 0)
-    end
-  end
-  local ok, err = pcall(function()
-    if opts.abort and opts.abort.aborted then closed_reason = opts.abort.reason; error(CLOSED, 0) end
-    local res = run_route(self, url)
-    result = { status = res.status, title = res.title }
-    pump(self)
-    local plan, b, shape = prepare(self, res)
-    local fragment = fill(self, res, plan, shape)
-    local signals, browser, want = snapshot(self, b, shape)
-    local head, tail = "", ""
-    if opts.document ~= false then head, tail = layout_parts(self, res.title) end
-    write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
-    if not plan then
-      if tail ~= "" then write(tail) end
-      return
-    end
-    -- what the browser has: sent[id] = value sent (plain signals) or
-    -- status..version (async signals)
-    local map = self.signals.map
-    local sent = {}
-    local function mark(id, v)
-      local sig = map[id]
-      if async_signal.is_async(sig) then
-        sent[id] = v and (v.status .. ":" .. tostring(v.version)) or (sig._status .. ":" .. sig._version)
-      else
-        sent[id] = v
-      end
-    end
-    for id, v in pairs(signals) do
-      if async_signal.is_async(map[id]) then mark(id) else mark(id, v) end
-    end
-    -- the signals that changed since they were sent, plus the forced states
-    local function patch(override)
-      local out, any = {}, false
-      for id in pairs(want) do
-        local sig = map[id]
-        local o = override and override[id]
-        if o then
-          out[id] = o; any = true; mark(id, o)
-        elseif async_signal.is_async(sig) then
-          if sent[id] ~= sig._status .. ":" .. sig._version then
-            out[id] = sig:snapshot(); any = true; mark(id)
-          end
-        elseif sig ~= nil and not kernel.is_computed(sig) then
-          local v = sig:peek()
-          if not rawequal(v, sent[id]) then out[id] = v; any = true; mark(id, v) end
-        end
-      end
-      return any and out or nil
-    end
-    local tree = boundary_tree(plan)
-    local state = {}   -- id -> "pending" | "done"
-    local pending = {}
-    for _, node in ipairs(tree.list) do
-      local sig = map[node.id]
-      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
-        state[node.id] = "pending"
-        pending[#pending + 1] = node.id
-      end
-    end
-    -- is the boundary's element in the browser's document now?
-    local function visible(node)
-      local p = node.parent and tree.by_id[node.parent]
-      while p do
-        if state[p.id] == "pending" or state[p.id] == "gone" then return false end
-        p = p.parent and tree.by_id[p.parent]
-      end
-      return true
-    end
-    local function send(id, override)
-      local node = tree.by_id[id]
-      state[id] = "done"
-      if not visible(node) then return end   -- its parent's fill will carry it
-      local status = status_of(self, id, override)
-      local sub = node.hole.templates[status]
-      local inner = sub and scanner.fill(sub, shape_resolver(self, shape, override)) or ""
-      -- boundaries inside the other templates are not in the document
-      for _, other in ipairs(tree.list) do
-        if other.parent == id and other.under ~= status and state[other.id] == "pending" then
-          state[other.id] = "gone"
-        end
-      end
-      local chunk = '<template async:fill="' .. escape_attr(id) .. '">' .. inner .. "</template>"
-      local p = patch(override)
-      if p then
-        chunk = chunk .. '<script type="application/json" async:patch>' ..
-          json.encode({ signals = p }, { script = true }) .. "</script>"
-      end
-      write(chunk)
-    end
-    if #pending > 0 then
-      local left = wait_settled(self, pending, timeout, function(id)
-        if state[id] ~= "pending" then return end
-        local okf, e = pcall(send, id)
-        if not okf then
-          local sig = map[id]
-          if e == CLOSED then error(e, 0) end
-          send(id, { [id] = { status = "error", value = json.null, version = sig._version, loading = false,
-            error = { name = "Error", message = tostring(type(e) == "table" and e.message or e),
-                      code = "render" } } })
-        end
-      end, opts.abort)
-      for _, id in ipairs(left) do
-        if state[id] == "pending" then send(id, time_out(self, { id }, timeout))
-        else map[id]:cancel() end   -- no longer in the document: just stop it
-      end
-    end
-    if tail ~= "" then write(tail) end
-  end)
-  if not ok and err == CLOSED then
-    -- the client went away: stop every run still in flight
-    local map = self.signals.map
-    for _, id in ipairs(self.signals.order) do
-      local sig = map[id]
-      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
-        pcall(sig.cancel, sig)
-      end
-    end
-    if closed_reason == nil and opts.abort then closed_reason = opts.abort.reason end
-    return nil, tostring(closed_reason or "closed")
-  end
-  write_to(nil)
-  if not ok then error(err, 0) end
-  return result
-end
-
--- ===== reading snapshots back =====
-
---- Reads every async:snapshot script of `html` and merges them (later ones
--- win per signal and per cache key): { signals = {}, cache = { browser = {} } }.
-function _M.read_snapshot(html, opts)
-  if type(html) ~= "string" then error("read_snapshot expects an HTML string, got " .. type(html), 2) end
-  local attr = (opts and opts.prefix or "async:") .. "snapshot"
-  local out = { signals = {}, cache = { browser = {} } }
-  local pos = 1
-  while true do
-    local s, e, attrs = html:find("<script([^>]*)>", pos)
-    if not s then break end
-    local close = html:find("</script", e + 1, true)
-    if not close then break end
-    if (" " .. attrs .. " "):find("[%s]" .. attr:gsub("%p", "%%%0") .. "[%s=/]") then
-      local body = html:sub(e + 1, close - 1)
-      local v, err = json.decode(body)
-      if v == nil or type(v) ~= "table" then
-        error("Could not parse Async snapshot: " .. tostring(err or "expected a JSON object"), 2)
-      end
-      if type(v.signals) == "table" then
-        for k, x in pairs(v.signals) do out.signals[k] = x end
-      end
-      if type(v.cache) == "table" and type(v.cache.browser) == "table" then
-        for k, x in pairs(v.cache.browser) do out.cache.browser[k] = x end
-      end
-    end
-    pos = close + 1
-  end
-  return out
-end
+-- the pieces the document and stream modules build on
+_M.DEFAULT_TIMEOUT = DEFAULT_TIMEOUT
+_M.in_coroutine = in_coroutine
+_M.run_route = run_route
+_M.pump = pump
+_M.prepare = prepare
+_M.fill = fill
+_M.section_open = section_open
+_M.shape_resolver = shape_resolver
+_M.time_out = time_out
+_M.CLOSED = CLOSED
 
 return _M

@@ -1,0 +1,42 @@
+--- Whole documents: the app's layout (or the default one) around a rendered
+-- page, loading the browser client (protocol.md "The served document").
+local render = require("async.ssr.render")
+local scanner = require("async.html.scanner")
+local html_mod = require("async.html.template")
+
+local error, tostring = error, tostring
+local escape_attr = scanner.escape_attr or html_mod.escape
+local escape_text = scanner.escape_text or html_mod.escape
+
+local _M = {}
+
+-- ===== documents =====
+
+local function default_layout(page)
+  return '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' ..
+    '<meta name="viewport" content="width=device-width, initial-scale=1">' ..
+    "<title>" .. escape_text(page.title or "") .. "</title>" ..
+    '<script src="' .. escape_attr(page.client or "/__async/client.js") .. '" defer></script>' ..
+    (page.head or "") .. "</head><body><main async:container>" .. page.body .. "</main></body></html>"
+end
+_M.default_layout = default_layout
+
+function _M.layout_parts(rt, title)
+  local layout = rt.opts.layout or default_layout
+  local marker = "\0ASYNC_BODY\0"
+  local whole = tostring(layout({ title = title or rt.opts.title, body = marker, client = rt.opts.client_url,
+    runtime = rt }))
+  local i = whole:find(marker, 1, true)
+  if not i then error("layout must insert page.body", 0) end
+  return whole:sub(1, i - 1), whole:sub(i + #marker)
+end
+
+--- Renders `url` as a whole document in the app's layout.
+function _M.render_document(self, url, opts)
+  local r = render.render(self, url, opts)
+  local head, tail = _M.layout_parts(self, r.title)
+  r.html = head .. r.html .. tail
+  return r
+end
+
+return _M

@@ -1,0 +1,212 @@
+--- Streaming (protocol.md "Streaming"): the shell at once, then each
+-- pending boundary as its async signal settles, out of order.
+local kernel = require("async.kernel.graph")
+local async_signal = require("async.kernel.task")
+local json = require("async.app.json")
+local scanner = require("async.html.scanner")
+local html_mod = require("async.html.template")
+local render = require("async.ssr.render")
+local snapshots = require("async.ssr.snapshot")
+local document = require("async.ssr.document")
+
+local type, error, pairs, ipairs, tostring, setmetatable, pcall, rawequal =
+  type, error, pairs, ipairs, tostring, setmetatable, pcall, rawequal
+local escape_attr = scanner.escape_attr or html_mod.escape
+local in_coroutine, run_route, pump, prepare, fill = render.in_coroutine, render.run_route, render.pump,
+  render.prepare, render.fill
+local section_open, shape_resolver, time_out, wait_settled = render.section_open, render.shape_resolver,
+  render.time_out, render.wait_settled
+local snapshot, snapshot_script, layout_parts = snapshots.snapshot, snapshots.script, document.layout_parts
+local DEFAULT_TIMEOUT, CLOSED = render.DEFAULT_TIMEOUT, render.CLOSED
+
+local _M = {}
+
+-- ===== streaming =====
+
+-- plan -> { list = {node...}, by_id = { id -> node } }, node = { id, hole,
+-- parent = id of the enclosing boundary hole or nil, under = the status of
+-- the parent's template holding it, or "fallback" }. Memoized per plan.
+local trees = setmetatable({}, { __mode = "k" })
+local STATUSES = { "loading", "ready", "error" }
+
+local function boundary_tree(plan)
+  local t = trees[plan]
+  if t then return t end
+  t = { list = {}, by_id = {} }
+  local function walk(p, parent, under)
+    for _, h in ipairs(p.holes or {}) do
+      if h.kind == "boundary" then
+        local id = h.slot.id
+        if not t.by_id[id] then
+          local node = { id = id, hole = h, parent = parent, under = under }
+          t.by_id[id] = node
+          t.list[#t.list + 1] = node
+        end
+        for _, st in ipairs(STATUSES) do
+          if h.templates[st] then walk(h.templates[st], id, st) end
+        end
+        if h.fallback then walk(h.fallback, id, "fallback") end
+      end
+    end
+  end
+  walk(plan, nil, nil)
+  trees[plan] = t
+  return t
+end
+_M.boundary_tree = boundary_tree
+
+local function status_of(rt, id, override)
+  local o = override and override[id]
+  if o then return o.status end
+  local st = rt.signals.map[id]._status
+  if st == "idle" then return "loading" end
+  return st
+end
+
+--- Streams `url`: the shell at once, then each pending boundary as its async
+-- signal settles (protocol.md, "Streaming"). Calls write(chunk) per chunk and
+-- write(nil) once at the end; returns then. Must run in a coroutine.
+-- opts: stream_timeout (ms, default 10000), document (false: no layout).
+-- Returns { status =, title = } of the route.
+function _M.render_stream(self, url, write, opts)
+  if type(write) ~= "function" then error("render_stream expects a write function, got " .. type(write), 2) end
+  if not in_coroutine() then error("render_stream must be called from a coroutine", 2) end
+  opts = opts or {}
+  local timeout = opts.stream_timeout or DEFAULT_TIMEOUT
+  local result
+  -- a write that answers false, or nil plus an error, means the client is
+  -- gone: unwind, abort what is pending, write nothing more
+  local write_to, closed_reason = write, nil
+  write = function(chunk)
+    local r, e = write_to(chunk)
+    if r == false or (r == nil and e ~= nil) then
+      closed_reason = e or "closed"
+      error(CLOSED, 0)
+    end
+  end
+  local ok, err = pcall(function()
+    if opts.abort and opts.abort.aborted then closed_reason = opts.abort.reason; error(CLOSED, 0) end
+    local res = run_route(self, url)
+    result = { status = res.status, title = res.title }
+    pump(self)
+    local plan, b, shape = prepare(self, res)
+    local fragment = fill(self, res, plan, shape)
+    local signals, browser, want = snapshot(self, b, shape)
+    local head, tail = "", ""
+    if opts.document ~= false then head, tail = layout_parts(self, res.title) end
+    write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
+    if not plan then
+      if tail ~= "" then write(tail) end
+      return
+    end
+    -- what the browser has: sent[id] = value sent (plain signals) or
+    -- status..version (async signals)
+    local map = self.signals.map
+    local sent = {}
+    local function mark(id, v)
+      local sig = map[id]
+      if async_signal.is_async(sig) then
+        sent[id] = v and (v.status .. ":" .. tostring(v.version)) or (sig._status .. ":" .. sig._version)
+      else
+        sent[id] = v
+      end
+    end
+    for id, v in pairs(signals) do
+      if async_signal.is_async(map[id]) then mark(id) else mark(id, v) end
+    end
+    -- the signals that changed since they were sent, plus the forced states
+    local function patch(override)
+      local out, any = {}, false
+      for id in pairs(want) do
+        local sig = map[id]
+        local o = override and override[id]
+        if o then
+          out[id] = o; any = true; mark(id, o)
+        elseif async_signal.is_async(sig) then
+          if sent[id] ~= sig._status .. ":" .. sig._version then
+            out[id] = sig:snapshot(); any = true; mark(id)
+          end
+        elseif sig ~= nil and not kernel.is_computed(sig) then
+          local v = sig:peek()
+          if not rawequal(v, sent[id]) then out[id] = v; any = true; mark(id, v) end
+        end
+      end
+      return any and out or nil
+    end
+    local tree = boundary_tree(plan)
+    local state = {}   -- id -> "pending" | "done"
+    local pending = {}
+    for _, node in ipairs(tree.list) do
+      local sig = map[node.id]
+      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
+        state[node.id] = "pending"
+        pending[#pending + 1] = node.id
+      end
+    end
+    -- is the boundary's element in the browser's document now?
+    local function visible(node)
+      local p = node.parent and tree.by_id[node.parent]
+      while p do
+        if state[p.id] == "pending" or state[p.id] == "gone" then return false end
+        p = p.parent and tree.by_id[p.parent]
+      end
+      return true
+    end
+    local function send(id, override)
+      local node = tree.by_id[id]
+      state[id] = "done"
+      if not visible(node) then return end   -- its parent's fill will carry it
+      local status = status_of(self, id, override)
+      local sub = node.hole.templates[status]
+      local inner = sub and scanner.fill(sub, shape_resolver(self, shape, override)) or ""
+      -- boundaries inside the other templates are not in the document
+      for _, other in ipairs(tree.list) do
+        if other.parent == id and other.under ~= status and state[other.id] == "pending" then
+          state[other.id] = "gone"
+        end
+      end
+      local chunk = '<template async:fill="' .. escape_attr(id) .. '">' .. inner .. "</template>"
+      local p = patch(override)
+      if p then
+        chunk = chunk .. '<script type="application/json" async:patch>' ..
+          json.encode({ signals = p }, { script = true }) .. "</script>"
+      end
+      write(chunk)
+    end
+    if #pending > 0 then
+      local left = wait_settled(self, pending, timeout, function(id)
+        if state[id] ~= "pending" then return end
+        local okf, e = pcall(send, id)
+        if not okf then
+          local sig = map[id]
+          if e == CLOSED then error(e, 0) end
+          send(id, { [id] = { status = "error", value = json.null, version = sig._version, loading = false,
+            error = { name = "Error", message = tostring(type(e) == "table" and e.message or e),
+                      code = "render" } } })
+        end
+      end, opts.abort)
+      for _, id in ipairs(left) do
+        if state[id] == "pending" then send(id, time_out(self, { id }, timeout))
+        else map[id]:cancel() end   -- no longer in the document: just stop it
+      end
+    end
+    if tail ~= "" then write(tail) end
+  end)
+  if not ok and err == CLOSED then
+    -- the client went away: stop every run still in flight
+    local map = self.signals.map
+    for _, id in ipairs(self.signals.order) do
+      local sig = map[id]
+      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
+        pcall(sig.cancel, sig)
+      end
+    end
+    if closed_reason == nil and opts.abort then closed_reason = opts.abort.reason end
+    return nil, tostring(closed_reason or "closed")
+  end
+  write_to(nil)
+  if not ok then error(err, 0) end
+  return result
+end
+
+return _M
