@@ -17,7 +17,8 @@ local co_resume, co_status = coroutine.resume, coroutine.status
 
 local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
 local KIND_SHIFT = core.KIND_SHIFT
-local K_SIGNAL, K_COMPUTED, K_EFFECT, K_SCOPE = core.SIGNAL, core.COMPUTED, core.EFFECT, core.SCOPE
+local K_SIGNAL, K_COMPUTED, K_EFFECT, K_SCOPE, K_ASYNC = core.SIGNAL, core.COMPUTED, core.EFFECT, core.SCOPE,
+  core.ASYNC
 local NOT_DIRTY = bnot(DIRTY)
 local NOT_ERROR = bnot(ERROR)
 
@@ -52,7 +53,10 @@ local owner = 0          -- effect or scope that owns new effects
 local computing = 0      -- depth of computed evaluations (writes are errors)
 local batch_depth = 0
 local tx_depth = 0
-local tx_log_ids, tx_log_vals, tx_log_n = {}, {}, 0
+-- the transaction log: signals by id with their value and commit baseline
+-- before the transaction; computeds recomputed inside it by -id with their
+-- cached value and state ("val", "err" or "none") before it
+local tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n = {}, {}, {}, 0
 local tx_starts, tx_marks = {}, {}
 local current_run = nil  -- async run whose coroutine is running (its writes are buffered)
 -- coroutine -> async run. Weak both ways: a run references its coroutine,
@@ -68,6 +72,17 @@ local dead_runs = setmetatable({}, { __mode = "k" })
 local sched_kernel = { run = nil, batch = nil }
 local default_sched  -- created below, once the runner exists
 local async_hook         -- set by async.async_signal: function(id) handles a notified async node
+
+-- records what a write (or a recompute) inside a transaction changes, once
+-- per transaction level
+local function tx_log(id, old, old_seen)
+  local marks = tx_marks[tx_depth]
+  if marks[id] then return end
+  marks[id] = true
+  local n = tx_log_n + 1
+  tx_log_n = n
+  tx_log_ids[n], tx_log_vals[n], tx_log_seen[n] = id, old, old_seen
+end
 
 -- ===== equality =====
 local function default_equals(a, b)
@@ -240,6 +255,9 @@ local function recompute_end(id, ok, v, old, prev_active, prev_computing)
   else
     node.flags = bor(f, ERROR)
   end
+  if tx_depth > 0 then
+    tx_log(-id, old, band(f, ERROR) ~= 0 and "err" or (seen[id] and "val" or "none"))
+  end
   vals[id] = v
   seen[id] = true       -- computeds: "holds a value"
   return true
@@ -297,15 +315,6 @@ local function signal_peek(s)
   return vals[s.id]
 end
 
-local function tx_log(id, old)
-  local marks = tx_marks[tx_depth]
-  if marks[id] then return end
-  marks[id] = true
-  local n = tx_log_n + 1
-  tx_log_n = n
-  tx_log_ids[n], tx_log_vals[n] = id, old
-end
-
 local function signal_set(s, v)
   if computing > 0 then
     error("Cannot write to a signal inside a computed", 2)
@@ -321,7 +330,7 @@ local function signal_set(s, v)
   local old = vals[id]
   if equal(id, old, v) then return end
   if eq_error ~= nil then raise_eq_error() end
-  if tx_depth > 0 then tx_log(id, old) end
+  if tx_depth > 0 then tx_log(id, old, seen[id]) end
   vals[id] = v
   C.ac_write(G, id)
   if batch_depth == 0 then settle() end
@@ -445,12 +454,47 @@ function _M.batch(fn, ...)
   return batch_end(pcall(fn, ...))
 end
 
+-- Puts back what the transaction changed: signal values and baselines
+-- (readers compare against the baseline, so a reader that pulled the new
+-- value inside the transaction sees no change after), and the cached values
+-- of computeds recomputed inside it, marked dirty: their next evaluation
+-- compares with the restored value, so nothing below them reruns.
+-- An effect marked dirty by a value seen inside the transaction would run
+-- without checking: it is marked pending instead, so it checks its
+-- dependencies (restored) and runs only if one really differs.
+local function recheck_subscribers(id)
+  local l = G.nodes[id].subs
+  while l ~= 0 do
+    local link = G.links[l]
+    local sub = G.nodes[link.sub]
+    local f = sub.flags
+    local kind = rshift(f, KIND_SHIFT)
+    if band(f, DIRTY) ~= 0 and (kind == K_EFFECT or kind == K_ASYNC) then
+      sub.flags = bor(band(f, NOT_DIRTY), PENDING)
+    end
+    l = link.next_sub
+  end
+end
+
 local function rollback(from)
   for i = tx_log_n, from, -1 do
-    local id, old = tx_log_ids[i], tx_log_vals[i]
-    tx_log_ids[i], tx_log_vals[i] = nil, nil
-    vals[id] = old            -- nothing is freed inside a transaction (collect runs in settle)
-    C.ac_write(G, id)
+    recheck_subscribers(tx_log_ids[i] > 0 and tx_log_ids[i] or -tx_log_ids[i])
+  end
+  for i = tx_log_n, from, -1 do
+    local id, old, old_seen = tx_log_ids[i], tx_log_vals[i], tx_log_seen[i]
+    tx_log_ids[i], tx_log_vals[i], tx_log_seen[i] = nil, nil, nil
+    -- nothing is freed inside a transaction (collect runs in settle)
+    if id > 0 then
+      vals[id], seen[id] = old, old_seen
+      C.ac_write(G, id)
+    else
+      id = -id
+      vals[id] = old
+      seen[id] = old_seen ~= "none" or nil
+      local node = G.nodes[id]
+      local f = bor(node.flags, DIRTY)
+      node.flags = old_seen == "err" and bor(f, ERROR) or band(f, NOT_ERROR)
+    end
   end
   tx_log_n = from - 1
 end
@@ -461,7 +505,7 @@ local function tx_end(ok, ...)
   tx_depth = tx_depth - 1
   if not ok then rollback(start) end
   if tx_depth == 0 then
-    for i = 1, tx_log_n do tx_log_ids[i], tx_log_vals[i] = nil, nil end
+    for i = 1, tx_log_n do tx_log_ids[i], tx_log_vals[i], tx_log_seen[i] = nil, nil, nil end
     tx_log_n = 0
   end
   return batch_end(ok, ...)
@@ -619,11 +663,19 @@ local function run_effect(id)
   if band(f, DIRTY) == 0 and (band(f, PENDING) == 0 or not pull(id)) then
     return true
   end
-  local fn = fns[id]
-  if fn == nil then return true end   -- its home was collected: disposed at the next safe point
+  -- the pull may have run a computed that disposed this effect; its home may
+  -- have been collected (disposed at the next safe point)
+  local fn, tok = fns[id], owned[id]
+  if fn == nil or tok == nil then return true end
   local first = nil
   if G.nodes[id].last_child ~= 0 then first = dispose_tree(id, true) end
   if cleanups[id] ~= nil then first = run_cleanups(id, first) end
+  if tok.disposed then
+    -- a cleanup disposed it: it never runs again (its id may already name a
+    -- node the cleanup created)
+    if first ~= nil then return false, first end
+    return true
+  end
   local prev_active, prev_owner, prev_computing = active, owner, computing
   active, owner, computing = id, id, 0
   batch_depth = batch_depth + 1

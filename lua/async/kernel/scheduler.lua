@@ -128,6 +128,9 @@ function Scheduler:enqueue(phase, fn, opts)
     if r < 0 then error("async: out of memory queueing a job", 2) end
     return false
   end
+  -- a loop scheduler flushes on a later tick by itself: no write has to
+  -- poke it (a flush in progress picks the job up)
+  if self.strategy == "loop" and not self.flushing and not self.deferred then self:defer_flush() end
   return true
 end
 

@@ -76,6 +76,11 @@ local function queue_run(a)
   end)
 end
 
+-- publishes the writes a run buffered (signal, value pairs)
+local function apply_writes(w)
+  for i = 1, #w, 2 do w[i]:set(w[i + 1]) end
+end
+
 --- Ends a run whose coroutine returned or raised.
 local function finish(run, ok, v)
   run.done = true
@@ -84,21 +89,24 @@ local function finish(run, ok, v)
   if C.ac_task_commit(G, a.id, run.version) == 0 then return end   -- stale or aborted
   a.run = nil
   local prev_run = I.set_current_run(nil)
+  -- one commit: the run's writes (a transaction: a write that raises, in a
+  -- custom equals say, rolls every one of them back and the run ends in the
+  -- error state), the value and the status; effects run once, after
   I.enter_batch()
-  local okc, err = pcall(function()
-    if ok then
-      local w = run.writes
-      for i = 1, #w, 2 do w[i]:set(w[i + 1]) end
+  if ok then
+    local okw, werr = pcall(kernel.transaction, apply_writes, run.writes)
+    if okw then
       vals[a.id] = v
       a._status, a._error, a.has_value = "ready", nil, true
     else
-      a._status, a._error = "error", normalize_error(v)
+      a._status, a._error = "error", normalize_error(werr)
     end
-    publish(a)
-  end)
+  else
+    a._status, a._error = "error", normalize_error(v)
+  end
+  publish(a)
   I.set_current_run(prev_run)
   I.leave_batch()
-  if not okc then error(err, 0) end
 end
 
 local function on_step(run, ok, v)

@@ -1,0 +1,133 @@
+-- kernel.md "Robustness rules": one regression per rule that used to fail.
+local Async = require("async")
+
+describe("kernel robustness", function()
+  describe("disposal at any moment is safe", function()
+    it("an effect whose cleanup disposes it: no error, never runs again", function()
+      local s = Async.signal(0)
+      local runs, dispose = 0, nil
+      dispose = Async.effect(function()
+        runs = runs + 1
+        s()
+        return function() dispose() end
+      end)
+      s:set(1)          -- cleanup runs first and disposes the effect: the run is skipped
+      s:set(2)
+      assert.are.equal(1, runs)
+      dispose()         -- twice does nothing
+    end)
+
+    it("an effect disposed by a computed during propagation never runs again", function()
+      local s = Async.signal(0)
+      local runs, dispose = 0, nil
+      local c = Async.computed(function()
+        if s() > 0 and dispose then dispose() end
+        return s()
+      end)
+      local first = Async.effect(function() c() end)
+      dispose = Async.effect(function() runs = runs + 1; s() end)
+      assert.are.equal(1, runs)
+      s:set(1)
+      s:set(2)
+      assert.are.equal(1, runs)
+      first()
+    end)
+
+    it("an effect disposed by another effect of the same flush never runs again", function()
+      local s = Async.signal(0)
+      local runs, dispose_b = 0, nil
+      local a = Async.effect(function() if s() == 1 then dispose_b() end end)
+      dispose_b = Async.effect(function() runs = runs + 1; s() end)
+      s:set(1)
+      assert.are.equal(1, runs)
+      -- the freed id is reused by new nodes; the old job must not run them twice
+      local seen = 0
+      local d = Async.effect(function() seen = seen + 1; s() end)
+      s:set(2)
+      assert.are.equal(2, seen)
+      a(); d()
+    end)
+
+    it("many self-disposing effects in one long process do not hang or raise", function()
+      local s = Async.signal(0)
+      for round = 1, 200 do
+        local disposers = {}
+        for i = 1, 20 do
+          local d
+          d = Async.effect(function()
+            s()
+            return function() d() end
+          end)
+          disposers[i] = d
+        end
+        s:set(round)
+        for i = 1, 20 do disposers[i]() end
+      end
+      assert.are.equal(200, s:peek())
+    end)
+  end)
+
+  describe("a rolled-back transaction reruns nothing", function()
+    it("effects see neither the writes nor an extra run", function()
+      local a, b = Async.signal(1), Async.signal("x")
+      local doubled = Async.computed(function() return a() * 2 end)
+      local runs, seen = 0, {}
+      local dispose = Async.effect(function() runs = runs + 1; seen[#seen + 1] = doubled() .. b() end)
+      local ok = pcall(Async.transaction, function()
+        a:set(5); b:set("y")
+        assert(doubled() == 10 and b() == "y")   -- reads inside see the new values
+        error("boom")
+      end)
+      assert.is_false(ok)
+      assert.are.equal(1, runs)
+      assert.are.same({ "2x" }, seen)
+      assert.are.equal(1, a:peek())
+      a:set(2)
+      assert.are.same({ "2x", "4x" }, seen)
+      dispose()
+    end)
+  end)
+
+  describe("loop schedulers", function()
+    it("run jobs enqueued with no write to poke them, on a later tick", function()
+      local loop = Async.manual_loop()
+      local s = Async.create_scheduler({ strategy = "loop", loop = loop })
+      local ran = {}
+      s:enqueue("effect", function() ran[#ran + 1] = "a" end)
+      s:enqueue("post", function() ran[#ran + 1] = "b" end)
+      assert.are.same({}, ran)
+      loop:advance(0)
+      assert.are.same({ "a", "b" }, ran)
+      s:enqueue("effect", function() ran[#ran + 1] = "c" end)
+      loop:advance(0)
+      assert.are.same({ "a", "b", "c" }, ran)
+    end)
+  end)
+
+  describe("an async run commits as a transaction", function()
+    it("a write that raises while the run's writes are published rolls all of them back", function()
+      local loop = Async.manual_loop()
+      local prev = Async.get_loop()
+      Async.set_loop(loop)
+      local a = Async.signal(0)
+      local picky = Async.signal(0, { equals = function(_, new) if new == 13 then error("unlucky") end return false end })
+      local seen = {}
+      local dispose = Async.effect(function() seen[#seen + 1] = a() .. ":" .. picky:peek() end)
+      local task = Async.async_signal(function()
+        Async.delay(10)
+        a:set(1)
+        picky:set(13)
+        return "done"
+      end)
+      loop:advance(10)
+      Async.set_loop(prev)
+      assert.are.equal(0, a:peek())            -- not half committed
+      assert.are.equal(0, picky:peek())
+      assert.are.equal("error", task:status())
+      assert.is_truthy(task:error().message:find("unlucky", 1, true))
+      assert.is_nil(task:peek())
+      assert.are.same({ "0:0" }, seen)
+      dispose()
+    end)
+  end)
+end)
