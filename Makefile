@@ -39,7 +39,7 @@ help:
 	@echo "make dev-env   print LUA_PATH/LUA_CPATH exports for this checkout"
 
 deps:
-	@tools/deps.sh core ngx
+	@tools/deps.sh core ngx browser
 
 $(BUILD)/core/%.o: src/core/%.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
