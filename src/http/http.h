@@ -89,7 +89,8 @@ typedef struct ahttp_msg {
   int32_t error;                /* ahttp_error; AHTTP_OK unless state is AHTTP_ERROR */
   const char *detail;           /* static text on error: the rule or http-parser's errno name */
   int32_t started;              /* 1 once a byte of a message was consumed */
-  int32_t headers_done;         /* 1 once the header block was complete */
+  int32_t headers_done;         /* 1 once the header block was complete and accepted */
+  int32_t request_line;         /* 1 once method, target and version are filled in */
   int32_t method;               /* http-parser's method number; ahttp_method_name() */
   int32_t http_major, http_minor;
   int32_t keep_alive;           /* 1: the connection may stay open afterwards */

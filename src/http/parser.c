@@ -229,6 +229,7 @@ static int on_headers_complete(http_parser *hp)
   ahttp_parser *p = hp->data;
   ahttp_msg *m = &p->msg;
   if (header_check(p)) return -1;
+  m->request_line = 1;
   m->method = (int32_t)hp->method;
   m->http_major = hp->http_major;
   m->http_minor = hp->http_minor;
@@ -338,9 +339,16 @@ static void reset(ahttp_parser *p)
   publish(p, AHTTP_NEED_MORE);
 }
 
-/* Marks the message refused with err. */
+/* Marks the message refused with err (and fills in the request line when
+** it was read, for the log). */
 static void refuse(ahttp_parser *p, int err, const char *detail)
 {
+  if (!p->msg.request_line && p->nhdrs > 0) {
+    p->msg.request_line = 1;
+    p->msg.method = (int32_t)p->hp.method;
+    p->msg.http_major = p->hp.http_major;
+    p->msg.http_minor = p->hp.http_minor;
+  }
   p->msg.error = err;
   p->msg.detail = detail;
   publish(p, AHTTP_ERROR);
