@@ -46,7 +46,9 @@ describe("http_parser: requests", function()
   end
 
   it("pipelined requests come out one at a time, in order", function()
-    local s = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nokGET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    local s = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n" ..
+      "POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok" ..
+      "GET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     local p = http_parser.new()
     local n, ev = p:feed(s)
     assert.equal("headers", ev)
@@ -89,9 +91,11 @@ describe("http_parser: refusals", function()
       "headers_too_large", 431 },
     { "declared body over the limit", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", { body = 10 },
       "body_too_large", 413 },
-    { "chunked body over the limit", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n",
+    { "chunked body over the limit",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n",
       { body = 10 }, "body_too_large", 413 },
-    { "unknown transfer coding", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: br\r\n\r\n", nil, "transfer_encoding", 501 },
+    { "unknown transfer coding", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: br\r\n\r\n", nil,
+      "transfer_encoding", 501 },
     { "obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n\tb\r\n\r\n", nil, "bad_header", 400 },
     { "no Host in 1.1", "GET / HTTP/1.1\r\n\r\n", nil, "host", 400 },
     { "HTTP/2.0", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", nil, "version", 505 },

@@ -31,6 +31,18 @@ else
   add 0 1
 fi
 
+stage "C HTTP shim tests (src/http)"
+if build/test_http > "$logdir/http.log" 2>&1; then rc=0; else rc=$?; fi
+tail -5 "$logdir/http.log"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/http.log" | tail -1)
+if [ -n "$line" ]; then
+  p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+  add "$p" "$f"
+  [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
+else
+  add 0 1
+fi
+
 stage "busted specs (luajit)"
 busted --lua=luajit -o utfTerminal --exclude-tags=loop spec > "$logdir/busted.log" 2>&1
 cat "$logdir/busted.log"

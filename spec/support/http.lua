@@ -23,8 +23,11 @@ function _M.wait_until(cond, ms, what)
   ms = ms or 5000
   local fired = false
   local t = u.new_timer()
+  local outer = _M.guard
+  _M.guard = t
   t:start(ms, 0, function() fired = true end)
   while not cond() and not fired do u.run("once") end
+  _M.guard = outer
   t:close()
   u.run("nowait")
   if not cond() then error("timed out after " .. ms .. " ms waiting for " .. (what or "a condition"), 2) end
@@ -39,12 +42,13 @@ function _M.sleep(ms)
   t:close()
 end
 
---- Handles that keep the loop alive, asyncrt's own excepted.
+--- Handles that keep the loop alive, asyncrt's own and wait_until's
+-- deadline excepted.
 function _M.active_handles()
   local n, kinds = 0, {}
   _M.uv().walk(function(h)
     local rt = package.loaded.asyncrt
-    if h:is_active() and not h:is_closing() and not (rt and rt.is_internal(h)) then
+    if h:is_active() and not h:is_closing() and not (rt and rt.is_internal(h)) and h ~= _M.guard then
       n = n + 1
       kinds[#kinds + 1] = tostring(h)
     end
