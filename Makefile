@@ -101,7 +101,7 @@ $(HTTP_CDEF): $(HTTP_HDR) tools/cdef.lua
 $(BUILD)/asyncrt: $(HTTP_OBJ)
 RT_LIBS += $(HTTP_LIBS)
 
-.PHONY: sanitize-http valgrind-http fuzz-http
+.PHONY: sanitize-http valgrind-http fuzz-http install-http uninstall-http
 
 sanitize: sanitize-http
 sanitize-http: $(HTTP_CDEF)
@@ -116,6 +116,19 @@ sanitize-http: $(HTTP_CDEF)
 valgrind: valgrind-http
 valgrind-http: $(BUILD)/test_http
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all $(BUILD)/test_http
+
+install: install-http
+install-http: all
+	install -d $(DESTDIR)$(LUADIR)/async/server $(DESTDIR)$(LUADIR)/async/transport $(DESTDIR)$(LIBDIR)
+	install -m 0644 lua/async/server/native.lua lua/async/server/gzip.lua $(HTTP_CDEF) \
+	  $(DESTDIR)$(LUADIR)/async/server/
+	install -m 0644 lua/async/transport/http_parser.lua lua/async/transport/luv.lua \
+	  $(DESTDIR)$(LUADIR)/async/transport/
+	install -m 0755 $(HTTP_LIB) $(DESTDIR)$(LIBDIR)/async_http.so
+
+uninstall: uninstall-http
+uninstall-http:
+	rm -f $(DESTDIR)$(LIBDIR)/async_http.so
 
 # libFuzzer: random and mutated request streams in random splits
 # (src/http/test/fuzz_http.c); FUZZ_HTTP_SECONDS=n sets the run time.

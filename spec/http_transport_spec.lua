@@ -395,6 +395,50 @@ expose("transport.luv #loop", function()
     assert.is_true(max_queued <= 65536 + CHUNK + 64, "queued up to " .. max_queued .. " bytes")
   end)
 
+  it("a client that stops reading is dropped after timeouts.send: write -> nil, \"closed\", abort fires", function()
+    local last, aborted = nil, nil
+    local srv, logs = serve({ timeouts = { send = 200 } }, function(req)
+      req.abort:on_abort(function(reason) aborted = reason end)
+      return { stream = function(write)
+        local piece = ("s"):rep(65536)
+        repeat last = { write(piece) } until not last[1]
+      end }
+    end)
+    local c = client(srv, { no_read = true, count_only = true })
+    c:send("GET /stuck HTTP/1.1\r\nHost: t\r\n\r\n")
+    local t0 = uv.now()
+    wait_until(function() return last and not last[1] end, 5000, "write to fail")
+    local waited = uv.now() - t0
+    assert.is_true(waited >= 190 and waited < 3000, "dropped after " .. waited .. " ms")
+    assert.same({ nil, "closed" }, last)
+    assert.equal("client disconnected", aborted)
+    wait_until(function() return #logs == 1 end)
+    assert.equal("closed: send timeout", logs[1].error)
+  end)
+
+  it("pipelined requests past limits.pipeline to a client that reads nothing: bounded, then all answered in order",
+     function()
+    local n, BIG = 0, ("r"):rep(262144)
+    local srv = serve({ limits = { pipeline = 4096 } }, function(req)
+      n = n + 1
+      return { status = 200, headers = { { "Content-Type", "text/plain" } }, body = req.path .. BIG }
+    end)
+    local c = client(srv, { no_read = true })
+    local wire, want = {}, {}
+    for i = 1, 100 do
+      wire[i] = "GET /" .. i .. " HTTP/1.1\r\nHost: t\r\nX-Pad: " .. ("p"):rep(1000) .. "\r\n\r\n"
+      want[i] = ok_text("/" .. i .. BIG)
+    end
+    c:send(table.concat(wire))
+    sleep(200)
+    assert.is_true(n < 100, "handled " .. n .. " requests for a client that reads nothing")
+    assert.is_true(srv:stats().queued <= 65536 + 262144 + 1024, "queued " .. srv:stats().queued)
+    c:read()
+    local expected = table.concat(want)
+    assert.equal(expected, c:wait_len(#expected, 20000))
+    assert.equal(100, n)
+  end)
+
   it("HEAD: the headers of a GET, no body bytes; the connection goes on", function()
     local srv = serve({}, function() return { status = 200, headers = { { "Content-Type", "text/plain" } },
                                                body = "hello world" } end)

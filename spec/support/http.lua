@@ -118,7 +118,8 @@ end
 
 --- Waits until the normalized bytes read are at least n long, or EOF.
 function Client:wait_len(n, ms)
-  _M.wait_until(function() return self.eof or #self:normalized() >= n end, ms, n .. " bytes")
+  -- the raw bytes are never shorter than the normalized ones: normalize only then
+  _M.wait_until(function() return self.eof or (self.nread >= n and #self:normalized() >= n) end, ms, n .. " bytes")
   return self:normalized()
 end
 
