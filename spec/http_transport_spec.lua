@@ -546,6 +546,22 @@ expose("transport.luv #loop", function()
     assert.equal(200, logs[3].status)
   end)
 
+  it("an error in stream after the head: the connection closes without the last chunk", function()
+    local aborted
+    local srv, logs = serve({}, function(req)
+      req.abort:on_abort(function(reason) aborted = reason end)
+      return { stream = function(write) write("part") error("stream broke") end }
+    end)
+    local c = client(srv)
+    c:send("GET /broken HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert.equal(response("200 OK", { "Transfer-Encoding: chunked" }, "4\r\npart\r\n"), c:wait_eof())
+    assert.equal("response failed", aborted)
+    wait_until(function() return #logs == 1 end)
+    assert.equal(200, logs[1].status)
+    assert.equal(4, logs[1].bytes)
+    assert.matches("stream broke", logs[1].error)
+  end)
+
   it("headers: a map is sent sorted; Date and Server can be replaced; framing headers are the transport's", function()
     local srv = serve({}, function(req)
       if req.path == "/map" then return { headers = { ["X-B"] = "2", ["X-A"] = 1 }, body = "m" } end

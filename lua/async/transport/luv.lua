@@ -218,7 +218,7 @@ local function resume(c, co, ...)
   local ok, err = co_resume(co, ...)
   if not ok then
     internal_error(traceback(co, tostring(err)))
-    conn_close(c, "internal error")
+    conn_close(c, "internal error", "internal error")
   end
 end
 
@@ -246,9 +246,10 @@ local function send(c, data)
 end
 
 -- Closes the connection now: timer, socket, parser; cancels the request's
--- abort token, wakes a writer waiting for the queue to drain, logs the
--- request it was serving. Idempotent.
-function conn_close(c, why)
+-- abort token (with `reason`, default "client disconnected"), wakes a writer
+-- waiting for the queue to drain, logs the request it was serving.
+-- Idempotent.
+function conn_close(c, why, reason)
   if c.closed then return end
   c.closed = true
   c.state = "closed"
@@ -271,7 +272,7 @@ function conn_close(c, why)
                     ms = now_ms() - x.t0, remote = c.remote, error = "closed: " .. tostring(why or "closed") })
   end
   if x and x.req.abort then
-    local ok, err = pcall(x.req.abort.cancel, x.req.abort, "client disconnected")
+    local ok, err = pcall(x.req.abort.cancel, x.req.abort, reason or "client disconnected")
     if not ok then internal_error("an abort callback raised: " .. tostring(err)) end
   end
   local w = c.waiter
@@ -425,7 +426,7 @@ local function respond(c, x, res)
     x.logged = true
     emit_log(srv, { method = req.method, path = req.path, status = status, bytes = x.bytes, ms = now_ms() - x.t0,
                     remote = c.remote, error = tostring(serr) })
-    conn_close(c, "stream error")
+    conn_close(c, "stream error", "response failed")
     return true
   end
   if chunked then send(c, LAST_CHUNK) end
