@@ -70,6 +70,82 @@ $(BUILD)/rt/%.o: src/asyncrt/%.c $(RT_HDR)
 $(BUILD)/asyncrt: $(RT_SRC:src/asyncrt/%.c=$(BUILD)/rt/%.o) $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
 	$(CC) $(CFLAGS) -Wl,-E -o $@ $^ $(RT_LIBS)
 
+# HTTP shim (src/http): libhttp-parser and zlib behind a small C API for the
+# FFI. Built as async_http.so (plain luajit, nginx) and linked into asyncrt
+# (found through ffi.C there). The Lua declarations are generated from
+# http.h into $(HTTP_CDEF) (not in git).
+HTTP_SRC  := $(filter-out src/http/test%,$(wildcard src/http/*.c))
+HTTP_HDR  := src/http/http.h
+HTTP_OBJ  := $(HTTP_SRC:src/http/%.c=$(BUILD)/http/%.o)
+HTTP_LIB  := $(BUILD)/async_http.so
+HTTP_LIBS := -lhttp_parser -lz
+HTTP_CDEF := lua/async/server/http_cdef.lua
+HTEST_SRC := src/http/test/test_http.c src/http/test/transcript.c
+HTEST_HDR := src/http/test/transcript.h
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_HTTP_SECONDS ?= 60
+
+all: $(HTTP_LIB) $(BUILD)/test_http $(HTTP_CDEF)
+
+$(BUILD)/http/%.o: src/http/%.c $(HTTP_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -fPIC -c $< -o $@
+
+$(HTTP_LIB): $(HTTP_OBJ)
+	$(CC) -shared $(CFLAGS) -o $@ $^ $(HTTP_LIBS)
+
+$(BUILD)/test_http: $(HTEST_SRC) $(HTEST_HDR) $(HTTP_SRC) $(HTTP_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -Isrc/http -o $@ $(HTEST_SRC) $(HTTP_SRC) $(HTTP_LIBS)
+
+$(HTTP_CDEF): $(HTTP_HDR) tools/cdef.lua
+	luajit tools/cdef.lua $@ $(HTTP_HDR)
+
+$(BUILD)/asyncrt: $(HTTP_OBJ)
+RT_LIBS += $(HTTP_LIBS)
+
+.PHONY: sanitize-http valgrind-http fuzz-http install-http uninstall-http
+
+sanitize: sanitize-http
+sanitize-http: $(HTTP_CDEF)
+	@mkdir -p $(BUILD)/san
+	$(CC) $(WARN) $(SAN_FLAGS) -Isrc/http -o $(BUILD)/san/test_http $(HTEST_SRC) $(HTTP_SRC) $(HTTP_LIBS)
+	$(BUILD)/san/test_http
+	$(CC) $(WARN) $(SAN_FLAGS) -fPIC -shared -o $(BUILD)/san/async_http.so $(HTTP_SRC) $(HTTP_LIBS)
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASYNC_HTTP_LIB=$(CURDIR)/$(BUILD)/san/async_http.so \
+	  busted --lua=luajit -o utfTerminal --exclude-tags=loop spec/http_parser_spec.lua spec/http_gzip_spec.lua
+
+valgrind: valgrind-http
+valgrind-http: $(BUILD)/test_http
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all $(BUILD)/test_http
+
+install: install-http
+install-http: all
+	install -d $(DESTDIR)$(LUADIR)/async/server $(DESTDIR)$(LUADIR)/async/transport $(DESTDIR)$(LIBDIR)
+	install -m 0644 lua/async/server/native.lua lua/async/server/gzip.lua $(HTTP_CDEF) \
+	  $(DESTDIR)$(LUADIR)/async/server/
+	install -m 0644 lua/async/transport/http_parser.lua lua/async/transport/luv.lua \
+	  $(DESTDIR)$(LUADIR)/async/transport/
+	install -m 0755 $(HTTP_LIB) $(DESTDIR)$(LIBDIR)/async_http.so
+
+uninstall: uninstall-http
+uninstall-http:
+	rm -f $(DESTDIR)$(LIBDIR)/async_http.so
+
+# libFuzzer: random and mutated request streams in random splits
+# (src/http/test/fuzz_http.c); FUZZ_HTTP_SECONDS=n sets the run time.
+$(BUILD)/fuzz/fuzz_http: src/http/test/fuzz_http.c $(HTEST_SRC) $(HTEST_HDR) $(HTTP_SRC) $(HTTP_HDR)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -Wall -Wextra -Werror -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -Isrc/http -o $@ src/http/test/fuzz_http.c \
+	  src/http/test/transcript.c $(HTTP_SRC) $(HTTP_LIBS)
+
+fuzz-http: $(BUILD)/fuzz/fuzz_http
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_http -max_total_time=$(FUZZ_HTTP_SECONDS) -max_len=4096 -dict=src/http/test/http.dict \
+	  $(BUILD)/fuzz/corpus src/http/test/corpus
+
 test: deps all
 	@tools/run-tests.sh
 

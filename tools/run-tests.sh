@@ -4,7 +4,7 @@
 # Counting is honest: a suite that crashes, hangs (each run has a time limit)
 # or reports nothing counts as failed; pending cases are counted and printed.
 # Stages:
-#   C tests            src/core (and src/http when built), "N passed, N failed"
+#   C tests            src/core and src/http, each "N passed, N failed"
 #   busted, together   every spec file in one LuaJIT process: its cases are counted
 #   busted, alone      each spec file in a process of its own: one check per file
 #   busted, asyncrt    the specs tagged `loop`, under build/asyncrt
@@ -62,17 +62,24 @@ run_busted() {  # name limit busted-args...
   [ "$rc" = 0 ] || [ "$RB_F" -gt 0 ] || { echo "  $name: busted exited $rc with no failure reported: counted as failed"; RB_F=1; }
 }
 
-stage "C core tests"
-if build/test_core > "$logdir/core.log" 2>&1; then rc=0; else rc=$?; fi
-tail -3 "$logdir/core.log"
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/core.log" | tail -1)
-if [ -n "$line" ]; then
-  p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
-  add "$p" "$f"
-  [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
-else
-  add 0 1
-fi
+# a C test program that ends with "N passed, N failed"
+c_tests() {  # title binary log
+  stage "$1"
+  if [ ! -x "$2" ]; then echo "  $2 is not built"; add 0 1; return; fi
+  if timeout "$FILE_LIMIT" "$2" > "$logdir/$3" 2>&1; then rc=0; else rc=$?; fi
+  tail -3 "$logdir/$3"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$3" | tail -1)
+  if [ -n "$line" ]; then
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    add "$p" "$f"
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
+  else
+    add 0 1
+  fi
+}
+
+c_tests "C core tests (src/core)" build/test_core core.log
+c_tests "C HTTP shim tests (src/http)" build/test_http http.log
 
 stage "busted: every spec file together, one LuaJIT process"
 run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
