@@ -20,6 +20,7 @@ local core = require("async.core")
 local scheduler = require("async.scheduler")
 
 local C, G = core.C, core.G
+local fail = core.fail
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
 local type, error, pcall = type, error, pcall
 local co_resume, co_status = coroutine.resume, coroutine.status
@@ -109,6 +110,7 @@ end
 -- ===== settling: after the outermost write, batch or transaction =====
 local function drain_async()
   local n = C.ac_async_drain(G)
+  if n < 0 then fail(n, "handing out async signals", 2) end
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
   for i = 1, n do async_hook(ids[i]) end
@@ -131,6 +133,8 @@ local function poke_schedulers()
 end
 
 local function settle()
+  -- notifications the core could not queue for lack of memory (AC_RETRY)
+  local lost = G.retry ~= 0 and C.ac_retry(G) ~= 0
   if G.async_len ~= 0 and async_hook then drain_async() end
   if G.sched_list_len ~= 0 then
     if G.sched_list_len == 1 then
@@ -142,6 +146,7 @@ local function settle()
     end
   end
   if to_free[1] ~= nil then collect() end
+  if lost then error("async: out of memory queueing effects (they run once memory is available)", 0) end
 end
 
 -- ===== pull: bring a pending node up to date =====
@@ -234,8 +239,8 @@ end
 
 -- ===== signals =====
 ffi.cdef [[
-typedef struct async_signal { int32_t id; } async_signal;
-typedef struct async_computed { int32_t id; } async_computed;
+typedef struct async_signal { const int32_t id; } async_signal;
+typedef struct async_computed { const int32_t id; } async_computed;
 ]]
 
 local Signal = {}
@@ -253,7 +258,10 @@ local function signal_get(s)
     if not equal(id, old, v) and G.nodes[id].subs ~= 0 then C.ac_changed(G, id) end
     if eq_error ~= nil then raise_eq_error() end
   end
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read") end
+  end
   return vals[id]
 end
 
@@ -287,7 +295,11 @@ local function signal_set(s, v)
   if eq_error ~= nil then raise_eq_error() end
   if tx_depth > 0 then tx_log(id, old) end
   vals[id] = v
-  C.ac_write(G, id)
+  local r = C.ac_write(G, id)
+  if r ~= 0 then
+    vals[id] = old
+    fail(r, "writing a signal")
+  end
   if batch_depth == 0 then settle() end
 end
 
@@ -320,7 +332,7 @@ function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
   if #to_free > 0 then collect() end
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
-  if id == 0 then error("async: out of memory creating a signal", 2) end
+  if id <= 0 then fail(id, "creating a signal", 2) end
   vals[id], seen[id] = value, value
   if eq then eqs[id] = eq end
   return SignalT(id)
@@ -337,7 +349,10 @@ local function computed_get(c)
     if recompute(id) then C.ac_changed(G, id) end
     if eq_error ~= nil then raise_eq_error() end
   end
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read") end
+  end
   if band(G.nodes[id].flags, ERROR) ~= 0 then error(vals[id], 0) end
   return vals[id]
 end
@@ -368,7 +383,7 @@ function _M.computed(fn, opts)
   local eq = check_opts(opts, "computed")
   if #to_free > 0 then collect() end
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
-  if id == 0 then error("async: out of memory creating a computed", 2) end
+  if id <= 0 then fail(id, "creating a computed", 2) end
   fns[id] = fn
   if eq then eqs[id] = eq end
   return ComputedT(id)
@@ -483,7 +498,7 @@ end
 -- Returns the first error raised by a cleanup.
 local function dispose_tree(id, children_only)
   local n = C.ac_dispose(G, id, children_only and 1 or 0)
-  if n == 0 then return nil end
+  if n <= 0 then return nil end   -- nothing owned, or disposed already (AC_BAD_ID)
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
   local pending = {}
@@ -596,7 +611,7 @@ function _M.effect(fn, opts)
   end
   if #to_free > 0 then collect() end
   local id = C.ac_node_new(G, K_EFFECT, owner, sched.index)
-  if id == 0 then error("async: out of memory creating an effect", 2) end
+  if id <= 0 then fail(id, "creating an effect", 2) end
   fns[id] = fn
   -- the token also keeps the effect's scheduler alive (schedulers are held
   -- weakly and released when collected) for as long as the effect lives
@@ -611,7 +626,7 @@ end
 function _M.scope(fn)
   if type(fn) ~= "function" then error("scope expects a function, got " .. type(fn), 2) end
   local id = C.ac_node_new(G, K_SCOPE, owner, -1)
-  if id == 0 then error("async: out of memory creating a scope", 2) end
+  if id <= 0 then fail(id, "creating a scope", 2) end
   local tok = { disposed = false }
   owned[id] = tok
   local prev = owner
@@ -669,7 +684,10 @@ function internal.leave_batch()
   if batch_depth == 0 then settle() end
 end
 function internal.track(id)
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read", 3) end
+  end
 end
 function internal.set_error_state(id, is_err)
   local node = G.nodes[id]
