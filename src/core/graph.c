@@ -206,10 +206,11 @@ static void unlink_from(ac_graph *g, ac_id l) {
 /* Records a read of `dep` by the running `sub`, reusing links in order; see
    core.h for what happens when a new link cannot be allocated. */
 int ac_link(ac_graph *g, ac_id dep, ac_id sub) {
-  if (ac_bad_id(g, dep) || ac_bad_id(g, sub)) return AC_BAD_ID;
+  if (ac_bad_id(g, sub)) return AC_BAD_ID;
   ac_node *N = g->nodes;
   ac_edge *L = g->links;
   if (N[sub].flags & AC_DISPOSED) return AC_OK;  /* disposed during its run: ac_end drops its deps */
+  /* a link's dep is always live: the reuse paths need no check of `dep` */
   ac_id prev_dep = N[sub].deps_tail;
   if (prev_dep && L[prev_dep].dep == dep) return AC_OK;
   ac_id next_dep = prev_dep ? L[prev_dep].next_dep : N[sub].deps;
@@ -218,6 +219,7 @@ int ac_link(ac_graph *g, ac_id dep, ac_id sub) {
     N[sub].deps_tail = next_dep;
     return AC_OK;
   }
+  if (ac_bad_id(g, dep)) return AC_BAD_ID;
   ac_id prev_sub = N[dep].subs_tail;
   if (prev_sub && L[prev_sub].version == g->cycle && L[prev_sub].sub == sub) return AC_OK;
   ac_id l = link_alloc(g);
