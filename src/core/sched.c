@@ -246,13 +246,15 @@ int32_t ac_sched_size(ac_graph *g, int32_t si) {
 /* Jobs of a queue not handed out yet. */
 static int32_t waiting(const ac_queue *q) { return q->len - q->head; }
 
-/* Drops every waiting job of `s`. Effects lose their queued mark. */
-static void sched_clear(ac_graph *g, ac_sched *s) {
+/* Drops every waiting job of `s` (handle si). Effects lose their queued
+   mark; a job of a freed effect whose slot now holds an effect of another
+   scheduler leaves that one alone. */
+static void sched_clear(ac_graph *g, ac_sched *s, int32_t si) {
   for (int p = 0; p < AC_NPHASES; p++) {
     ac_queue *q = &s->q[p];
     for (int32_t i = q->head; i < q->len; i++) {
       int32_t h = q->jobs[i].handle;
-      if (h < 0 && -h < g->node_top) g->nodes[-h].flags &= ~AC_QUEUED;
+      if (h < 0 && -h < g->node_top && g->nodes[-h].sched == si) g->nodes[-h].flags &= ~AC_QUEUED;
     }
     q->head = q->len = 0;
     set_free(&s->pending[p]);
@@ -264,7 +266,7 @@ static void sched_clear(ac_graph *g, ac_sched *s) {
 int ac_sched_clear(ac_graph *g, int32_t si) {
   ac_sched *s = sched_of(g, si);
   if (!s) return AC_BAD_ID;
-  sched_clear(g, s);
+  sched_clear(g, s, si);
   return AC_OK;
 }
 
@@ -337,7 +339,7 @@ static int sched_next(ac_graph *g, ac_sched *s, int32_t si, ac_job *out) {
     int r = next_pass(s);
     if (r == 0) return JOB_DONE;
     if (r < 0) {
-      sched_clear(g, s);
+      sched_clear(g, s, si);
       return JOB_DEPTH;
     }
     s->flushing = 1;
@@ -390,7 +392,7 @@ static int sched_next(ac_graph *g, ac_sched *s, int32_t si, ac_job *out) {
       return JOB_DONE;
     }
     if (r < 0) {
-      sched_clear(g, s);
+      sched_clear(g, s, si);
       return JOB_DEPTH;
     }
   }

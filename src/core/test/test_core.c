@@ -704,6 +704,26 @@ static void test_job_keys_wide(void) {
   ac_free(g);
 }
 
+/* Regression (found while writing the fuzz driver): clearing a scheduler
+   dropped the QUEUED mark of an effect of another scheduler that reused the
+   slot of a freed effect still named in the cleared queue; that effect then
+   never ran. */
+static void test_clear_keeps_other_scheduler(void) {
+  ac_graph *g = ac_new();
+  int32_t A = ac_sched_new(g, 100), B = ac_sched_new(g, 100);
+  ac_id e1 = ac_node_new(g, AC_EFFECT, 0, A);
+  CHECK(ac_notify(g, e1) == AC_OK && ac_sched_size(g, A) == 1);
+  CHECK(ac_node_free(g, e1) == AC_OK);
+  ac_id e2 = ac_node_new(g, AC_EFFECT, 0, B);
+  CHECK(e2 == e1);                             /* the slot is reused */
+  CHECK(ac_notify(g, e2) == AC_OK);
+  CHECK(ac_sched_clear(g, A) == AC_OK);
+  CHECK((g->nodes[e2].flags & AC_QUEUED) != 0);
+  CHECK(ac_sched_step(g, B) == -e2);
+  CHECK_GRAPH(g);
+  ac_free(g);
+}
+
 /* ===== pulls under misuse ===== */
 
 /* A ring of computeds (links made by hand; the embedder's cycle check keeps
@@ -831,7 +851,21 @@ static void test_notify_oom(void) {
   CHECK(n == N);
   CHECK(ac_async_drain(g) == 1 && g->out[0] == a);
   CHECK_GRAPH(g);
-  /* a drain that cannot grow g->out keeps the notified nodes */
+  /* a drain that cannot grow g->out keeps the notified nodes: more entries
+     than node slots (async nodes freed while notified, slots reused) */
+  ac_id last = 0;
+  for (int i = 0; i < 70; i++) {
+    if (last) ac_node_free(g, last);
+    last = ac_node_new(g, AC_ASYNC, 0, sc);
+    ac_notify(g, last);
+  }
+  CHECK(g->async_len > g->out_cap);
+  ac_alloc_reset(1, 1);
+  CHECK(ac_async_drain(g) == AC_OOM && g->async_len == 70);
+  CHECK_GRAPH(g);
+  ac_alloc_reset(0, 0);
+  CHECK(ac_async_drain(g) == 1 && g->out[0] == last && g->async_len == 0);
+  CHECK_GRAPH(g);
   ac_free(g);
 }
 
@@ -1010,6 +1044,7 @@ int main(void) {
   test_task_versions();
   test_released_handles();
   test_job_keys_wide();
+  test_clear_keeps_other_scheduler();
   test_pull_ring_guard();
   test_free_during_pull();
   test_link_oom();
