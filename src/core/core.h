@@ -145,7 +145,8 @@ int ac_link(ac_graph *g, ac_id dep, ac_id sub);
    run: its dependencies are dropped and the embedder finishes the release
    with ac_dispose(g, sub, 0), which then frees it and anything it created
    meanwhile (reported in g->out, not including sub). 0 otherwise, or
-   AC_BAD_ID. Never allocates. */
+   AC_BAD_ID. Never fails for lack of memory (a re-queue that does is
+   deferred to ac_retry, see below). */
 int ac_end(ac_graph *g, ac_id sub);
 
 /* ===== propagation ===== */
