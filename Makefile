@@ -19,12 +19,17 @@ LUA_SRC    = $(sort $(shell find lua -name '*.lua'))
 CORE_SRC  := $(filter-out src/core/test%,$(wildcard src/core/*.c))
 CORE_HDR  := $(wildcard src/core/*.h)
 CORE_LIB  := $(BUILD)/async_core.so
-CTEST_SRC := $(wildcard src/core/test/*.c)
+# the C tests: test_core.c and the white-box helpers it shares with the fuzz
+# driver (check.c); the core is built into them with the failing allocator
+CTEST_SRC := src/core/test/test_core.c src/core/test/check.c
+CTEST_DEF := -DAC_TEST_ALLOC -Isrc/core -Isrc/core/test
+# the FFI declarations of the Lua side, generated from the headers
+CDEF      := lua/async/kernel/cdef.lua
 
-.PHONY: all deps test check sanitize valgrind bench fuzz install uninstall clean \
+.PHONY: all deps test check sanitize valgrind bench bench-core fuzz fuzz-core install uninstall clean \
         dev-env run help lint
 
-all: $(CORE_LIB) $(BUILD)/test_core $(BUILD)/asyncrt
+all: $(CORE_LIB) $(BUILD)/test_core $(BUILD)/asyncrt $(CDEF)
 
 help:
 	@echo "make deps      install missing Debian packages (as root) or print the apt-get line"
@@ -33,6 +38,8 @@ help:
 	@echo "make sanitize  C tests and specs under ASan+UBSan"
 	@echo "make valgrind  C tests under valgrind (leak check)"
 	@echo "make bench     benchmarks against the peers (node + npm for the JS peers)"
+	@echo "make bench-core  micro benchmark of the C core's hot paths (no Lua)"
+	@echo "make fuzz-core libFuzzer on the C core (FUZZ_TIME=seconds, default 60)"
 	@echo "make fuzz      long fuzz runs (HTML scanner, then $(FUZZ_DRIVERS); FUZZ_SEED=n replays)"
 	@echo "make run       the main job: the example app"
 	@echo "make install   install into PREFIX=$(PREFIX)"
@@ -48,9 +55,33 @@ $(BUILD)/core/%.o: src/core/%.c $(CORE_HDR)
 $(CORE_LIB): $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
 	$(CC) -shared $(CFLAGS) -o $@ $^
 
-$(BUILD)/test_core: $(CTEST_SRC) $(CORE_SRC) $(CORE_HDR)
+$(BUILD)/test_core: $(CTEST_SRC) src/core/test/check.h $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -Isrc/core -o $@ $(CTEST_SRC) $(CORE_SRC)
+	$(CC) $(WARN) $(CFLAGS) $(CTEST_DEF) -o $@ $(CTEST_SRC) $(CORE_SRC)
+
+# core.h first (constants, opaque ac_graph), then layout.h (the structs);
+# the result must load under ffi.cdef, checked here and by the C tests
+$(CDEF): src/core/core.h src/core/layout.h tools/cdef.lua
+	@mkdir -p $(dir $@)
+	luajit tools/cdef.lua $@ src/core/core.h src/core/layout.h
+	luajit -e 'require("ffi").cdef(dofile("$@"))'
+
+$(BUILD)/bench_core: src/core/test/bench_core.c $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O2 -g -Isrc/core -o $@ $< $(CORE_SRC)
+
+bench-core: $(BUILD)/bench_core
+	$(BUILD)/bench_core
+
+FUZZ_TIME ?= 60
+$(BUILD)/fuzz_core: src/core/test/fuzz_core.c src/core/test/check.c src/core/test/check.h $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  $(CTEST_DEF) -o $@ src/core/test/fuzz_core.c src/core/test/check.c $(CORE_SRC)
+
+fuzz-core: $(BUILD)/fuzz_core
+	@mkdir -p $(BUILD)/fuzz-core-corpus
+	$(BUILD)/fuzz_core -max_total_time=$(FUZZ_TIME) -max_len=512 $(BUILD)/fuzz-core-corpus
 
 # asyncrt, the interpreter (src/asyncrt): LuaJIT + luv on one libuv loop, the
 # C core linked in and exported (-Wl,-E) so the Lua side can use ffi.C.
@@ -154,10 +185,10 @@ check: test
 lint:
 	luacheck -q lua spec bench examples
 
-sanitize:
+sanitize: $(CDEF)
 	@mkdir -p $(BUILD)/san
 	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-	  -fno-sanitize-recover=undefined -Isrc/core -o $(BUILD)/san/test_core $(CTEST_SRC) $(CORE_SRC)
+	  -fno-sanitize-recover=undefined $(CTEST_DEF) -o $(BUILD)/san/test_core $(CTEST_SRC) $(CORE_SRC)
 	$(BUILD)/san/test_core
 	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	  -fno-sanitize-recover=undefined -fPIC -shared -o $(BUILD)/san/async_core.so $(CORE_SRC)
@@ -167,7 +198,7 @@ sanitize:
 	  --exclude-pattern=asyncrt_cli_spec --exclude-pattern=ngx_spec spec
 	@echo "(specs that start other programs, asyncrt and nginx, run in make test, not under the sanitizers)"
 
-valgrind: $(BUILD)/test_core
+valgrind: $(BUILD)/test_core $(CDEF)
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all $(BUILD)/test_core
 
 bench: all
@@ -223,4 +254,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)/async_core.so $(DESTDIR)$(BINDIR)/asyncrt
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(CDEF)
