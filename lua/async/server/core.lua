@@ -292,7 +292,7 @@ local function internal_error(self, ctx, f)
     end
     return response.envelope(500, { [response.RESULT] = 1, error = e })
   end
-  local detail = self.env == "development" and (page.message_of(f) .. "\n\n" .. f.trace) or nil
+  local detail = self.env == "development" and f.trace or nil
   return response.error_document(500, detail, self.csp)
 end
 
@@ -385,7 +385,11 @@ function _M.new(opts)
     }, Mount)
   end
   sort(self.mounts, function(x, y) return #x.prefix > #y.prefix end)
-  if opts.public ~= nil then self.public = static.new(opts.public, opts.root) end
+  if opts.public ~= nil then
+    local ok, st = pcall(static.new, opts.public, opts.root)
+    if not ok then bad(tostring(st):gsub("^[^:]*:%d+: ", "")) end
+    self.public = st
+  end
   local client_path = opts.client_js or static.default_client_path()
   if client_path == nil then bad("cannot find the browser client (client/async.js); give client_js") end
   local client, err = static.client_entity(client_path)

@@ -55,7 +55,7 @@ end
 -- the answer for a page that failed to render
 local function failed(m, ctx, f)
   ctx:fail(f)
-  local detail = m.env == "development" and (message_of(f) .. "\n\n" .. f.trace) or nil
+  local detail = m.env == "development" and f.trace or nil   -- the traceback starts with the message
   return response.error_document(500, detail, m.csp, { { "Vary", "Accept" } })
 end
 

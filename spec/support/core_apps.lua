@@ -1,0 +1,76 @@
+--- Small apps for the server core specs: every kind of declaration the
+-- endpoints reach (plain, private and async signals, a computed, handlers
+-- and server functions that succeed, return nil, raise, wait), and routes
+-- that render at once, wait, stream, fail and set their status.
+local Async = require("async")
+
+local _M = {}
+
+--- The shop: a fresh app each call (specs register on it freely).
+function _M.shop()
+  local app = Async.define_app()
+  app:use({
+    signal = {
+      count = 0,
+      name = "ada",
+      _secret = "hunter2",
+      prefs = { theme = "light" },
+      doubled = Async.computed(function(s) return s:get("count") * 2 end),
+      stock = Async.define_async(function(self)
+        Async.delay(30, self.abort)
+        return { left = 3 }
+      end),
+    },
+    handler = {
+      inc = function(self) self.signals:update("count", function(c) return c + 1 end) end,
+      rename = function(self) self.signals:set("name", self.input.name) end,
+      boom = function() error("kaboom") end,
+      peek_secret = function(self) return self.signals:get("_secret") end,
+      stop_here = function(self) self:stop() end,
+      go = function(self) self:redirect("/items/2") end,
+    },
+    server = {
+      add = function(_, a, b) return a + b end,
+      nothing = function() return nil end,
+      fail = function() error("db down") end,
+      sold_out = function() error({ code = "out-of-stock", message = "Sold out" }, 0) end,
+      refuse = function() return Async.result({ error = { code = "nope", message = "Not allowed" } }) end,
+      ["cart.put"] = function(_, id, qty)
+        return Async.result({ value = { id = id, qty = qty }, signals = { count = qty } })
+      end,
+      args = function(self, ...) return { n = select("#", ...), first = (...) == nil and "nil" or (...) } end,
+      who = function(self) return { header = self.headers["x-test"], cookie = self.cookies.sid,
+                                    path = self.request.path, prefix = self.request.prefix,
+                                    sent = self.signals:get("count") } end,
+      wait = function(self)
+        Async.delay(50, self.abort)
+        return "waited"
+      end,
+      bad_value = function() return { f = print } end,
+    },
+    partial = {
+      home = function()
+        return { html = Async.html[[<h1 signal:text="name"></h1><b signal:text="count"></b>]] {}, title = "Home" }
+      end,
+      item = function(_, params)
+        if params.id == "9" then
+          return { html = Async.html[[<p>No item {{ id }}</p>]] { id = params.id }, status = 404, title = "Missing" }
+        end
+        return Async.html[[<p>Item {{ id }}</p>]] { id = params.id }
+      end,
+      slow = function()
+        return Async.html[[<div async:boundary="stock"><template async:loading="stock"><i>...</i></template><template async:ready="stock"><b signal:text="stock.left"></b></template></div>]] {}
+      end,
+      boom = function() error("render exploded") end,
+    },
+    route = {
+      ["/"] = Async.define_route("home"),
+      ["/items/:id"] = Async.define_route("item"),
+      ["/slow"] = Async.define_route("slow"),
+      ["/boom"] = Async.define_route("boom"),
+    },
+  })
+  return app
+end
+
+return _M
