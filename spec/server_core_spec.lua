@@ -303,8 +303,8 @@ describe("route partials: Accept: application/x-async-partial", function()
     local h = core.new({ app = apps.shop(), env = "production", log = function() end })
     local res = run(h, accept({ target = "/boom" }))
     assert.are.equal(500, res.status)
-    assert.are.equal('{"__async_server_result__":1,"error":{"code":"render-failed","message":"Internal server error",' ..
-      '"name":"AsyncError"}}', res.body)
+    assert.are.equal('{"__async_server_result__":1,"error":{"code":"render-failed",' ..
+      '"message":"Internal server error","name":"AsyncError"}}', res.body)
   end)
 
   it("a route's own boundary id is the envelope's boundary", function()
@@ -617,7 +617,8 @@ describe("the access log: one entry per request", function()
     local h = core.new({ app = apps.shop(), log = function() error("disk full") end })
     local old = io.stderr
     local lines = {}
-    io.stderr = { write = function(_, ...) for _, s in ipairs({ ... }) do lines[#lines + 1] = s end end }   -- luacheck: ignore 122
+    -- luacheck: ignore 122
+    io.stderr = { write = function(_, ...) for _, s in ipairs({ ... }) do lines[#lines + 1] = s end end }
     local ok, res = pcall(run, h, { target = "/" })
     io.stderr = old   -- luacheck: ignore 122
     assert.is_true(ok, tostring(res))
@@ -629,7 +630,8 @@ describe("the access log: one entry per request", function()
     local h = core.new({ app = apps.shop(), log = true })
     local old = io.stderr
     local lines = {}
-    io.stderr = { write = function(_, ...) for _, s in ipairs({ ... }) do lines[#lines + 1] = s end end }   -- luacheck: ignore 122
+    -- luacheck: ignore 122
+    io.stderr = { write = function(_, ...) for _, s in ipairs({ ... }) do lines[#lines + 1] = s end end }
     local ok, err = pcall(run, h, { target = "/items/7?x=1" })
     io.stderr = old   -- luacheck: ignore 122
     assert.is_true(ok, tostring(err))

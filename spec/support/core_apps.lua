@@ -28,6 +28,14 @@ function _M.shop()
       peek_secret = function(self) return self.signals:get("_secret") end,
       stop_here = function(self) self:stop() end,
       go = function(self) self:redirect("/items/2") end,
+      read_theme = function(self) return self.signals:get("prefs.theme") end,
+      stock_left = function(self)
+        return { left = self.signals:get("stock.left"), status = self.signals:get("stock.$status") }
+      end,
+      call_fail = function(self)
+        local ok = pcall(function() return self.server.fail() end)
+        return ok and "ok" or "caught"
+      end,
     },
     server = {
       add = function(_, a, b) return a + b end,
@@ -38,7 +46,7 @@ function _M.shop()
       ["cart.put"] = function(_, id, qty)
         return Async.result({ value = { id = id, qty = qty }, signals = { count = qty } })
       end,
-      args = function(self, ...) return { n = select("#", ...), first = (...) == nil and "nil" or (...) } end,
+      args = function(_, ...) return { n = select("#", ...), first = (...) == nil and "nil" or (...) } end,
       who = function(self) return { header = self.headers["x-test"], cookie = self.cookies.sid,
                                     path = self.request.path, prefix = self.request.prefix,
                                     sent = self.signals:get("count") } end,
@@ -59,7 +67,8 @@ function _M.shop()
         return Async.html[[<p>Item {{ id }}</p>]] { id = params.id }
       end,
       slow = function()
-        return Async.html[[<div async:boundary="stock"><template async:loading="stock"><i>...</i></template><template async:ready="stock"><b signal:text="stock.left"></b></template></div>]] {}
+        return Async.html([[<div async:boundary="stock"><template async:loading="stock"><i>...</i></template>]] ..
+          [[<template async:ready="stock"><b signal:text="stock.left"></b></template></div>]]) {}
       end,
       boom = function() error("render exploded") end,
     },

@@ -19,20 +19,17 @@ local loop = require("async.loop")
 local abort_mod = require("async.kernel.abort")
 local render = require("async.ssr.render")
 local response = require("async.server.response")
+local worker = require("async.server.worker")
 
 local type, tostring, pcall, xpcall, concat = type, tostring, pcall, xpcall, table.concat
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
-local traceback = debug.traceback
 
 local _M = {}
 
 local RESULT = response.RESULT
 local CLOSED = render.CLOSED
 
--- error handler: keeps the value and adds the traceback
-local function failure(e)
-  return { err = e, trace = traceback(type(e) == "table" and tostring(e.message or e) or tostring(e), 2) }
-end
+local failure = worker.failure
 _M.failure = failure
 
 -- the message of a failure record
@@ -70,8 +67,9 @@ end
 local function whole(m, ctx)
   local req = ctx.req
   local rt = m:runtime(ctx, req.abort)
-  local ok, r = xpcall(rt.render_document, failure, rt, ctx.url, { abort = req.abort, timeout = m.timeout })
+  local how, ok, r = worker.run(req.abort, rt.render_document, rt, ctx.url, { abort = req.abort, timeout = m.timeout })
   m:destroy(rt, ctx)
+  if how == "aborted" then return gone(ctx, req.abort.reason) end
   if not ok then
     if r.err == CLOSED then return gone(ctx, req.abort and req.abort.reason) end
     return failed(m, ctx, r)
@@ -106,6 +104,16 @@ function _M.document(m, ctx)
     end)
   end
   local rt = m:runtime(ctx, abort)
+  -- the runtime is destroyed once: when the renderer ends, or on the loop's
+  -- next tick after the abort fired (a renderer whose app code waits on an
+  -- aborted token is never resumed, so it would never end)
+  local destroyed = false
+  local function destroy()
+    if destroyed then return end
+    destroyed = true
+    m:destroy(rt, ctx)
+  end
+  abort:on_abort(function() l:defer(destroy) end)
   local function renderer_write(chunk)
     if st.closed then return nil, "closed" end
     if chunk ~= nil and chunk ~= "" then
@@ -120,7 +128,7 @@ function _M.document(m, ctx)
       { abort = abort, stream_timeout = m.stream_timeout, on_head = function(h) st.head = h end })
     if not ok then st.error = r
     elseif r == nil then st.gone = err or "closed" end
-    m:destroy(rt, ctx)
+    destroy()
     if unlink then unlink() end
     st.done = true
     wake()
@@ -128,14 +136,17 @@ function _M.document(m, ctx)
   local ok, err = co_resume(renderer)
   if not ok then   -- cannot happen (the body catches everything); never leave the runtime behind
     st.done, st.error = true, failure(err)
-    m:destroy(rt, ctx)
+    destroy()
   end
   -- wait for the decision: finished, or the shell out and the renderer waiting
   while not st.done and not (st.last > 0 and co_status(renderer) == "suspended") do
     if abort.aborted then break end
     wait()
   end
-  if not st.done and abort.aborted then return gone(ctx, abort.reason) end
+  if not st.done and abort.aborted then
+    if unlink then unlink() end
+    return gone(ctx, abort.reason)
+  end
   if st.done then
     if st.error then return failed(m, ctx, st.error) end
     if st.gone then return gone(ctx, st.gone) end
@@ -203,9 +214,11 @@ end
 function _M.partial(m, ctx)
   local req = ctx.req
   local rt = m:runtime(ctx, req.abort)
-  local ok, r = xpcall(rt.render, failure, rt, ctx.url, { document = false, abort = req.abort, timeout = m.timeout })
-  local match = ok and rt.router:match(ctx.rel) or nil
+  local how, ok, r = worker.run(req.abort, rt.render, rt, ctx.url,
+    { document = false, abort = req.abort, timeout = m.timeout })
+  local match = how == "done" and ok and rt.router:match(ctx.rel) or nil
   m:destroy(rt, ctx)
+  if how == "aborted" then return gone(ctx, req.abort.reason) end
   if not ok then
     if r.err == CLOSED then return gone(ctx, req.abort and req.abort.reason) end
     return partial_failed(m, ctx, r)

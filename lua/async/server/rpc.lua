@@ -23,9 +23,10 @@ local task = require("async.kernel.task")
 local request = require("async.server.request")
 local response = require("async.server.response")
 local page = require("async.server.page")
+local worker = require("async.server.worker")
 
-local type, tostring, pairs, ipairs, next, pcall, xpcall, getmetatable =
-  type, tostring, pairs, ipairs, next, pcall, xpcall, getmetatable
+local type, tostring, pairs, ipairs, next, pcall, getmetatable =
+  type, tostring, pairs, ipairs, next, pcall, getmetatable
 local sort, concat, min = table.sort, table.concat, math.min
 local find, sub = string.find, string.sub
 
@@ -253,15 +254,19 @@ function _M.serve(m, ctx, kind, raw)
   local b, status, code, msg = _M.parse_body(body)
   if not b then return response.error_envelope(status, code, msg) end
   local rt = m:runtime(ctx, req.abort)
-  local ok, env = xpcall(function()
+  local how, ok, env = worker.run(req.abort, function()
     if kind == "server" then
       return rt:call(id, b.args, { input = b.input, signals = call_signals(ctx, b.signals), request = rt.request,
                                    abort = req.abort })
     end
     _M.apply_signals(rt, ctx, b.signals)
     return rt:dispatch(id, b.args, { input = b.input, request = rt.request })
-  end, page.failure)
+  end)
   m:destroy(rt, ctx)
+  if how == "aborted" then
+    ctx.entry.error = "closed: " .. tostring(req.abort.reason)
+    return response.error_envelope(499, "client-closed", "the client went away")
+  end
   if not ok then
     ctx:fail(env)
     local e = response.error_value(kind == "server" and "runtime-error" or "handler-failed", "Internal server error")
