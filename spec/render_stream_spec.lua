@@ -184,7 +184,8 @@ describe("render_stream: timeouts and errors", function()
     loop:advance(20)
     assert.are.equal("dead", coroutine.status(co))
     assert.are.equal('<template async:fill="bad"><em signal:text="bad.$error.code">E_BOOM</em></template>' ..
-      '<script type="application/json" async:patch>{"seq":1,"signals":{"bad":{"error":{"code":"E_BOOM","message":"boom",' ..
+      '<script type="application/json" async:patch>{"seq":1,"signals":{"bad":{"error":{"code":"E_BOOM",' ..
+      '"message":"boom",' ..
       '"name":"Error"},"loading":false,"status":"error","version":1}}}</script>', chunks[2])
     assert.truthy(chunks[3]:find('^<template async:fill="good"><b signal:text="good.name">G</b></template>'))
     assert.are.equal("<END>", chunks[4])

@@ -82,4 +82,56 @@ function _M.shop()
   return app
 end
 
+--- An app for lifecycle specs; `events` collects the waits that completed
+-- ("slow:done", "wait:done", ...). A wait aborted by its token never
+-- resumes its coroutine (async.loop), so an aborted one leaves no event.
+function _M.lifecycle(events)
+  local app = Async.define_app()
+  local function note(what) events[#events + 1] = what end
+  app:use({
+    signal = {
+      slow = Async.define_async(function(self)
+        Async.delay(50, self.abort)
+        note("slow:done")
+        return 1
+      end),
+    },
+    partial = {
+      stream = function()
+        return Async.html([[<div async:boundary="slow"><template async:loading="slow">...</template>]] ..
+          [[<template async:ready="slow"><b signal:text="slow"></b></template></div>]]) {}
+      end,
+      wait = function(self)
+        Async.delay(100, self.request.abort)
+        note("wait:done")
+        return "<p>waited</p>"
+      end,
+      blind = function()
+        Async.delay(100)
+        note("blind:done")
+        return "<p>waited</p>"
+      end,
+      boom = function() error("boom") end,
+    },
+    handler = { boom = function() error("boom") end, ok = function() end },
+    server = {
+      wait = function(self)
+        Async.delay(100, self.abort)
+        note("server:done")
+        return 1
+      end,
+      blind = function()
+        Async.delay(100)
+        note("server-blind:done")
+        return 1
+      end,
+    },
+    route = {
+      ["/stream"] = Async.define_route("stream"), ["/wait"] = Async.define_route("wait"),
+      ["/blind"] = Async.define_route("blind"), ["/boom"] = Async.define_route("boom"),
+    },
+  })
+  return app
+end
+
 return _M
