@@ -139,6 +139,7 @@ install: all
 	@for f in $(LUA_SRC); do \
 	  d=$(DESTDIR)$(LUADIR)/$$(dirname $${f#lua/}); install -d $$d && install -m 0644 $$f $$d/ || exit 1; \
 	done
+	install -m 0644 client/async.js $(DESTDIR)$(LUADIR)/async/server/client.js
 	install -m 0755 $(CORE_LIB) $(DESTDIR)$(LIBDIR)/async_core.so
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BUILD)/asyncrt $(DESTDIR)$(BINDIR)/asyncrt
