@@ -681,3 +681,102 @@ describe("core.new: options are checked", function()
       "handle(req) must run inside a coroutine (one per request)")
   end)
 end)
+
+-- ===== the examples, served =====
+
+describe("the examples through the core", function()
+  -- what the runtime itself renders for url (a fresh runtime, in a coroutine)
+  local function rendered(app, url, how)
+    local rt = Async.create_app(app, { env = "development" })
+    local out
+    local chunks = {}
+    cc.drive(loop, coroutine.create(function()
+      if how == "stream" then
+        rt:render_stream(url, function(c) if c then chunks[#chunks + 1] = c end return true end)
+        out = table.concat(chunks)
+      elseif how == "partial" then
+        out = rt:render(url, { document = false })
+      else
+        out = rt:render_document(url).html
+      end
+    end))
+    rt:destroy()
+    return out
+  end
+
+  local CASES = {
+    { "ssr", "/products/123", 200, "document" },
+    { "partials", "/", 200, "document" },
+    { "partials", "/products/sku-1", 200, "document" },
+    { "partials", "/missing/page", 404, "document" },
+    { "components", "/", 200, "document" },
+    { "product", "/products/sku-1", 200, "stream" },
+    { "product", "/products/sku-404", 200, "stream" },
+    { "streaming", "/products/sku-1", 200, "stream" },
+  }
+  for _, c in ipairs(CASES) do
+    local name, url, status, how = c[1], c[2], c[3], c[4]
+    it(("%s %s: %d, %s, the bytes the runtime renders"):format(name, url, status, how), function()
+      local app = require("examples." .. name)
+      local res, chunks = run(core.new({ app = app, env = "development", log = function() end }), { target = url })
+      assert.are.equal(status, res.status)
+      local want = rendered(app, url, how)
+      if how == "stream" then
+        assert.is_nil(res.body)
+        assert.is_true(#chunks > 1)
+        assert.are.same(STREAM_HEADERS, cc.headers(res))
+      else
+        assert.are.same(with_length(DOC_HEADERS, res.body), cc.headers(res))
+      end
+      assert.are.equal(want, cc.body(res, chunks))
+    end)
+  end
+
+  it("partials: the route partial envelope is rt:render's fragment and state", function()
+    local app = require("examples.partials")
+    local res = run(core.new({ app = app, log = function() end }),
+      { target = "/products/sku-2", headers = PARTIAL_ACCEPT })
+    local r = rendered(app, "/products/sku-2", "partial")
+    local env = Async.json.decode(res.body)
+    assert.are.equal(200, res.status)
+    assert.are.same({ 1, "route", r.html, r.title, r.status },
+      { env.__async_server_result__, env.boundary, env.html, env.title, env.status })
+    assert.are.equal(Async.json.encode(r.signals), Async.json.encode(env.signals))
+  end)
+
+  it("ssr: a handler round trip updates the count", function()
+    local h = core.new({ app = require("examples.ssr"), log = function() end })
+    local res = run(h, { method = "POST", target = "/__async/handler/increment", body = '{"signals":{"count":41}}',
+                         headers = { ["content-type"] = "application/json", ["x-async-request"] = "1",
+                                     origin = "http://example.test" } })
+    assert.are.equal(200, res.status)
+    assert.are.equal('{"__async_server_result__":1,"signals":{"count":42}}', res.body)
+  end)
+end)
+
+describe("core.error_response: the transport's refusals on POST endpoints are envelopes", function()
+  local cases = {
+    { { status = 413, code = "body_too_large", path = "/__async/server/add" },
+      413, '{"__async_server_result__":1,"error":{"code":"body-too-large","message":"Content Too Large",' ..
+      '"name":"AsyncError"}}' },
+    { { status = 431, code = "headers_too_large", path = "/shop/__async/handler/inc" },
+      431, '{"__async_server_result__":1,"error":{"code":"headers-too-large",' ..
+      '"message":"Request Header Fields Too Large","name":"AsyncError"}}' },
+    { { status = 500, code = "handler_error", path = "/__async/handler/inc" },
+      500, '{"__async_server_result__":1,"error":{"code":"internal-error","message":"Internal Server Error",' ..
+      '"name":"AsyncError"}}' },
+  }
+  for _, c in ipairs(cases) do
+    it(c[1].code .. " on " .. c[1].path, function()
+      local res = core.error_response(c[1])
+      assert.are.equal(c[2], res.status)
+      assert.are.equal(c[3], res.body)
+      assert.are.same(with_length(ENVELOPE_HEADERS, res.body), cc.headers(res))
+    end)
+  end
+
+  it("anything else: nil (the transport's plain answer)", function()
+    assert.is_nil(core.error_response({ status = 413, code = "body_too_large", path = "/upload" }))
+    assert.is_nil(core.error_response({ status = 400, code = "malformed" }))
+  end)
+end)

@@ -332,6 +332,23 @@ function Server:handle(req)
   return res
 end
 
+--- For a transport's `error_response(e)` hook (docs/http.md): the answer
+-- to a request the transport refused (`e = { status =, code =, path = }`)
+-- or whose handler raised, as an error envelope when the path is a POST
+-- endpoint's (`.../__async/server/...`, `.../__async/handler/...`), so the
+-- browser client gets JSON it can read; nil (the transport's default)
+-- otherwise.
+function _M.error_response(e)
+  if type(e) ~= "table" or type(e.path) ~= "string" then return nil end
+  if not find(e.path, "/__async/server/", 1, true) and not find(e.path, "/__async/handler/", 1, true) then
+    return nil
+  end
+  local status = type(e.status) == "number" and e.status or 500
+  local code = type(e.code) == "string" and e.code:gsub("_", "-") or "error"
+  if status >= 500 then code = "internal-error" end
+  return response.error_envelope(status, code, response.REASONS[status] or "Error")
+end
+
 --- The handler for `opts` (docs/endpoints.md, "Options").
 function _M.new(opts)
   if type(opts) ~= "table" then bad("expects an options table") end
