@@ -780,3 +780,26 @@ describe("core.error_response: the transport's refusals on POST endpoints are en
     assert.is_nil(core.error_response({ status = 400, code = "malformed" }))
   end)
 end)
+
+describe("the renderer's problems reach the log", function()
+  local function app()
+    local a = Async.define_app()
+    a:use({ partial = { p = function() return '<b signal:text="ghost"></b>' end },
+            route = { ["/"] = Async.define_route("p") } })
+    return a
+  end
+
+  it("production: an unknown binding renders and is a warning line", function()
+    local entries = {}
+    local h = core.new({ app = app(), env = "production", log = function(e) entries[#entries + 1] = e end })
+    local res = run(h, { target = "/" })
+    assert.are.equal(200, res.status)
+    assert.are.same({ 'render: unknown signal "ghost" at p:1:4' }, entries[1].warnings)
+  end)
+
+  it("development: it is an error (500) with the message", function()
+    local res = run(core.new({ app = app(), log = function() end }), { target = "/" })
+    assert.are.equal(500, res.status)
+    assert.truthy(res.body:find('render: unknown signal &quot;ghost&quot; at p:1:4', 1, true))
+  end)
+end)

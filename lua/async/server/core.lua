@@ -140,7 +140,7 @@ function Mount:runtime(ctx, abort)
   for k, v in pairs(self.runtime_opts) do o[k] = v end
   o.env, o.request, o.layout, o.client_url = self.env, view, self.layout, self.client_url
   o.on_error = function(err, trace, what) ctx:report(err, trace, what) end
-  o.log = function(msg) ctx:warn(msg) end
+  o.log = function(msg) ctx:warn(msg, true) end
   ctx.runtimes = ctx.runtimes + 1
   return runtime.create_app(self.app, o)
 end
@@ -157,9 +157,10 @@ end
 local Ctx = {}
 Ctx.__index = Ctx
 
--- a warning for the log (development) of this request
-function Ctx:warn(msg)
-  if self.env ~= "development" then return end
+-- a warning for the log of this request: development only, unless `always`
+-- (the renderer's own log lines, which are its only report in production)
+function Ctx:warn(msg, always)
+  if self.env ~= "development" and not always then return end
   local w = self.entry.warnings
   if w == nil then w = {}; self.entry.warnings = w end
   w[#w + 1] = msg
@@ -277,8 +278,8 @@ local function finish(self, ctx)
   if self.log then
     local ok, err = pcall(self.log, e)
     if not ok then io.stderr:write("async.server.core: log failed: ", tostring(err), "\n") end
-  elseif e.error and e.status >= 500 then
-    stderr_log(e)   -- errors always reach a log
+  elseif (e.error and e.status >= 500) or e.warnings then
+    stderr_log(e)   -- without an access log, errors and warnings still reach stderr
   end
 end
 
