@@ -40,6 +40,7 @@ local find, gsub, sub, lower, match, format =
   string.find, string.gsub, string.sub, string.lower, string.match, string.format
 local concat = table.concat
 local registry = require("async.app.registry")
+local array_mt = require("async.app.json").array_mt
 
 local _M = {}
 
@@ -110,7 +111,7 @@ local function render_value(v, name, line, sep)
   if t == "table" then
     local mt = getmetatable(v)
     if mt == SAFE then return v.html end
-    if mt == nil then
+    if mt == nil or mt == array_mt then   -- a decoded JSON array carries array_mt
       local n = #v
       if n == 0 and next(v) ~= nil then
         render_error(name, line, "cannot render a table that is not an array")

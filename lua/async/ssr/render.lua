@@ -90,7 +90,8 @@ local function to_html(v, id)
   if t == "string" then return v end
   if v == nil then return "" end
   if html_mod.is_safe(v) then return tostring(v) end
-  if t == "table" and getmetatable(v) == nil and (v[1] ~= nil or next(v) == nil) then
+  local mt = t == "table" and getmetatable(v)
+  if t == "table" and (mt == nil or mt == json.array_mt) and (v[1] ~= nil or next(v) == nil) then
     local parts = {}
     for i = 1, #v do parts[i] = to_html(v[i], id) end
     return concat(parts)
