@@ -17,6 +17,7 @@ local errors = require("async.kernel.errors")
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
 local rawget = rawget
+local co_running = coroutine.running
 local traceback = debug.traceback
 local os_getenv = os.getenv
 
@@ -106,6 +107,9 @@ function _M.create_app(app, opts)
     server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries,
                              base = app.decl["cache.server"] }),
   }
+  -- fired by destroy: releases what the runtime's partials and handlers
+  -- hold across a wait (a single-flight fill of their caches)
+  rt.abort = abort_mod.new()
   rt.server = rt:server_proxy(nil)
   -- the kernel root owns the runtime's effects, subscriptions and computeds
   -- (and keeps their functions alive only as long as the runtime lives)
@@ -387,11 +391,23 @@ function Runtime:call(id, args, opts)
     request = request,
     headers = opts.headers or (parent and parent.headers) or (request and request.headers) or {},
     cookies = opts.cookies or (parent and parent.cookies) or (request and request.cookies) or {},
-    abort = opts.abort or (parent and parent.abort) or abort_mod.new(),
+    abort = opts.abort or (parent and parent.abort),
     runtime = self, nested_signals = nil,
   }, ServerCtx)
+  -- a call without a token of its own gets one that the runtime's destroy fires
+  local unlink
+  if ctx.abort == nil then
+    local token = abort_mod.new()
+    ctx.abort = token
+    unlink = self.abort:on_abort(function(reason) token:cancel(reason) end)
+  end
   ctx.server = self:server_proxy(ctx)
+  -- a fill this call starts is released when its token fires
+  local co, c = co_running(), self.cache.server
+  local prev = c:enter_abort(co, ctx.abort)
   local ok, res = xpcall(fn, on_fail, ctx, unpack(args, 1, args.n or #args))
+  c:leave_abort(co, prev)
+  if unlink then unlink() end
   if not ok then
     report(self, res.err, res.trace, "server " .. id)
     return error_envelope(res.err, self.env, "runtime-error", res.trace)
@@ -473,7 +489,10 @@ function Runtime:dispatch(name, args, opts)
     event = opts.event or {}, request = opts.request or self.request, runtime = self, effects = {},
   }, HandlerCtx)
   args = args or {}
+  local co, c = co_running(), self.cache.browser
+  local prev = c:enter_abort(co, self.abort)
   local ok, res = xpcall(fn, on_fail, ctx, unpack(args, 1, args.n or #args))
+  c:leave_abort(co, prev)
   if self.scheduler.strategy == "manual" then pcall(self.scheduler.flush, self.scheduler) end
   if not ok then
     report(self, res.err, res.trace, "handler " .. name)
@@ -530,6 +549,7 @@ end
 --- Destroys the runtime's state: component scopes destroyed (their effects
 -- stopped), signals unregistered (async runs aborted).
 function Runtime:destroy()
+  pcall(self.abort.cancel, self.abort, "destroyed")
   for _, scope in ipairs(sorted_keys(self.scopes)) do
     local inst = self.scopes[scope]
     if inst then

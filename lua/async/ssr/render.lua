@@ -122,7 +122,13 @@ function _M.run_partial(self, id, params, route)
     cache = self.cache.server, browser_cache = self.cache.browser, request = self.request,
     runtime = self, instances = {},
   }, PartialCtx)
-  local res = fn(ctx, ctx.params)
+  -- fills the partial starts are released when the runtime is destroyed
+  local co, sc, bc = co_running(), self.cache.server, self.cache.browser
+  local prev_s, prev_b = sc:enter_abort(co, self.abort), bc:enter_abort(co, self.abort)
+  local okp, res = pcall(fn, ctx, ctx.params)
+  sc:leave_abort(co, prev_s)
+  bc:leave_abort(co, prev_b)
+  if not okp then error(res, 0) end
   local out = { status = nil, title = nil }
   if type(res) == "table" and not html_mod.is_safe(res) and res[1] == nil then
     out.html = res.html
