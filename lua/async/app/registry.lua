@@ -31,13 +31,19 @@ local new_error = errors.new
 local Signals = {}
 Signals.__index = Signals
 
+-- Paths resolved per registry, at most (a path can come from a client: the
+-- cache is emptied when it is full, so a stream of fresh paths costs memory
+-- bounded by this, and the paths in use are cached again at once).
+_M.PATH_CACHE_MAX = 1024
+
 --- A new registry; `init` is an optional map id -> signal (or plain value).
 function _M.new(opts)
   opts = opts or {}
   local self = setmetatable({
     map = {},              -- id -> signal object
     order = {},            -- ids in registration order
-    cache = {},            -- path -> { id, rest segments } (cleared on (un)register)
+    cache = {},            -- path -> { id, rest segments } (cleared on (un)register and when full)
+    cache_n = 0,           -- entries in cache
     scheduler = opts.scheduler,
     context = opts.context, -- { server=, cache= } for async signal ctx
     root = opts.root,       -- the kernel root (a runtime's) that owns its computeds and subscriptions
@@ -76,7 +82,12 @@ local function resolve(self, path)
   end
   if not id then return nil end
   local segs = rest and split(rest) or {}
+  local n = self.cache_n
+  if n >= _M.PATH_CACHE_MAX then
+    self.cache, n = {}, 0
+  end
   self.cache[path] = { id, segs }
+  self.cache_n = n + 1
   return id, segs
 end
 Signals.resolve = resolve
@@ -119,7 +130,7 @@ function Signals:register(id, sig)
   self.map[id] = sig
   self.order[#self.order + 1] = id
   id_of[sig] = id
-  self.cache = {}
+  self.cache, self.cache_n = {}, 0
   return sig
 end
 
@@ -132,7 +143,7 @@ function Signals:unregister(id)
     if self.order[i] == id then table.remove(self.order, i); break end
   end
   if is_async(sig) then sig:dispose() end
-  self.cache = {}
+  self.cache, self.cache_n = {}, 0
   return true
 end
 

@@ -422,8 +422,9 @@ local function prefix_list(v, kind)
   error("scanner: prefixes." .. kind .. " must be a string or a list of strings", 3)
 end
 
-local configs_by_key = {}
+local configs_by_key, configs_n = {}, 0
 local configs_by_table = setmetatable({}, { __mode = "k" })
+_M.MAX_CONFIGS = 64 -- prefix configs kept (each with its plan cache); all dropped when more are made
 
 -- A config: { key, list = { {prefix, kind} } longest first, first = { [byte] = true } }.
 local function get_config(prefixes)
@@ -452,8 +453,13 @@ local function get_config(prefixes)
   local key = concat(parts, "\0")
   cfg = configs_by_key[key]
   if not cfg then
+    if configs_n >= _M.MAX_CONFIGS then
+      configs_by_key, configs_n = {}, 0
+      configs_by_table = setmetatable({}, { __mode = "k" })
+    end
     cfg = { key = key, list = list, first = first, cache = { cur = {}, old = {}, n = 0 } }
     configs_by_key[key] = cfg
+    configs_n = configs_n + 1
   end
   configs_by_table[prefixes] = cfg
   return cfg
@@ -944,6 +950,11 @@ end
 -- Drops every cached plan.
 function _M.cache_clear()
   for _, cfg in pairs(configs_by_key) do cfg.cache = { cur = {}, old = {}, n = 0 } end
+end
+
+-- Number of prefix configs kept.
+function _M.config_count()
+  return configs_n
 end
 
 -- Number of cached plans (all configs).

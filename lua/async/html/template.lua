@@ -9,7 +9,8 @@
 -- and nothing else: no calls, no operators, so data can never run code.
 --
 -- Each template string is scanned once for its HTML context and compiled
--- (loadstring of generated code, cached by template string, as etlua does)
+-- (loadstring of generated code, cached by template string, as etlua does;
+-- the cache is bounded, see cache_size)
 -- into one function that joins precomputed static chunks and escaped values.
 --
 -- Values:
@@ -33,8 +34,8 @@
 -- Errors: compile errors and render errors read "template:LINE: message"
 -- (or "NAME:LINE:" with html.compile(s, { name = NAME })).
 
-local type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs =
-  type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs
+local type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs =
+  type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs
 local loadstring, setfenv = loadstring, setfenv
 local find, gsub, sub, lower, match, format =
   string.find, string.gsub, string.sub, string.lower, string.match, string.format
@@ -475,7 +476,41 @@ end
 
 -- ===== COMPILING =====
 
-local compiled = {} -- cache key -> render function
+-- Compiled templates, cached by template string in two generations: a hit
+-- in the old one moves to the current one; when the current one holds
+-- cache_size entries it becomes the old one (and the old one is dropped).
+-- At most 2 * cache_size templates are kept, however many distinct strings
+-- an app compiles (a template built from request data is a fresh string
+-- per request), and the templates in use stay compiled.
+_M.cache_size = 512
+local compiled = { cur = {}, old = {}, n = 0 }
+
+local function cache_get(key)
+  local c = compiled
+  local fn = c.cur[key]
+  if fn then return fn end
+  fn = c.old[key]
+  if fn then
+    c.old[key] = nil
+    if c.n >= _M.cache_size then c.old, c.cur, c.n = c.cur, {}, 0 end
+    c.cur[key], c.n = fn, c.n + 1
+  end
+  return fn
+end
+
+local function cache_set(key, fn)
+  local c = compiled
+  if c.n >= _M.cache_size then c.old, c.cur, c.n = c.cur, {}, 0 end
+  c.cur[key], c.n = fn, c.n + 1
+end
+
+-- The number of compiled templates kept.
+function _M.cache_count()
+  local n = 0
+  for _ in pairs(compiled.cur) do n = n + 1 end
+  for _ in pairs(compiled.old) do n = n + 1 end
+  return n
+end
 local EMPTY = {}
 
 local function check_env(env)
@@ -491,7 +526,7 @@ function _M.compile(src, opts)
   end
   local name = opts and opts.name or "template"
   local key = name == "template" and src or name .. "\0" .. src
-  local fn = compiled[key]
+  local fn = cache_get(key)
   if fn then return fn end
   local pieces = scan(src, name)
   local code, long = generate(pieces)
@@ -500,7 +535,7 @@ function _M.compile(src, opts)
   setfenv(chunk, {})
   local h = helpers(name)
   local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type, h.walk, long)
-  compiled[key] = render
+  cache_set(key, render)
   return render
 end
 
@@ -528,12 +563,12 @@ function _M.set_binding_prefixes(list)
   local copy = {}
   for i = 1, #list do copy[i] = lower(list[i]) end
   extra_prefixes = copy
-  compiled = {}
+  compiled = { cur = {}, old = {}, n = 0 }
 end
 
 -- Drops every compiled template.
 function _M.clear_cache()
-  compiled = {}
+  compiled = { cur = {}, old = {}, n = 0 }
 end
 
 return _M
