@@ -48,8 +48,9 @@ describe("html", function()
       { "attribute mixing text", '<tr id="row-{{ id }}-{{ n }}">', { id = "a", n = 1 }, '<tr id="row-a-1">' },
       { "list in attribute joins with spaces", '<p class="{{ c }}">', { c = { "a", "b&c" } }, '<p class="a b&amp;c">' },
       { "nil in attribute", '<p class="{{ c }}">', {}, '<p class="">' },
-      { "script text is escaped", "<script>var x = '{{ x }}'; if (a<b) {}</script><p title={{ t }}>",
-        { x = "</script>'", t = "z" }, "<script>var x = '&lt;/script&gt;&#39;'; if (a<b) {}</script><p title=\"z\">" },
+      { "a JSON script block gets JSON (spec/robust_escape_spec.lua: {{ }} in other scripts is refused)",
+        '<script type="application/json">{{ x }}</script><p title={{ t }}>',
+        { x = "</script>'", t = "z" }, '<script type="application/json">"\\u003c/script>\'"</script><p title="z">' },
       { "comment", "<!-- {{ x }} --><p>{{ x }}</p>", { x = "-->" }, "<!-- --&gt; --><p>--&gt;</p>" },
       { "doctype", "<!DOCTYPE html><p>{{ x }}</p>", { x = 1 }, "<!DOCTYPE html><p>1</p>" },
       { "a < in text is text", "<p>1 < 2 {{ x }}</p>", { x = "ok" }, "<p>1 < 2 ok</p>" },
@@ -104,10 +105,10 @@ describe("html", function()
 
     it("generates one concatenation with static chunks", function()
       assert.are.equal(
-        "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type, walk, LONG = ...\n" ..
+        "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type, walk, LONG, url, json = ...\n" ..
         "return function(env)\n" ..
         "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
-        '  return setmetatable({ html = "<a href=\\"" .. attr(env["u"], 1) .. "\\">" .. ' ..
+        '  return setmetatable({ html = "<a href=\\"" .. url(1, "url", "", env["u"], "") .. "\\">" .. ' ..
         'text(index(env["p"], "t", 1, "p"), 1) .. "</a>" }, SAFE)\n' ..
         "end\n",
         html.source('<a href="{{ u }}">{{ p.t }}</a>'))

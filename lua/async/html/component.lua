@@ -11,6 +11,7 @@
 local kernel = require("async.kernel.graph")
 local signals_mod = require("async.app.registry")
 local errors = require("async.kernel.errors")
+local escape_attr = require("async.html.escape").attr
 
 local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
   pcall, ipairs
@@ -133,7 +134,7 @@ function Instance.suspense(_, ref, views)
         error('suspense view "' .. status .. '" must be a function, got ' .. type(view), 2)
       end
       local body = view(ref)
-      out[#out + 1] = '<template async:' .. status .. '="' .. html.escape(id) .. '">' ..
+      out[#out + 1] = '<template async:' .. status .. '="' .. escape_attr(id) .. '">' ..
         tostring(body == nil and "" or body) .. "</template>"
     end
   end

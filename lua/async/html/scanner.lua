@@ -26,6 +26,7 @@ if not has_tnew then tnew = function() return {} end end
 local floor, huge = math.floor, math.huge
 
 local chain = require("async.app.chain")
+local escape = require("async.html.escape")
 
 local _M = { _VERSION = "0.1" }
 
@@ -71,12 +72,7 @@ local function forbidden_attr(name)
   return ssub(name, 1, 2) == "on" or name == "srcdoc"
 end
 
-local URL_ATTRS = {
-  href = true, src = true, action = true, formaction = true, ["xlink:href"] = true, poster = true,
-  cite = true, data = true, background = true, ping = true, manifest = true, codebase = true,
-}
-local SAFE_SCHEMES = { http = true, https = true, mailto = true, tel = true }
-_M.UNSAFE_URL = "about:invalid#async-unsafe-url"
+_M.UNSAFE_URL = escape.UNSAFE_URL
 
 local DEFAULT_PREFIXES = { async = "async:", signal = "signal:", on = "on:", class = "class:" }
 _M.DEFAULT_PREFIXES = DEFAULT_PREFIXES
@@ -110,28 +106,10 @@ end
 
 -- ===== ESCAPING =====
 
-local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
-
--- True when s has one of & < > " ' (plain finds: LuaJIT compiles them, ~14x
--- faster than one pattern find on short strings).
-local function has_special(s)
-  return sfind(s, "&", 1, true) or sfind(s, "<", 1, true) or sfind(s, ">", 1, true)
-    or sfind(s, '"', 1, true) or sfind(s, "'", 1, true)
-end
-
--- HTML text content: & < > escaped, and " ' too, so text stays inert even
--- where a browser would disagree with the scanner about the context.
-local function escape_text(s)
-  if not has_special(s) then return s end
-  return (sgsub(s, "[&<>\"']", ESC))
-end
+-- Escaping is async.html.escape's (one module for templates and bindings);
+-- these names stay for the code that used them.
+local escape_text, escape_attr = escape.text, escape.attr
 _M.escape_text = escape_text
-
--- A double- or single-quoted attribute value: & < > " ' escaped.
-local function escape_attr(s)
-  if not has_special(s) then return s end
-  return (sgsub(s, "[&<>\"']", ESC))
-end
 _M.escape_attr = escape_attr
 
 -- Static attribute text from the template, re-quoted with '"': character
@@ -191,15 +169,6 @@ local function truthy(v)
   if type(v) == "number" and v ~= v then return false end
   if type(v) == "userdata" then return false end -- JSON null
   return true
-end
-
-local function safe_url(s)
-  if not sfind(s, ":", 1, true) then return s end -- no scheme
-  local u = sgsub(s, "[%z\1-\32]", "")
-  local scheme = smatch(u, "^([%a][%w+.%-]*):")
-  if not scheme then return s end
-  if SAFE_SCHEMES[slower(scheme)] then return s end
-  return _M.UNSAFE_URL
 end
 
 -- ===== TOKENIZER =====
@@ -837,7 +806,7 @@ local function compile(html, cfg, opts)
             add_edit(tok.ins, tok.ins - 1, t)
           end
           t.open = " " .. t.raw_name .. '="'
-          t.url = URL_ATTRS[target] or nil
+          t.url = escape.url_attribute(target) and true or nil
           if target == "class" then
             t.is_class = true
             t.static = t.static or ""
@@ -1145,7 +1114,7 @@ local function attr_value(h, resolve)
         value = ""
       else
         v = (v ~= false or kind == "value") and to_text(v) or nil
-        if v and h.url then v = safe_url(v) end
+        if v and h.url then v = escape.url_for(h.name, v) end
         value = v and escape_attr(v) or false
       end
     end

@@ -1,12 +1,10 @@
 --- Whole documents: the app's layout (or the default one) around a rendered
 -- page, loading the browser client (protocol.md "The served document").
 local render = require("async.ssr.render")
-local scanner = require("async.html.scanner")
-local html_mod = require("async.html.template")
 
 local error, tostring = error, tostring
-local escape_attr = scanner.escape_attr or html_mod.escape
-local escape_text = scanner.escape_text or html_mod.escape
+local escape = require("async.html.escape")
+local escape_attr, escape_text = escape.attr, escape.text
 
 local _M = {}
 

@@ -26,7 +26,7 @@ local concat, remove = table.concat, table.remove
 local co_running = coroutine.running
 local is_async, is_computed = async_signal.is_async, kernel.is_computed
 local floor, tonumber, rawget = math.floor, tonumber, rawget
-local escape_attr = scanner.escape_attr or html_mod.escape
+local escape_attr = require("async.html.escape").attr
 
 local _M = {}
 

@@ -4,14 +4,13 @@ local kernel = require("async.kernel.graph")
 local async_signal = require("async.kernel.task")
 local json = require("async.app.json")
 local scanner = require("async.html.scanner")
-local html_mod = require("async.html.template")
 local render = require("async.ssr.render")
 local snapshots = require("async.ssr.snapshot")
 local document = require("async.ssr.document")
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall, rawequal =
   type, error, pairs, ipairs, tostring, setmetatable, pcall, rawequal
-local escape_attr = scanner.escape_attr or html_mod.escape
+local escape_attr = require("async.html.escape").attr
 local in_coroutine, run_route, pump, prepare, fill = render.in_coroutine, render.run_route, render.pump,
   render.prepare, render.fill
 local section_open, shape_resolver, time_out, wait_settled = render.section_open, render.shape_resolver,
