@@ -17,6 +17,8 @@ local errors = require("async.kernel.errors")
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
 local rawget = rawget
+local sub = string.sub
+local apply_client_signals  -- below
 local co_running = coroutine.running
 local traceback = debug.traceback
 local os_getenv = os.getenv
@@ -449,14 +451,98 @@ function HandlerCtx:redirect(url) self.effects.redirect = url end
 --- Asks the client to swap `html` into boundary `boundary`.
 function HandlerCtx:swap(boundary, html) self.effects.boundary, self.effects.html = boundary, tostring(html) end
 
--- committed values of a registry's writable signals
+-- committed values of a registry's writable signals; an async signal's
+-- state is its value, status and version (any of them changing is a change)
 local function values(sigs)
   local out = {}
   for _, id in ipairs(sigs.order) do
     local sig = sigs.map[id]
-    if not kernel.is_computed(sig) then out[id] = sig:peek() end
+    if async_signal.is_async(sig) then
+      out[id] = { sig:peek(), sig._status, sig._version }
+    elseif not kernel.is_computed(sig) then
+      out[id] = sig:peek()
+    end
   end
   return out
+end
+
+local function changed_since(sig, was)
+  if async_signal.is_async(sig) then
+    return was == nil or was[1] ~= sig:peek() or was[2] ~= sig._status or was[3] ~= sig._version
+  end
+  return was ~= sig:peek()
+end
+
+-- protocol.md "Lua handlers": the client's signals are untrusted input
+_M.MAX_CLIENT_PATHS = 1000
+
+-- A warning about client input: the runtime's log hook (on_error(msg, nil,
+-- what)) or opts.log in development; nothing in production.
+local function warn(rt, msg)
+  if rt.env ~= "development" then return end
+  if rt.on_error then
+    pcall(rt.on_error, msg, nil, "dispatch signals")
+  elseif rt.opts.log then
+    pcall(rt.opts.log, msg)
+  else
+    io.stderr:write("asyncrt: ", msg, "\n")
+  end
+end
+
+-- Why the client may not write `path` (nil: it may). Only paths through
+-- an id the app registered; never `_x` or `router.*`; never an async signal
+-- (its state is the server's: a snapshot the client sends back would
+-- otherwise become a plain value) or a computed.
+local function refused(sigs, path)
+  if type(path) ~= "string" then return "a path that is not a string" end
+  local ok, id = pcall(sigs.resolve, sigs, path)
+  if not ok or id == nil then return "an id the app does not register" end
+  if sub(id, 1, 1) == "_" or sub(path, 1, 1) == "_" then return "a private id (_x)" end
+  if id == "router" or sub(id, 1, 7) == "router." then return "router state" end
+  local sig = sigs.map[id]
+  if async_signal.is_async(sig) then return "an async signal (the server's state)" end
+  if kernel.is_computed(sig) then return "a computed" end
+  return nil
+end
+
+--- Applies the signals a client sent with a handler call: at most
+-- MAX_CLIENT_PATHS paths, each to a signal the app registers (refused()
+-- says which); everything else is ignored with a warning in development.
+function apply_client_signals(rt, sent)
+  local sigs = rt.signals
+  local paths, n, extra = {}, 0, 0
+  for path in pairs(sent) do
+    if n < _M.MAX_CLIENT_PATHS then
+      n = n + 1
+      paths[n] = path
+    else
+      extra = extra + 1
+    end
+  end
+  if extra > 0 then
+    warn(rt, "dispatch: the client sent more than " .. _M.MAX_CLIENT_PATHS .. " signal paths; " .. extra ..
+      " ignored")
+  end
+  local strings = {}
+  for i = 1, n do
+    local path = paths[i]
+    local why = refused(sigs, path)
+    if why then
+      warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", tostring(path)) .. ": " .. why)
+    else
+      strings[#strings + 1] = path
+    end
+  end
+  table.sort(strings)
+  kernel.batch(function()
+    for _, path in ipairs(strings) do
+      local ok, err = pcall(sigs.set, sigs, path, sent[path])
+      if not ok then
+        warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", path) .. ": " ..
+          errors.message(err))
+      end
+    end
+  end)
 end
 
 --- Runs Lua handler `name` in-process as the handler endpoint does, with
@@ -472,16 +558,12 @@ function Runtime:dispatch(name, args, opts)
       'Handler "' .. tostring(name) .. '" is not registered.', "Register via Async.use({ handler })") }
   end
   local sigs = self.signals
-  if opts.signals then
-    local sent = opts.signals
-    local ok, err = pcall(kernel.batch, function()
-      for _, path in ipairs(sorted_keys(sent)) do
-        if sigs:resolve(path) then sigs:set(path, sent[path]) else sigs:register(path, kernel.signal(sent[path])) end
-      end
-    end)
-    if not ok then
-      return error_envelope(err, self.env, "invalid-signals", nil)
+  if opts.signals ~= nil then
+    if type(opts.signals) ~= "table" then
+      return { [RESULT] = 1, error = async_error("invalid-signals",
+        "signals must be an object of path -> value, got " .. type(opts.signals)) }
     end
+    apply_client_signals(self, opts.signals)
   end
   local before = values(sigs)
   local ctx = setmetatable({
@@ -501,7 +583,7 @@ function Runtime:dispatch(name, args, opts)
   local changed = {}
   for _, id in ipairs(sigs.order) do
     local sig = sigs.map[id]
-    if not kernel.is_computed(sig) and before[id] ~= sig:peek() then
+    if not kernel.is_computed(sig) and changed_since(sig, before[id]) then
       changed[id] = async_signal.is_async(sig) and sig:snapshot() or sig:peek()
     end
   end
