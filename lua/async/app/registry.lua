@@ -8,6 +8,7 @@
 local kernel = require("async.kernel.graph")
 local async_signal = require("async.kernel.task")
 local errors = require("async.kernel.errors")
+local null = require("async.app.json").null
 
 local type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next =
   type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next
@@ -361,12 +362,31 @@ function Signals:restore(snap)
       if sig == nil then
         self:register(id, kernel.signal(v))
       elseif is_async(sig) then
-        if type(v) == "table" and (v.status ~= nil or v.loading ~= nil) then sig:restore(v) else sig:set(v) end
+        if type(v) == "table" and (v.status ~= nil or v.loading ~= nil) then
+          -- JSON null stands for an absent value or error (wire_snapshot)
+          if v.value == null or v.error == null then
+            local copy = {}
+            for k, x in pairs(v) do if x ~= null then copy[k] = x end end
+            v = copy
+          end
+          sig:restore(v)
+        else
+          sig:set(v)
+        end
       elseif is_signal(sig) then
         sig:set(v)
       end
     end
   end)
+end
+
+--- An async signal's snapshot form as it goes over the wire (protocol.md
+-- "SSR output"): `value` and `error` always present, json.null when absent.
+function _M.wire_snapshot(sig)
+  local snap = sig:snapshot()
+  if snap.value == nil then snap.value = null end
+  if snap.error == nil then snap.error = null end
+  return snap
 end
 
 -- what a read-only view lets through

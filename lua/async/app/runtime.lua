@@ -584,7 +584,7 @@ function Runtime:dispatch(name, args, opts)
   for _, id in ipairs(sigs.order) do
     local sig = sigs.map[id]
     if not kernel.is_computed(sig) and changed_since(sig, before[id]) then
-      changed[id] = async_signal.is_async(sig) and sig:snapshot() or sig:peek()
+      changed[id] = async_signal.is_async(sig) and signals_mod.wire_snapshot(sig) or sig:peek()
     end
   end
   local env = { [RESULT] = 1, signals = changed }

@@ -16,6 +16,8 @@ local in_coroutine, run_route, pump, prepare, fill = render.in_coroutine, render
 local section_open, shape_resolver, time_out, wait_settled = render.section_open, render.shape_resolver,
   render.time_out, render.wait_settled
 local snapshot, snapshot_script, layout_parts = snapshots.snapshot, snapshots.script, document.layout_parts
+local public, with_nulls = snapshots.public, snapshots.with_nulls
+local wire_snapshot = require("async.app.registry").wire_snapshot
 local DEFAULT_TIMEOUT, CLOSED = render.DEFAULT_TIMEOUT, render.CLOSED
 
 local _M = {}
@@ -113,25 +115,32 @@ function _M.render_stream(self, url, write, opts)
     for id, v in pairs(signals) do
       if async_signal.is_async(map[id]) then mark(id) else mark(id, v) end
     end
-    -- the signals that changed since they were sent, plus the forced states
+    -- the signals that changed since they were sent (those registered
+    -- since included), plus the forced states; never "_x" ids
+    local order = self.signals.order
     local function patch(override)
       local out, any = {}, false
-      for id in pairs(want) do
+      for i = 1, #order do
+        local id = order[i]
         local sig = map[id]
         local o = override and override[id]
-        if o then
-          out[id] = o; any = true; mark(id, o)
+        if not public(id) then   -- luacheck: ignore 542
+        elseif o then
+          out[id] = with_nulls(o); any = true; mark(id, o)
         elseif async_signal.is_async(sig) then
           if sent[id] ~= sig._status .. ":" .. sig._version then
-            out[id] = sig:snapshot(); any = true; mark(id)
+            out[id] = wire_snapshot(sig); any = true; mark(id)
           end
         elseif sig ~= nil and not kernel.is_computed(sig) then
           local v = sig:peek()
-          if not rawequal(v, sent[id]) then out[id] = v; any = true; mark(id, v) end
+          if not rawequal(v, sent[id]) or not want[id] then
+            out[id] = v; any = true; mark(id, v); want[id] = true
+          end
         end
       end
       return any and out or nil
     end
+    local seq = 0   -- patches of this response, from 1 (protocol.md "Streaming")
     local tree = boundary_tree(plan)
     local state = {}   -- id -> "pending" | "done"
     local pending = {}
@@ -167,8 +176,9 @@ function _M.render_stream(self, url, write, opts)
       local chunk = '<template async:fill="' .. escape_attr(id) .. '">' .. inner .. "</template>"
       local p = patch(override)
       if p then
+        seq = seq + 1
         chunk = chunk .. '<script type="application/json" async:patch>' ..
-          json.encode({ signals = p }, { script = true }) .. "</script>"
+          json.encode({ seq = seq, signals = p }, { script = true }) .. "</script>"
       end
       write(chunk)
     end
