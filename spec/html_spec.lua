@@ -1,4 +1,5 @@
 -- Templates: compile, escape by context, refs in binding attributes, errors.
+local E = require("support.errors")
 local html = require("async.html.template")
 
 local function render(src, env) return tostring(html.html(src)(env)) end
@@ -135,21 +136,22 @@ describe("html", function()
       it("rejects: " .. case[1], function()
         local ok, err = pcall(html.html, case[2])
         assert.is_false(ok)
-        assert.are.equal(case[3], err)
+        assert.are.equal(case[3], E.message(err))
       end)
     end
 
     it("names the template", function()
       local ok, err = pcall(html.compile, "{{ a b }}", { name = "product.page" })
       assert.is_false(ok)
-      assert.are.equal('product.page:1: bad expression "{{ a b }}": expected a dotted path like user.name', err)
+      assert.are.equal('product.page:1: bad expression "{{ a b }}": expected a dotted path like user.name',
+        E.message(err))
       ok, err = pcall(html.compile("\n{{ x.y }}", { name = "product.page" }), { x = "s" })
       assert.is_false(ok)
-      assert.are.equal('product.page:2: cannot index x (a string) with "y"', err)
+      assert.are.equal('product.page:2: cannot index x (a string) with "y"', E.message(err))
     end)
 
     it("rejects a non-string template", function()
-      assert.has_error(function() html.html(nil) end, "html: expected a template string, got nil")
+      E.has_error(function() html.html(nil) end, "html: expected a template string, got nil")
     end)
 
     -- found by spec/fuzz/html.lua: nested index() calls past ~200 keys made
@@ -162,7 +164,7 @@ describe("html", function()
       assert.are.equal("<p>\ndeep &amp; end</p>", tostring(html.html(src)(env)))
       local ok, err = pcall(html.html(src), { a = { k = "s" } })
       assert.is_false(ok)
-      assert.are.equal('template:2: cannot index a.k (a string) with "k"', err)
+      assert.are.equal('template:2: cannot index a.k (a string) with "k"', E.message(err))
     end)
 
     -- found by spec/fuzz/html.lua: a 400-digit index became the key inf and
@@ -170,7 +172,7 @@ describe("html", function()
     it("refuses an index of more than 15 digits", function()
       local ok, err = pcall(html.html, "{{ a." .. string.rep("9", 16) .. " }}")
       assert.is_false(ok)
-      assert.truthy(err:find("^template:1: bad expression"))
+      assert.truthy(E.message(err):find("^template:1: bad expression"))
     end)
 
     -- found by spec/fuzz/html.lua: line numbers were counted from the start
@@ -185,7 +187,7 @@ describe("html", function()
       assert.are.equal(20000 * #'<b title="&lt;">1</b>\n', #out)
       local ok, err = pcall(html.compile, table.concat(parts) .. "<a {{ x }}>", { name = "many" })
       assert.is_false(ok)
-      assert.truthy(err:find("^many:20001: "))
+      assert.truthy(E.message(err):find("^many:20001: "))
     end)
   end)
 
@@ -215,9 +217,9 @@ describe("html", function()
         local ok, err = pcall(html.html(case[2]), case[3])
         assert.is_false(ok)
         if case[4]:sub(-2) == ": " then
-          assert.are.equal(case[4], err:sub(1, #case[4]))
+          assert.are.equal(case[4], E.message(err):sub(1, #case[4]))
         else
-          assert.are.equal(case[4], err)
+          assert.are.equal(case[4], E.message(err))
         end
       end)
     end
@@ -225,7 +227,7 @@ describe("html", function()
     it("rejects a non-table env", function()
       local ok, err = pcall(html.html("{{ len }}"), "string")
       assert.is_false(ok)
-      assert.truthy(err:find("template: expected an env table, got string", 1, true))
+      assert.truthy(E.message(err):find("template: expected an env table, got string", 1, true))
     end)
   end)
 
@@ -272,7 +274,7 @@ describe("html", function()
     it("errors for a function the resolver does not know", function()
       local ok, err = pcall(html.html('<a\non:click="{{ f }}">'), { f = function() end })
       assert.is_false(ok)
-      assert.are.equal('template:2: no id for a function in binding attribute "on:click"', err)
+      assert.are.equal('template:2: no id for a function in binding attribute "on:click"', E.message(err))
     end)
 
     it("without a resolver renders the value", function()
@@ -284,13 +286,13 @@ describe("html", function()
       local src = '<h1 data-signal-text="{{ t }}"></h1>'
       local ok, err = pcall(render, src, { t = sig })
       assert.is_false(ok)
-      assert.are.equal("template:1: cannot render a table with a metatable and no __tostring", err)
+      assert.are.equal("template:1: cannot render a table with a metatable and no __tostring", E.message(err))
       html.set_binding_prefixes({ "data-signal-", "data-on-" })
       assert.are.equal('<h1 data-signal-text="product.title"></h1>', render(src, { t = sig }))
     end)
 
     it("rejects a bad resolver", function()
-      assert.has_error(function() html.set_ref_resolver(42) end,
+      E.has_error(function() html.set_ref_resolver(42) end,
         "html.set_ref_resolver: expected a function or nil, got number")
     end)
   end)

@@ -2,6 +2,7 @@
 -- of boundaries in every status, escaping of hostile values, the fragment and
 -- document forms, statuses and router.* signals, partial results, hard
 -- errors, validation and read_snapshot. Tables of cases with exact bytes.
+local E = require("support.errors")
 local Async = require("async")
 
 local HOSTILE = '</script><script>alert(1)</script>"\'<!--<img src=x onerror=alert(1)>'
@@ -510,6 +511,6 @@ describe("Async.read_snapshot", function()
   end
 
   it("a non-string argument is an error", function()
-    assert.has_error(function() Async.read_snapshot(nil) end, "read_snapshot expects an HTML string, got nil")
+    E.has_error(function() Async.read_snapshot(nil) end, "read_snapshot expects an HTML string, got nil")
   end)
 end)

@@ -2,6 +2,7 @@
 -- boundaries in settle order (each once), inlining of boundaries settled
 -- before the shell, timeouts and raising async signals rendering the error
 -- template, and write(nil) at the end of every stream. Exact bytes.
+local E = require("support.errors")
 local Async = require("async")
 
 local loop
@@ -209,9 +210,8 @@ describe("render_stream: timeouts and errors", function()
 
   it("must run in a coroutine and needs a write function", function()
     local rt = make_rt("<p>x</p>", {})
-    assert.has_error(function() rt:render_stream("/", function() end) end,
-      "render_stream must be called from a coroutine")
-    assert.has_error(function() rt:render_stream("/", nil) end, "render_stream expects a write function, got nil")
+    E.has_error(function() rt:render_stream("/", function() end) end, "render_stream must be called from a coroutine")
+    E.has_error(function() rt:render_stream("/", nil) end, "render_stream expects a write function, got nil")
   end)
 
   it("returns the route status", function()

@@ -50,6 +50,7 @@ local type, error, pairs, setmetatable, tostring, require, pcall =
 local find, sub, format = string.find, string.sub, string.format
 local co_running = coroutine.running
 local graph_internal = require("async.kernel.graph")._internal
+local errors = require("async.kernel.errors")
 local os_time, sort = os.time, table.sort
 
 local _M = {}
@@ -66,11 +67,11 @@ _M.DEFAULT_MAX_ENTRIES = DEFAULT_MAX_ENTRIES
 function _M.define(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
-    error("cache.define: expected an options table, got " .. type(opts), 2)
+    errors.argument("cache.define: expected an options table, got " .. type(opts))
   end
   local ttl = opts.ttl
   if ttl ~= nil and (type(ttl) ~= "number" or ttl < 0 or ttl ~= ttl) then
-    error("cache.define: ttl must be a number of milliseconds >= 0, got " .. tostring(ttl), 2)
+    errors.argument("cache.define: ttl must be a number of milliseconds >= 0, got " .. tostring(ttl))
   end
   return { __async_cache = true, ttl = ttl }
 end
@@ -94,7 +95,7 @@ Memory.__index = Memory
 function _M.memory(opts)
   local max = opts and opts.max_entries or DEFAULT_MAX_ENTRIES
   if type(max) ~= "number" or max < 1 then
-    error("cache.memory: max_entries must be a number >= 1, got " .. tostring(max), 2)
+    errors.argument("cache.memory: max_entries must be a number >= 1, got " .. tostring(max))
   end
   local head = {} -- sentinel: head.next is the most recent, head.prev the least
   head.next, head.prev = head, head
@@ -217,9 +218,9 @@ local function run_abort(co)
   return nil
 end
 
-local function check_key(key, level)
+local function check_key(key)
   if type(key) ~= "string" then
-    error("cache: key must be a string, got " .. type(key), level + 1)
+    errors.argument("cache: key must be a string, got " .. type(key))
   end
 end
 
@@ -248,10 +249,10 @@ end
 -- Registers a policy descriptor under an id (a key or a key prefix).
 function Cache:register(id, policy)
   if type(id) ~= "string" then
-    error("cache: policy id must be a string, got " .. type(id), 2)
+    errors.argument("cache: policy id must be a string, got " .. type(id))
   end
   if not is_policy(policy) then
-    error(format('cache: policy "%s" must be made by define_cache({ ttl = ms })', id), 2)
+    errors.argument(format('cache: policy "%s" must be made by define_cache({ ttl = ms })', id))
   end
   self._policies[id] = policy
   return self
@@ -278,7 +279,8 @@ function Cache:ttl_for(key, opts)
   local p
   if id ~= nil then
     p = policies[id]
-    if not p then error(format('cache: policy "%s" is not defined', tostring(id)), 3) end
+    if not p then errors.raise("cache-policy-not-defined",
+      format('cache: policy "%s" is not defined', tostring(id))) end
   else
     p = policies[key]
     if not p then
@@ -383,7 +385,7 @@ end
 -- Deletes every key starting with prefix (all when prefix is nil).
 function Cache:clear(prefix)
   if prefix ~= nil and type(prefix) ~= "string" then
-    error("cache: prefix must be a string or nil, got " .. type(prefix), 2)
+    errors.argument("cache: prefix must be a string or nil, got " .. type(prefix))
   end
   if prefix == "" then prefix = nil end
   cancel_fills(self, nil, prefix)
@@ -427,7 +429,7 @@ end
 function Cache:get_or_set(key, fn, opts)
   check_key(key, 2)
   if type(fn) ~= "function" then
-    error("cache:get_or_set: expected a function, got " .. type(fn), 2)
+    errors.argument("cache:get_or_set: expected a function, got " .. type(fn))
   end
   local co = co_running()
   local abort = opts and opts.abort or (co and self._abort_of[co]) or run_abort(co)
@@ -438,7 +440,8 @@ function Cache:get_or_set(key, fn, opts)
     fill = self._fills[key]
     if not fill then break end
     if fill.co == co then
-      error(format('cache:get_or_set("%s"): the fill of this key asked for the same key', key), 2)
+      errors.raise("cache-recursive-fill",
+        format('cache:get_or_set("%s"): the fill of this key asked for the same key', key))
     end
     local waiters = fill.waiters
     local ok, result = self._await(function(resume)

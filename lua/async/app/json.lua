@@ -6,6 +6,7 @@
 -- tables encode as `{}`; a table whose keys are exactly 1..n encodes as an
 -- array. `json.null` (= cjson.null) is JSON null. `encode(v, { script = true })`
 -- writes every `<` as `\u003c` so the result is safe inside <script>.
+local errors = require("async.kernel.errors")
 local cjson = require("cjson.safe")
 
 local type, pairs, tostring, error, setmetatable, getmetatable, next, tonumber, pcall =
@@ -137,7 +138,7 @@ local encode_value
 
 local function put_number(buf, v)
   if v ~= v or v == huge or v == -huge then
-    error("json: cannot encode " .. tostring(v), 0)
+    errors.raise("json-encode", "json: cannot encode " .. tostring(v))
   end
   if floor(v) == v and v > -1e15 and v < 1e15 then
     buf:put(format("%d", v))
@@ -150,7 +151,7 @@ local function put_number(buf, v)
 end
 
 local function encode_table(t, buf, depth, script)
-  if depth > 100 then error("json: nesting deeper than 100 (a cycle?)", 0) end
+  if depth > 100 then errors.raise("json-encode", "json: nesting deeper than 100 (a cycle?)") end
   local n = #t
   local arr = getmetatable(t) == array_mt
   if not arr and n > 0 then
@@ -171,7 +172,7 @@ local function encode_table(t, buf, depth, script)
   for k in pairs(t) do
     local tk = type(k)
     if tk ~= "string" then
-      if tk ~= "number" then error("json: cannot encode a table key of type " .. tk, 0) end
+      if tk ~= "number" then errors.raise("json-encode", "json: cannot encode a table key of type " .. tk) end
       mixed = true
     end
     nk = nk + 1
@@ -206,7 +207,7 @@ function encode_value(v, buf, depth, script)
   elseif tv == "table" then
     encode_table(v, buf, depth, script)
   else
-    error("json: cannot encode a value of type " .. tv, 0)
+    errors.raise("json-encode", "json: cannot encode a value of type " .. tv)
   end
 end
 

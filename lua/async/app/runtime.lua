@@ -74,20 +74,21 @@ end
 function _M.create_app(app, opts)
   app = resolve_app(app)
   if type(app) ~= "table" or getmetatable(app) ~= App then
-    error("create_app expects an app from Async.define_app(), got " .. type(app), 2)
+    errors.argument("create_app expects an app from Async.define_app(), got " .. type(app))
   end
-  if opts ~= nil and type(opts) ~= "table" then error("create_app options must be a table, got " .. type(opts), 2) end
+  if opts ~= nil and type(opts) ~= "table" then errors.argument(
+    "create_app options must be a table, got " .. type(opts)) end
   opts = opts or {}
   local env = opts.env or os_getenv("ASYNC_ENV") or "development"
   if env ~= "development" and env ~= "production" then
-    error('create_app: env must be "development" or "production", got ' .. tostring(env), 2)
+    errors.argument('create_app: env must be "development" or "production", got ' .. tostring(env))
   end
   local target = opts.target or "server"
   if target ~= "server" and target ~= "browser" then
-    error('create_app: target must be "server" or "browser", got ' .. tostring(target), 2)
+    errors.argument('create_app: target must be "server" or "browser", got ' .. tostring(target))
   end
   if opts.scheduler ~= nil and (type(opts.scheduler) ~= "table" or type(opts.scheduler.enqueue) ~= "function") then
-    error("create_app: scheduler must be made by Async.create_scheduler, got " .. type(opts.scheduler), 2)
+    errors.argument("create_app: scheduler must be made by Async.create_scheduler, got " .. type(opts.scheduler))
   end
   local own_scheduler = opts.scheduler == nil
   local sched = opts.scheduler or kernel.create_scheduler({ strategy = target == "server" and "manual" or "sync" })
@@ -258,8 +259,10 @@ end
 -- ===== error envelopes =====
 
 -- Is `e` an error the app raised on purpose (a table with a string code)?
+-- A misuse of the library's API (code invalid-argument) is an internal error:
+-- its message says nothing a client should read.
 local function is_public(e)
-  return type(e) == "table" and type(e.code) == "string"
+  return type(e) == "table" and type(e.code) == "string" and not (errors.is(e) and e.code == "invalid-argument")
 end
 
 -- The envelope for a raised value. Development: its message (and `stack`
@@ -293,7 +296,7 @@ end
 -- ===== server functions =====
 
 local function unwrap(env)
-  if env.error then error(errors.from(env.error), 0) end
+  if env.error then error(errors.locate(errors.from(env.error)), 0) end
   return env.value
 end
 
@@ -336,14 +339,14 @@ function Runtime:server_proxy(parent)
         if type(k) ~= "string" then return nil end
         if k == "call" and path == nil then
           return function(proxy, id, ...)
-            if type(proxy) ~= "table" then error('use self.server:call("id", ...) with a colon', 2) end
+            if type(proxy) ~= "table" then errors.argument('use self.server:call("id", ...) with a colon') end
             return call(id, ...)
           end
         end
         return node(path and (path .. "." .. k) or k)
       end,
       __call = function(_, ...)
-        if path == nil then error("self.server is not callable; call self.server.<id>(...)", 2) end
+        if path == nil then errors.argument("self.server is not callable; call self.server.<id>(...)") end
         return call(path, ...)
       end,
     })
@@ -614,7 +617,7 @@ end
 local function ssr_of(rt, what)
   local ssr = rt.app.ssr
   if ssr == nil then
-    error("rt:" .. what .. ": this app has no renderer; make it with require(\"async\").define_app()", 3)
+    errors.argument("rt:" .. what .. ": this app has no renderer; make it with require(\"async\").define_app()")
   end
   return ssr
 end

@@ -24,8 +24,9 @@
 -- `{{ }}` in a <script> that is not JSON, and in <style> (see
 -- docs/rendering.md).
 local json = require("async.app.json")
+local errors = require("async.kernel.errors")
 
-local type, error, tonumber = type, error, tonumber
+local type, tonumber = type, tonumber
 local find, gsub, match, lower, char = string.find, string.gsub, string.match, string.lower, string.char
 local floor = math.floor
 
@@ -153,7 +154,7 @@ function _M.json(v)
      or v == json.null then
     return json.encode(v, { script = true })
   end
-  error("cannot encode a " .. type(v) .. " as JSON", 0)
+  errors.raise("json-encode", "cannot encode a " .. type(v) .. " as JSON")
 end
 
 --- Is a <script> of this type attribute value a JSON data block (not run)?

@@ -16,7 +16,7 @@
 -- knows void elements, the common optional end tags and `/>` in svg/math.
 -- Malformed input is reported as a value (`nil, err`), never raised.
 
-local type, tostring, pairs, ipairs, pcall, error = type, tostring, pairs, ipairs, pcall, error
+local type, tostring, pairs, ipairs, pcall = type, tostring, pairs, ipairs, pcall
 local setmetatable, rawget, tonumber, schar = setmetatable, rawget, tonumber, string.char
 local sfind, ssub, sbyte, slower, sgsub, smatch, sformat =
   string.find, string.sub, string.byte, string.lower, string.gsub, string.match, string.format
@@ -27,6 +27,7 @@ local floor, huge = math.floor, math.huge
 
 local chain = require("async.app.chain")
 local escape = require("async.html.escape")
+local errors = require("async.kernel.errors")
 
 local _M = { _VERSION = "0.1" }
 
@@ -388,7 +389,7 @@ _M._tokenize = tokenize
 local function prefix_list(v, kind)
   if type(v) == "string" then return { v } end
   if type(v) == "table" then return v end
-  error("scanner: prefixes." .. kind .. " must be a string or a list of strings", 3)
+  errors.argument("scanner: prefixes." .. kind .. " must be a string or a list of strings")
 end
 
 local configs_by_key, configs_n = {}, 0
@@ -400,13 +401,13 @@ local function get_config(prefixes)
   if prefixes == nil then prefixes = DEFAULT_PREFIXES end
   local cfg = configs_by_table[prefixes]
   if cfg then return cfg end
-  if type(prefixes) ~= "table" then error("scanner: opts.prefixes must be a table", 3) end
+  if type(prefixes) ~= "table" then errors.argument("scanner: opts.prefixes must be a table") end
   local list, parts = {}, {}
   for _, kind in ipairs({ "async", "signal", "on", "class" }) do
     local v = prefixes[kind]
     if v == nil then v = DEFAULT_PREFIXES[kind] end
     for _, p in ipairs(prefix_list(v, kind)) do
-      if type(p) ~= "string" or p == "" then error("scanner: prefixes." .. kind .. " has an empty prefix", 3) end
+      if type(p) ~= "string" or p == "" then errors.argument("scanner: prefixes." .. kind .. " has an empty prefix") end
       list[#list + 1] = { slower(p), kind }
     end
   end

@@ -41,6 +41,7 @@ local find, gsub, sub, lower, match, format =
   string.find, string.gsub, string.sub, string.lower, string.match, string.format
 local concat = table.concat
 local registry = require("async.app.registry")
+local errors = require("async.kernel.errors")
 local array_mt = require("async.app.json").array_mt
 
 local _M = {}
@@ -88,15 +89,24 @@ local resolve_ref = default_resolve
 -- into its registered id; nil restores the default.
 function _M.set_ref_resolver(fn)
   if fn ~= nil and type(fn) ~= "function" then
-    error("html.set_ref_resolver: expected a function or nil, got " .. type(fn), 2)
+    errors.argument("html.set_ref_resolver: expected a function or nil, got " .. type(fn))
   end
   resolve_ref = fn or default_resolve
 end
 
 local function index_raw(v, key) return v[key] end
 
+-- A template error (the library's error type, kernel/errors.lua): its
+-- message names the template line ("template:3: ..."), its position the
+-- line of the app that compiled or rendered the template.
+local function template_error(code, name, line, msg)
+  local e = errors.new(code, format("%s:%d: %s", name, line, msg))
+  e.template, e.template_line = name, line
+  error(errors.locate(e), 0)
+end
+
 local function render_error(name, line, msg)
-  error(format("%s:%d: %s", name, line, msg), 0)
+  template_error("template-render", name, line, msg)
 end
 
 -- Renders any non-string value; sep joins array elements.
@@ -194,7 +204,7 @@ local function helpers(name)
   function h.json(v, line)
     if getmetatable(v) == SAFE then v = v.html end
     local ok, out = pcall(escape_mod.json, v)
-    if not ok then render_error(name, line, "cannot write a value as JSON in <script>: " .. tostring(out)) end
+    if not ok then render_error(name, line, "cannot write a value as JSON in <script>: " .. errors.message(out)) end
     return out
   end
 
@@ -292,7 +302,7 @@ local function scan(src, name)
   end
 
   local function fail(msg, at_line)
-    error(format("%s:%d: %s", name, at_line or line_at(pos), msg), 0)
+    template_error("template-syntax", name, at_line or line_at(pos), msg)
   end
 
   local function flush()
@@ -615,14 +625,14 @@ local EMPTY = {}
 
 local function check_env(env)
   if env == nil then return EMPTY end
-  error("template: expected an env table, got " .. type(env), 3)
+  errors.argument("template: expected an env table, got " .. type(env))
 end
 
 -- Compiles a template; returns the render function fn(env) -> safe HTML.
 -- opts.name replaces "template" in error messages. Cached per string.
 function _M.compile(src, opts)
   if type(src) ~= "string" then
-    error("html: expected a template string, got " .. type(src), 2)
+    errors.argument("html: expected a template string, got " .. type(src))
   end
   local name = opts and opts.name or "template"
   local key = name == "template" and src or name .. "\0" .. src
@@ -630,8 +640,10 @@ function _M.compile(src, opts)
   if fn then return fn end
   local pieces = scan(src, name)
   local code, long = generate(pieces)
-  local chunk, err = loadstring(code, "=" .. name)
-  if not chunk then error(format("%s: internal error compiling template: %s", name, err), 0) end
+  local chunk, err = loadstring(code, "=" .. errors.GENERATED .. name)
+  if not chunk then
+    errors.raise("template-internal", format("%s: internal error compiling template: %s", name, err))
+  end
   setfenv(chunk, {})
   local h = helpers(name)
   local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type, h.walk, long,
@@ -659,7 +671,7 @@ end
 -- drops compiled templates, whose contexts depend on them.
 function _M.set_binding_prefixes(list)
   if type(list) ~= "table" then
-    error("html.set_binding_prefixes: expected an array of prefixes, got " .. type(list), 2)
+    errors.argument("html.set_binding_prefixes: expected an array of prefixes, got " .. type(list))
   end
   local copy = {}
   for i = 1, #list do copy[i] = lower(list[i]) end

@@ -2,8 +2,9 @@
 -- page, loading the browser client (protocol.md "The served document").
 local render = require("async.ssr.render")
 
-local error, tostring = error, tostring
+local tostring = tostring
 local escape = require("async.html.escape")
+local errors = require("async.kernel.errors")
 local escape_attr, escape_text = escape.attr, escape.text
 
 local _M = {}
@@ -25,7 +26,7 @@ function _M.layout_parts(rt, title)
   local whole = tostring(layout({ title = title or rt.opts.title, body = marker, client = rt.opts.client_url,
     runtime = rt }))
   local i = whole:find(marker, 1, true)
-  if not i then error("layout must insert page.body", 0) end
+  if not i then errors.raise("invalid-layout", "layout must insert page.body") end
   return whole:sub(1, i - 1), whole:sub(i + #marker)
 end
 

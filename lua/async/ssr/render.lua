@@ -11,7 +11,6 @@
 -- the snapshot the browser client activates from. Streaming sends the shell
 -- at once and each boundary as its async signal settles.
 local kernel = require("async.kernel.graph")
-local hub = require("async.app.hub")
 local scanner = require("async.html.scanner")
 local component = require("async.html.component")
 local json = require("async.app.json")
@@ -19,6 +18,7 @@ local snapshots = require("async.ssr.snapshot")
 local router_mod = require("async.app.router")
 local async_signal = require("async.kernel.task")
 local html_mod = require("async.html.template")
+local errors = require("async.kernel.errors")
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable =
   type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable
@@ -57,9 +57,6 @@ end
 
 local function loop_mod() return require("async.loop") end
 
-local function render_error(code, message, hint)
-  return hub.error(code, message, hint)
-end
 
 
 --- Sets the router.* signals of a runtime.
@@ -96,8 +93,8 @@ local function to_html(v, id)
     for i = 1, #v do parts[i] = to_html(v[i], id) end
     return concat(parts)
   end
-  error(render_error("invalid-partial-result", 'Partial "' .. tostring(id) .. '" returned a ' .. t ..
-    "; expected a template result, a string, a list of those or { html = ... }"), 0)
+  errors.raise("invalid-partial-result", 'Partial "' .. tostring(id) .. '" returned a ' .. t ..
+    "; expected a template result, a string, a list of those or { html = ... }")
 end
 
 local PartialCtx = {}
@@ -114,8 +111,8 @@ end
 function _M.run_partial(self, id, params, route)
   local fn = self.partials[id]
   if fn == nil then
-    error(render_error("partial-not-registered", 'Partial "' .. tostring(id) .. '" is not registered.',
-      "Register via Async.use({ partial })"), 0)
+    errors.raise("partial-not-registered", 'Partial "' .. tostring(id) .. '" is not registered.',
+      "Register via Async.use({ partial })")
   end
   local ctx = setmetatable({
     id = id, params = params or {}, route = route, signals = self.signals, server = self.server,
@@ -365,7 +362,7 @@ local function validate(rt, plan, name)
   end
   local msg = "render: " .. concat(problems, "; ")
   if rt.env == "development" then
-    error(render_error("invalid-binding", msg), 0)
+    errors.raise("invalid-binding", msg)
   end
   log_line(rt, msg)
   return b, nil
@@ -503,7 +500,7 @@ local function compile_or_fail(rt, html, name)
   local plan, err = scanner.compile(html, { prefixes = rt.opts.attributes })
   if not plan then
     local msg = "render: cannot read the HTML of " .. (name or "the page") .. ": " .. tostring(err)
-    if rt.env == "development" then error(render_error("invalid-html", msg), 0) end
+    if rt.env == "development" then errors.raise("invalid-html", msg) end
     log_line(rt, msg)
     return nil
   end
@@ -535,7 +532,7 @@ end
 
 local function run_route(rt, url)
   if type(url) ~= "string" or url == "" then
-    error("render expects a URL string, got " .. tostring(url), 3)
+    errors.argument("render expects a URL string, got " .. tostring(url))
   end
   local path = router_mod.split_url(url)
   local m = rt.router:match(path)

@@ -4,8 +4,9 @@ local json = require("async.app.json")
 local kernel = require("async.kernel.graph")
 local task = require("async.kernel.task")
 local registry = require("async.app.registry")
+local errors = require("async.kernel.errors")
 
-local type, error, pairs = type, error, pairs
+local type, pairs = type, pairs
 local sub = string.sub
 local is_async, is_signal, wire_snapshot = task.is_async, kernel.is_signal, registry.wire_snapshot
 
@@ -75,7 +76,7 @@ end
 --- Reads every async:snapshot script of `html` and merges them (later ones
 -- win per signal and per cache key): { signals = {}, cache = { browser = {} } }.
 function _M.read_snapshot(html, opts)
-  if type(html) ~= "string" then error("read_snapshot expects an HTML string, got " .. type(html), 2) end
+  if type(html) ~= "string" then errors.argument("read_snapshot expects an HTML string, got " .. type(html)) end
   local attr = (opts and opts.prefix or "async:") .. "snapshot"
   local out = { signals = {}, cache = { browser = {} } }
   local pos = 1
@@ -88,7 +89,8 @@ function _M.read_snapshot(html, opts)
       local body = html:sub(e + 1, close - 1)
       local v, err = json.decode(body)
       if v == nil or type(v) ~= "table" then
-        error("Could not parse Async snapshot: " .. tostring(err or "expected a JSON object"), 2)
+        errors.raise("invalid-snapshot",
+          "Could not parse Async snapshot: " .. tostring(err or "expected a JSON object"))
       end
       if type(v.signals) == "table" then
         for k, x in pairs(v.signals) do out.signals[k] = x end

@@ -18,6 +18,7 @@ local section_open, shape_resolver, time_out, wait_settled = render.section_open
 local snapshot, snapshot_script, layout_parts = snapshots.snapshot, snapshots.script, document.layout_parts
 local public, with_nulls = snapshots.public, snapshots.with_nulls
 local wire_snapshot = require("async.app.registry").wire_snapshot
+local errors = require("async.kernel.errors")
 local DEFAULT_TIMEOUT, CLOSED = render.DEFAULT_TIMEOUT, render.CLOSED
 
 local _M = {}
@@ -70,8 +71,8 @@ end
 -- opts: stream_timeout (ms, default 10000), document (false: no layout).
 -- Returns { status =, title = } of the route.
 function _M.render_stream(self, url, write, opts)
-  if type(write) ~= "function" then error("render_stream expects a write function, got " .. type(write), 2) end
-  if not in_coroutine() then error("render_stream must be called from a coroutine", 2) end
+  if type(write) ~= "function" then errors.argument("render_stream expects a write function, got " .. type(write)) end
+  if not in_coroutine() then errors.argument("render_stream must be called from a coroutine") end
   opts = opts or {}
   local timeout = opts.stream_timeout or DEFAULT_TIMEOUT
   local result
