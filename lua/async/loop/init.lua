@@ -11,8 +11,8 @@
 -- delay/await suspend the running coroutine on the active loop; an abort
 -- token cancels the wait: its timer is closed and the coroutine is never
 -- resumed again. See docs/asyncrt.md.
-local setmetatable, error, type, tostring, pcall, require, rawget, select =
-      setmetatable, error, type, tostring, pcall, require, rawget, select
+local error, type, tostring, pcall, require, rawget, select =
+      error, type, tostring, pcall, require, rawget, select
 local check = require("async.loop.check")
 local check_ms, check_fn = check.ms, check.fn
 local manual = require("async.loop.manual")
@@ -30,21 +30,12 @@ local _M = {}
 
 -- ===== abort errors =====
 
-local AbortError = {}
-AbortError.__index = AbortError
-AbortError.__tostring = function(e) return e.message end
-
--- The error raised by delay/await when called with an aborted token; the
--- same shape as abort.lua's `check()` error.
-local function abort_error(abort)
-  return setmetatable({ name = "AbortError", code = "aborted",
-                        message = "aborted: " .. tostring(abort.reason) }, AbortError)
-end
+-- The error raised by delay/await when called with an aborted token: the
+-- one abort:check() raises (the library's error type, at the caller's line).
+local abort_error = require("async.kernel.abort").error
 
 --- Is `e` the error delay/await raise for an aborted token?
-function _M.is_abort_error(e)
-  return type(e) == "table" and e.name == "AbortError"
-end
+_M.is_abort_error = require("async.kernel.abort").is_error
 
 --- The loop kinds (each module's `new`).
 _M.manual_loop = manual.new
