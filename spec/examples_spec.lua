@@ -76,11 +76,11 @@ local CASES = {
       <h1 signal:text="product.title">Keyboard</h1>
       <button type="button" on:click="selectProduct">Select</button>
     </article>
-  </template><script type="application/json" async:patch>{"signals":{"product":{"loading":false,"status":"ready","value":{"id":"sku-1","title":"Keyboard"},"version":1}}}</script>]==] },
+  </template><script type="application/json" async:patch>{"seq":1,"signals":{"product":{"loading":false,"status":"ready","value":{"id":"sku-1","title":"Keyboard"},"version":1}}}</script>]==] },
       { 200, [==[
 <template async:fill="recs">
     <ul><li signal:text="recs.1.title">Wrist rest</li><li signal:text="recs.2.title">Keycaps</li></ul>
-  </template><script type="application/json" async:patch>{"signals":{"recs":{"loading":false,"status":"ready","value":[{"title":"Wrist rest"},{"title":"Keycaps"}],"version":1}}}</script>]==] },
+  </template><script type="application/json" async:patch>{"seq":2,"signals":{"recs":{"loading":false,"status":"ready","value":[{"title":"Wrist rest"},{"title":"Keycaps"}],"version":1}}}</script>]==] },
       { 200, [==[
 </main></body></html>]==] },
       { 200, [==[

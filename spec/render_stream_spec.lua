@@ -70,12 +70,13 @@ describe("render_stream: order", function()
     assert.are.equal(3, #chunks)
     loop:advance(10)
     assert.are.equal("dead", coroutine.status(co))
-    local function fill(id, name, version)
+    local function fill(id, name, version, seq)
       return '<template async:fill="' .. id .. '"><b signal:text="' .. id .. '.name">' .. name .. "</b></template>" ..
-        '<script type="application/json" async:patch>{"signals":{"' .. id .. '":{"loading":false,"status":"ready",' ..
-        '"value":{"name":"' .. name .. '"},"version":' .. version .. "}}}</script>"
+        '<script type="application/json" async:patch>{"seq":' .. seq .. ',"signals":{"' .. id ..
+        '":{"loading":false,"status":"ready","value":{"name":"' .. name .. '"},"version":' .. version .. "}}}</script>"
     end
-    assert.are.same({ chunks[1], fill("c", "C", 1), fill("b", "B", 1), fill("a", "A", 1), "<END>" }, chunks)
+    -- patches are numbered in the order they are sent (protocol.md "Streaming")
+    assert.are.same({ chunks[1], fill("c", "C", 1, 1), fill("b", "B", 1, 2), fill("a", "A", 1, 3), "<END>" }, chunks)
   end)
 
   it("the shell's snapshot shows the pending boundaries loading", function()
@@ -134,7 +135,7 @@ describe("render_stream: order", function()
     local chunks = stream(rt, { document = false })
     loop:advance(10)
     local patch = chunks[2]:match("<script type=\"application/json\" async:patch>(.-)</script>$")
-    assert.are.equal('{"signals":{"a":{"loading":false,"status":"ready","value":{"name":"A"},"version":1},' ..
+    assert.are.equal('{"seq":1,"signals":{"a":{"loading":false,"status":"ready","value":{"name":"A"},"version":1},' ..
       '"count":7}}', patch)
   end)
 
@@ -165,7 +166,7 @@ describe("render_stream: timeouts and errors", function()
     assert.are.equal(4, #chunks)
     assert.truthy(chunks[2]:find('^<template async:fill="fast">'))
     assert.are.equal('<template async:fill="slow"><em signal:text="slow.$error.code">timeout</em></template>' ..
-      '<script type="application/json" async:patch>{"signals":{"slow":{"error":{"code":"timeout",' ..
+      '<script type="application/json" async:patch>{"seq":2,"signals":{"slow":{"error":{"code":"timeout",' ..
       '"message":"Boundary slow timed out after 100 ms","name":"TimeoutError"},"loading":false,"status":"error",' ..
       '"version":1}}}</script>', chunks[3])
     assert.are.equal("<END>", chunks[4])
@@ -183,7 +184,8 @@ describe("render_stream: timeouts and errors", function()
     loop:advance(20)
     assert.are.equal("dead", coroutine.status(co))
     assert.are.equal('<template async:fill="bad"><em signal:text="bad.$error.code">E_BOOM</em></template>' ..
-      '<script type="application/json" async:patch>{"signals":{"bad":{"error":{"code":"E_BOOM","message":"boom",' ..
+      '<script type="application/json" async:patch>{"seq":1,"signals":{"bad":{"error":{"code":"E_BOOM",' ..
+      '"message":"boom",' ..
       '"name":"Error"},"loading":false,"status":"error","version":1}}}</script>', chunks[2])
     assert.truthy(chunks[3]:find('^<template async:fill="good"><b signal:text="good.name">G</b></template>'))
     assert.are.equal("<END>", chunks[4])

@@ -9,6 +9,7 @@
 #   busted, alone      each spec file in a process of its own: one check per file
 #   busted, asyncrt    the specs tagged `loop`, under build/asyncrt
 #   browser            client/async.js in Debian's Chromium (spec/browser), when installed
+#   sanitize, valgrind make sanitize (ASan+UBSan) and make valgrind, one check each
 #   luacheck, rock     one check each
 set -u
 cd "$(dirname "$0")/.."
@@ -116,6 +117,19 @@ if [ -x spec/browser/run.sh ]; then
     add 0 1
   fi
 fi
+
+# a make target that must pass, counted as one check
+make_check() {  # title target log
+  stage "$1"
+  if timeout "$ALL_LIMIT" make -s "$2" > "$logdir/$3" 2>&1; then
+    add 1 0; grep -E "passed, |successes|ERROR SUMMARY" "$logdir/$3" | tail -4
+  else
+    add 0 1; tail -40 "$logdir/$3"
+  fi
+}
+
+make_check "memory safety: C tests and specs under ASan+UBSan (make sanitize)" sanitize sanitize.log
+make_check "memory safety: C tests under valgrind (make valgrind)" valgrind valgrind.log
 
 stage "luacheck"
 if luacheck -q --no-color lua spec bench examples > "$logdir/luacheck.log" 2>&1; then

@@ -11,6 +11,7 @@ local core = require("async.kernel.core")
 local scheduler = require("async.kernel.scheduler")
 
 local C, G = core.C, core.G
+local fail = core.fail
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
 local co_resume, co_status = coroutine.resume, coroutine.status
@@ -160,6 +161,7 @@ end
 -- ===== settling: after the outermost write, batch or transaction =====
 local function drain_async()
   local n = C.ac_async_drain(G)
+  if n < 0 then fail(n, "handing out async signals", 2) end
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
   for i = 1, n do async_hook(ids[i]) end
@@ -182,6 +184,8 @@ local function poke_schedulers()
 end
 
 local function settle()
+  -- notifications the core could not queue for lack of memory (AC_RETRY)
+  local lost = G.retry ~= 0 and C.ac_retry(G) ~= 0
   if G.async_len ~= 0 and async_hook then drain_async() end
   if G.sched_list_len ~= 0 then
     if G.sched_list_len == 1 then
@@ -193,6 +197,7 @@ local function settle()
     end
   end
   if to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+  if lost then error("async: out of memory queueing effects (they run once memory is available)", 0) end
 end
 
 -- ===== pull: bring a pending node up to date =====
@@ -288,8 +293,8 @@ end
 
 -- ===== signals =====
 ffi.cdef [[
-typedef struct async_signal { int32_t id; } async_signal;
-typedef struct async_computed { int32_t id; } async_computed;
+typedef struct async_signal { const int32_t id; } async_signal;
+typedef struct async_computed { const int32_t id; } async_computed;
 ]]
 
 local Signal = {}
@@ -307,7 +312,10 @@ local function signal_get(s)
     if not equal(id, old, v) and G.nodes[id].subs ~= 0 then C.ac_changed(G, id) end
     if eq_error ~= nil then raise_eq_error() end
   end
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read") end
+  end
   return vals[id]
 end
 
@@ -332,7 +340,11 @@ local function signal_set(s, v)
   if eq_error ~= nil then raise_eq_error() end
   if tx_depth > 0 then tx_log(id, old, seen[id]) end
   vals[id] = v
-  C.ac_write(G, id)
+  local r = C.ac_write(G, id)
+  if r ~= 0 then
+    vals[id] = old
+    fail(r, "writing a signal")
+  end
   if batch_depth == 0 then settle() end
 end
 
@@ -365,7 +377,7 @@ function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
-  if id == 0 then error("async: out of memory creating a signal", 2) end
+  if id <= 0 then fail(id, "creating a signal", 2) end
   vals[id], seen[id] = value, value
   if eq then eqs[id] = eq end
   return SignalT(id)
@@ -382,7 +394,10 @@ local function computed_get(c)
     if recompute(id) then C.ac_changed(G, id) end
     if eq_error ~= nil then raise_eq_error() end
   end
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read") end
+  end
   if band(G.nodes[id].flags, ERROR) ~= 0 then error(vals[id], 0) end
   return vals[id]
 end
@@ -413,7 +428,7 @@ function _M.computed(fn, opts)
   local eq = check_opts(opts, "computed")
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
-  if id == 0 then error("async: out of memory creating a computed", 2) end
+  if id <= 0 then fail(id, "creating a computed", 2) end
   local h = home_for(opts and opts.root, owner)
   fns[id] = fn
   h[id] = fn
@@ -568,7 +583,7 @@ end
 -- Returns the first error raised by a cleanup.
 local function dispose_tree(id, children_only)
   local n = C.ac_dispose(G, id, children_only and 1 or 0)
-  if n == 0 then return nil end
+  if n <= 0 then return nil end   -- nothing owned, or disposed already (AC_BAD_ID)
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
   local pending = {}
@@ -716,7 +731,7 @@ function _M.effect(fn, opts)
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local h = home_for(root, owner)
   local id = C.ac_node_new(G, K_EFFECT, owner ~= 0 and owner or (root and root.id or 0), sched.index)
-  if id == 0 then error("async: out of memory creating an effect", 2) end
+  if id <= 0 then fail(id, "creating an effect", 2) end
   fns[id] = fn
   h[id] = fn
   home_of[id] = h
@@ -738,7 +753,7 @@ function _M.scope(fn, opts)
   if type(fn) ~= "function" then error("scope expects a function, got " .. type(fn), 2) end
   local root = opts and opts.root
   local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
-  if id == 0 then error("async: out of memory creating a scope", 2) end
+  if id <= 0 then fail(id, "creating a scope", 2) end
   home_of[id] = home_for(root, owner)
   local tok = { disposed = false }
   owned[id] = tok
@@ -776,7 +791,7 @@ end
 function _M.root()
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SCOPE, 0, -1)
-  if id == 0 then error("async: out of memory creating a root", 2) end
+  if id <= 0 then fail(id, "creating a root", 2) end
   local home = {}
   home_of[id] = home
   root_serial = root_serial + 1
@@ -838,7 +853,10 @@ function internal.leave_batch()
   if batch_depth == 0 then settle() end
 end
 function internal.track(id)
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read", 3) end
+  end
 end
 function internal.set_error_state(id, is_err)
   local node = G.nodes[id]

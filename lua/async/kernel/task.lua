@@ -14,6 +14,7 @@ local kernel = require("async.kernel.graph")
 local Abort = require("async.kernel.abort")
 
 local C, G = core.C, core.G
+local fail = core.fail
 local I = kernel._internal
 local vals = I.vals()
 local run_of = I.run_of()
@@ -46,7 +47,8 @@ end
 _M.normalize_error = normalize_error
 
 local function publish(a)
-  C.ac_touch(G, a.id)
+  local r = C.ac_touch(G, a.id)
+  if r ~= 0 then fail(r, "publishing an async signal", 3) end
 end
 
 --- Aborts the run in flight, if any. The coroutine is never resumed again.
@@ -86,7 +88,11 @@ local function finish(run, ok, v)
   run.done = true
   run_of[run.co] = nil
   local a = run.a
-  if C.ac_task_commit(G, a.id, run.version) == 0 then return end   -- stale or aborted
+  local committed = C.ac_task_commit(G, a.id, run.version)
+  if committed ~= 1 then                                            -- stale or aborted
+    if committed < 0 then fail(committed, "committing an async run") end
+    return
+  end
   a.run = nil
   local prev_run = I.set_current_run(nil)
   -- one commit: the run's writes (a transaction: a write that raises, in a
@@ -124,6 +130,7 @@ function start_run(a)
   local id = a.id
   abort_run(a, "superseded")
   local version = C.ac_task_start(G, id)
+  if version == 0 then fail(core.BAD_ID, "starting an async run") end
   local abort = Abort.new()
   local run = { a = a, version = version, abort = abort, writes = {}, on_step = on_step, tracking = id }
   a.run = run
@@ -183,7 +190,7 @@ function _M.async_signal(fn, opts)
   opts = opts or {}
   local sched = opts.scheduler or kernel.default_scheduler()
   local id = C.ac_node_new(G, core.ASYNC, 0, sched.index)
-  if id == 0 then error("async: out of memory creating an async signal", 2) end
+  if id <= 0 then fail(id, "creating an async signal", 2) end
   local a = setmetatable({
     id = id, fn = fn, sched = sched, name = opts.name, context = opts.context, opts_decl = opts,
     _status = "idle", _error = nil, _version = 0, has_value = false, queued = false, gen = 0,
@@ -254,6 +261,8 @@ function AsyncSignal:restore(snap)
   vals[self.id] = snap.value
   self._error = snap.error and normalize_error(snap.error) or nil
   self._version = tonumber(snap.version) or 0
+  local r = C.ac_task_abort(G, self.id)      -- checks the id before the FFI write below
+  if r < 0 then fail(r, "restoring an async signal", 2) end
   G.nodes[self.id].version = self._version   -- the next run is version + 1
   self.has_value = status == "ready" or snap.value ~= nil
   if status == "ready" or status == "error" then

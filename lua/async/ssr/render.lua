@@ -588,7 +588,9 @@ end
 -- opts.document = false: the bare fragment (no boundary section, no snapshot).
 -- Inside a coroutine it waits (opts.timeout, default 10 s) for the async
 -- signals the page needs; one still loading at the deadline is cancelled and
--- renders its error template with $error.code = "timeout".
+-- renders its error template with $error.code = "timeout". opts.abort (a
+-- token): cancelling it ends the wait at once and raises the CLOSED error
+-- (the client went away; the runtime's runs are left to rt:destroy).
 function _M.render(self, url, opts)
   opts = opts or {}
   local res = run_route(self, url)
@@ -599,7 +601,7 @@ function _M.render(self, url, opts)
     local ids = needed_loading(self, b, res.started)
     if #ids > 0 then
       local timeout = opts.timeout or DEFAULT_TIMEOUT
-      local left = wait_settled(self, ids, timeout)
+      local left = wait_settled(self, ids, timeout, nil, opts.abort)
       if #left > 0 then override = time_out(self, left, timeout) end
       pump(self)
     end

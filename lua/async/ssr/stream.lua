@@ -66,7 +66,10 @@ end
 --- Streams `url`: the shell at once, then each pending boundary as its async
 -- signal settles (protocol.md, "Streaming"). Calls write(chunk) per chunk and
 -- write(nil) once at the end; returns then. Must run in a coroutine.
--- opts: stream_timeout (ms, default 10000), document (false: no layout).
+-- opts: stream_timeout (ms, default 10000), document (false: no layout),
+-- abort (a token: cancelling it ends the stream as a failed write does),
+-- on_head(result) (called once the route has run, before the first write,
+-- with { status =, title = }: an HTTP server sends its status line then).
 -- Returns { status =, title = } of the route.
 function _M.render_stream(self, url, write, opts)
   if type(write) ~= "function" then error("render_stream expects a write function, got " .. type(write), 2) end
@@ -88,6 +91,7 @@ function _M.render_stream(self, url, write, opts)
     if opts.abort and opts.abort.aborted then closed_reason = opts.abort.reason; error(CLOSED, 0) end
     local res = run_route(self, url)
     result = { status = res.status, title = res.title }
+    if opts.on_head then opts.on_head(result) end
     pump(self)
     local plan, b, shape = prepare(self, res)
     local fragment = fill(self, res, plan, shape)
@@ -133,6 +137,7 @@ function _M.render_stream(self, url, write, opts)
       end
       return any and out or nil
     end
+    local seq = 0   -- patches of this response, numbered from 1 (protocol.md "Streaming")
     local tree = boundary_tree(plan)
     local state = {}   -- id -> "pending" | "done"
     local pending = {}
@@ -168,8 +173,9 @@ function _M.render_stream(self, url, write, opts)
       local chunk = '<template async:fill="' .. escape_attr(id) .. '">' .. inner .. "</template>"
       local p = patch(override)
       if p then
+        seq = seq + 1
         chunk = chunk .. '<script type="application/json" async:patch>' ..
-          json.encode({ signals = p }, { script = true }) .. "</script>"
+          json.encode({ seq = seq, signals = p }, { script = true }) .. "</script>"
       end
       write(chunk)
     end

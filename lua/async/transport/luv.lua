@@ -51,7 +51,8 @@
 --   code =, message =, method =, path =, remote = } (code: the parser's, or "timeout",
 --   "expectation_failed", "connections", "handler_error" with e.error).
 --
--- log(entry): one per request, entry = { method =, path =, status =, bytes = (body bytes
+-- log(entry): one per request (refused = true when the transport answered
+-- it without calling the handler), entry = { method =, path =, status =, bytes = (body bytes
 -- sent), ms =, remote =, error = (refusals, handler errors, disconnects) }; a client gone
 -- before its response ended logs status 499 (when the status line was not sent) and
 -- error = "closed: <why>".
@@ -333,7 +334,7 @@ function reject(c, status, code, message, method, target)
   end
   if method == "HEAD" then body = "" end
   emit_log(srv, { method = method, path = path, status = st, bytes = #body, ms = now_ms() - t0,
-                  remote = c.remote, error = code })
+                  remote = c.remote, error = code, refused = true })
   if send(c, { head, body }) then conn_end(c) end
 end
 
