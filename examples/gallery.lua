@@ -5,11 +5,15 @@
 --   build/asyncrt examples/gallery.lua   then open http://127.0.0.1:8080/
 --   HOST=0.0.0.0 PORT=9000 build/asyncrt examples/gallery.lua
 --
--- Each example's app.lua ends with `return Async.main(app, options)`:
--- run as a script it serves itself; loaded from here it just returns its
--- app. The gallery also wants the options (public folder, layout, browser
--- handlers), so `load` below catches them while it loads the file.
+-- Each example's app.lua ends with `return Async.main(app, options)`: run
+-- as a script it serves itself; loaded from here it just returns its app.
+-- A server has one layout, one public folder and one set of runtime
+-- options for all its mounts, so the gallery also collects each example's
+-- options (`load` catches them while it loads the file): its layout is
+-- chosen by the page's prefix, its browser handlers are accepted, and
+-- public/ holds every example's files under its prefix (public/NAME/).
 local Async = require("async")
+local ssr = require("async.ssr")
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 
@@ -64,15 +68,21 @@ local function index_layout(page)
   }
 end
 
-local apps = { ["/"] = { app = index, layout = index_layout } }
+local apps, layouts, client_handlers = { ["/"] = index }, { [""] = index_layout }, {}
 for _, e in ipairs(EXAMPLES) do
+  local prefix = "/" .. e[1]
   local app, options = load(e[1])
-  apps["/" .. e[1]] = {
-    app = app,
-    public = options.public and (here .. e[1] .. "/" .. options.public),
-    layout = options.layout,
-    runtime = options.runtime,
-  }
+  apps[prefix] = app
+  layouts[prefix] = options.layout or ssr.default_layout
+  for _, h in ipairs(options.runtime and options.runtime.client_handlers or {}) do
+    client_handlers[#client_handlers + 1] = h
+  end
 end
 
-return Async.main(index, { apps = apps })
+return Async.main(index, {
+  apps = apps,
+  -- each page in its own example's layout (page.prefix is its mount)
+  layout = function(page) return layouts[page.prefix or ""](page) end,
+  public = "public",   -- examples/public: /components/app.js is public/components/app.js
+  runtime = { client_handlers = client_handlers },
+})

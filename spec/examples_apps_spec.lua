@@ -67,9 +67,9 @@ describe("examples/NAME/app.lua", function()
       local app, options = ex.load(name)
       assert.truthy(app.decl, name .. " returns its app")
       if options.public then
-        assert.are.equal("public", options.public)
-        local f = io.open("examples/" .. name .. "/public/style.css")
-        assert.truthy(f, name .. ": public/ without style.css")
+        assert.are.equal("../public/" .. name, options.public, name .. ": its files are in examples/public/NAME")
+        local f = io.open("examples/public/" .. name .. "/style.css")
+        assert.truthy(f, name .. ": examples/public/" .. name .. " without style.css")
         f:close()
       end
     end
@@ -77,14 +77,14 @@ describe("examples/NAME/app.lua", function()
 
   it("no public script uses eval, new Function or inline handlers", function()
     for _, name in ipairs(NAMES) do
-      local f = io.open("examples/" .. name .. "/public/app.js")
+      local f = io.open("examples/public/" .. name .. "/app.js")
       if f then
         local js = f:read("*a")
         f:close()
         assert.falsy(js:find("eval%(") or js:find("new Function") or js:find("innerHTML") or js:find("setAttribute%(\"on"),
-          name .. "/public/app.js")
+          name .. "/app.js")
         assert.truthy(js:find("(window.Async = window.Async || []).push(", 1, true),
-          name .. "/public/app.js registers through the queue (it may run before the client)")
+          name .. "/app.js registers through the queue (it may run before the client)")
       end
     end
   end)
@@ -580,7 +580,7 @@ describe("examples/ssr", function()
   <strong signal:text="count">0</strong>
 </p>
 <h2>The activation snapshot</h2>
-<pre class="snapshot" on:attach="showSnapshot">(public/app.js prints the snapshot here)</pre></section>]],
+<pre class="snapshot" on:attach="showSnapshot">(the page script prints the snapshot here)</pre></section>]],
       section(out.html))
     assert.are.same({
       signals = with_router({ count = 0 }, "/products/123", "/products/:id", { id = "123" }),
@@ -614,54 +614,102 @@ end)
 -- ===== the gallery =====
 
 describe("examples/gallery.lua", function()
-  it("mounts the index at / and each example under its own prefix, with its options", function()
+  local cc = require("support.core_client")
+  local core = require("async.server.core")
+  local POST = { ["content-type"] = "application/json", ["x-async-request"] = "1" }
+
+  -- the gallery's server (async.server.core, no sockets) on a manual loop
+  local function gallery()
     local index, options = ex.load("gallery")
+    local loop = ex.manual_loop()
+    local opts = { root = "examples", log = false }
+    for k, v in pairs(options) do opts[k] = v end
+    local handle = core.new(opts)
+    local function get(path, headers)
+      local res, chunks = cc.run(handle, loop, cc.req({ target = path, headers = headers }))
+      local body = cc.body(res, chunks)
+      if body and res.status == 200 and (res.headers[1] or {})[2] ~= "text/css; charset=utf-8" then
+        ex.assert_csp_safe(body)
+      end
+      return res, body
+    end
+    local function post(path, body)
+      local res = cc.run(handle, loop, cc.req({ method = "POST", target = path, body = body, headers = POST }))
+      return res, res.body and Async.json.decode(res.body)
+    end
+    return { index = index, options = options, get = get, post = post }
+  end
+
+  it("mounts the index at / and each example under its own prefix", function()
+    local g = gallery()
     local prefixes = {}
-    for prefix in pairs(options.apps) do prefixes[#prefixes + 1] = prefix end
+    for prefix, app in pairs(g.options.apps) do
+      prefixes[#prefixes + 1] = prefix
+      assert.truthy(app.decl, prefix)
+    end
     table.sort(prefixes)
     assert.are.same({ "/", "/cache", "/components", "/counter", "/partials", "/product", "/router", "/server-call",
       "/ssr", "/streaming" }, prefixes)
-    assert.are.equal(index, options.apps["/"].app)
-    for _, name in ipairs(NAMES) do
-      local mount = options.apps["/" .. name]
-      local _, own = ex.load(name)
-      assert.truthy(mount.app.decl, name)
-      assert.are.equal(own.layout ~= nil, mount.layout ~= nil, name .. ": its layout")
-      assert.are.same(own.runtime, mount.runtime, name .. ": its runtime options")
-      if own.public then
-        assert.are.equal("examples/" .. name .. "/public", mount.public)
-      else
-        assert.is_nil(mount.public)
-      end
-    end
+    assert.are.equal(g.index, g.options.apps["/"])
+    assert.are.same({ "attached", "seen", "readTip", "showSnapshot" }, g.options.runtime.client_handlers)
   end)
 
   it("the index links every example; its container keeps the router out of cross-app links", function()
-    local index, options = ex.load("gallery")
-    local loop = ex.manual_loop()
-    local out = ex.drive(loop, function()
-      return Async.create_app(index, { layout = options.apps["/"].layout }):render_document("/")
-    end)
-    ex.assert_csp_safe(out.html)
-    assert.truthy(out.html:find("<main async:container=\"mpa\">", 1, true))
+    local res, html = gallery().get("/")
+    assert.are.equal(200, res.status)
+    assert.truthy(html:find('<main async:container="mpa">', 1, true))
     for _, name in ipairs(NAMES) do
-      assert.truthy(out.html:find('<li><a href="/' .. name .. '/">' .. name .. "</a>: ", 1, true), name)
+      assert.truthy(html:find('<li><a href="/' .. name .. '/">' .. name .. "</a>: ", 1, true), name)
     end
   end)
 
-  it("every example renders its main page under its prefix with its mount options", function()
-    local _, options = ex.load("gallery")
+  it("each example's page is in its own layout, loads the client under its prefix, and its links carry it", function()
+    local g = gallery()
     local MAIN = { product = "/products/sku-1", ssr = "/products/123" }
     for _, name in ipairs(NAMES) do
-      local mount = options.apps["/" .. name]
-      local loop = ex.manual_loop()
-      local opts = { env = "development", layout = mount.layout, request = { prefix = "/" .. name } }
-      for k, v in pairs(mount.runtime or {}) do opts[k] = v end
-      local rt = Async.create_app(mount.app, opts)
-      local out = ex.drive(loop, function() return rt:render_document(MAIN[name] or "/") end)
-      assert.are.equal(200, out.status, name)
-      ex.assert_csp_safe(out.html)
-      rt:destroy()
+      local res, html = g.get("/" .. name .. (MAIN[name] or "/"))
+      assert.are.equal(200, res.status, name)
+      assert.truthy(html:find('<script src="/' .. name .. '/__async/client.js" ', 1, true), name)
+      local _, own = ex.load(name)
+      if own.public then
+        assert.truthy(html:find('<link rel="stylesheet" href="/' .. name .. '/style.css">', 1, true), name)
+      end
     end
+    local _, html = g.get("/router/about")
+    assert.truthy(html:find('<a href="/router/">Home</a>', 1, true))
+    assert.truthy(html:find('<code signal:text="router.path">/about</code>', 1, true), "the path inside the app")
+    _, html = g.get("/components/")
+    assert.truthy(html:find('<script src="/components/__async/client.js" defer></script><script src="/components/app.js" defer></script>', 1, true))
   end)
+
+  it("serves each example's files from public/NAME under its prefix", function()
+    local g = gallery()
+    for _, file in ipairs({ "components/app.js", "cache/app.js", "ssr/app.js", "product/style.css", "streaming/style.css" }) do
+      local res, body = g.get("/" .. file)
+      assert.are.equal(200, res.status, file)
+      local f = assert(io.open("examples/public/" .. file))
+      assert.are.equal(f:read("*a"), body, file)
+      f:close()
+    end
+    assert.are.equal(404, (g.get("/counter/app.lua")).status, "no source file is public")
+  end)
+
+  it("handlers and server functions answer under each example's prefix", function()
+    local g = gallery()
+    local res, env = g.post("/counter/__async/handler/increment", '{"args":[],"input":{},"signals":{"count":3}}')
+    assert.are.equal(200, res.status)
+    assert.are.same({ [RESULT] = 1, signals = { count = 4 } }, env)
+    res, env = g.post("/server-call/__async/server/greet.say", '{"args":[{"name":"Ada"}],"input":{},"signals":{}}')
+    assert.are.equal(200, res.status)
+    assert.are.same({ [RESULT] = 1, value = "Hello, Ada!", signals = { greeting = "Hello, Ada!", greeted = 1 } }, env)
+    res, env = g.post("/components/__async/handler/toggle",
+      '{"args":[{"key":"airplane"}],"input":{},"signals":{"settings":{"wifi":true,"bluetooth":false,"airplane":false}}}')
+    assert.are.equal(200, res.status)
+    assert.are.same({ wifi = true, bluetooth = false, airplane = true }, env.signals.settings)
+    res = g.post("/__async/handler/increment", '{"args":[],"input":{},"signals":{"count":3}}')
+    assert.are.equal(404, res.status, "the index has no increment: each mount has its own endpoints")
+  end)
+
+  pending("the server cache outlives a request (greet.say twice counts 2; report.check hits): " ..
+    "today each request runtime has its own server cache, so self.cache keeps nothing across requests")
 end)

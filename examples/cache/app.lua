@@ -78,7 +78,7 @@ app:use({
   route = { ["/"] = Async.define_route("home") },
 })
 
--- public/app.js registers the browser handler readTip (after the client).
+-- The page script app.js registers the browser handler readTip (after the client).
 local function layout(page)
   return Async.html[[<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -90,4 +90,12 @@ local function layout(page)
   }
 end
 
-return Async.main(app, { public = "public", layout = layout, runtime = { client_handlers = { "readTip" } } })
+-- This example's browser files are in examples/public/cache/: every example
+-- keeps its own in examples/public/NAME, because a server has one public
+-- folder for all its mounts (the gallery serves /cache/style.css from there).
+return Async.main(app, {
+  public = "../public/cache",
+  layout = layout,
+  -- a handler that exists only in the browser, so the server accepts its name
+  runtime = { client_handlers = { "readTip" } },
+})

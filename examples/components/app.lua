@@ -1,8 +1,9 @@
 --- The seed's components example: scoped fragment components. A Toggle
 -- instance registers a scoped signal (its id starts with the instance's
 -- scope, `home.Toggle.1`), carries the lifecycle pseudo-events `on:attach`
--- and `on:visible` (run in the browser by handlers in public/app.js), and a
--- Product renders an async boundary with `self:suspense`.
+-- and `on:visible` (run in the browser by the handlers of the page script,
+-- examples/public/components/app.js), and a Product renders an async
+-- boundary with `self:suspense`.
 --
 -- Clicking a toggle runs the page-level Lua handler `toggle` on the server.
 -- A component's own handlers (`self:handler`) cannot be called over HTTP
@@ -65,7 +66,7 @@ app:use({
 <h1>Components</h1>
 <p>{{ wifi }} {{ bluetooth }}</p>
 {{ product }}
-<p>Lifecycle (from public/app.js):</p>
+<p>Lifecycle (from the page script, app.js):</p>
 <pre signal:text="lifecycle"></pre>
 <div class="spacer">Scroll down: the last toggle runs on:visible when it comes into view.</div>
 <p>{{ airplane }}</p>]] {
@@ -80,8 +81,8 @@ app:use({
   route = { ["/"] = Async.define_route("home") },
 })
 
--- public/app.js registers the browser handlers `attached` and `seen`; the
--- page script loads after the client (both deferred, in this order).
+-- The page script app.js registers the browser handlers `attached` and
+-- `seen`; it loads after the client (both deferred, in this order).
 local function layout(page)
   return Async.html[[<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -93,8 +94,11 @@ local function layout(page)
   }
 end
 
+-- This example's browser files are in examples/public/components/: every example
+-- keeps its own in examples/public/NAME, because a server has one public
+-- folder for all its mounts (the gallery serves /components/style.css from there).
 return Async.main(app, {
-  public = "public",
+  public = "../public/components",
   layout = layout,
   -- handlers that exist only in the browser, so the server accepts their names
   runtime = { client_handlers = { "attached", "seen" } },

@@ -81,4 +81,7 @@ local function layout(page)
   }
 end
 
-return Async.main(app, { public = "public", layout = layout })
+-- This example's browser files are in examples/public/product/: every example
+-- keeps its own in examples/public/NAME, because a server has one public
+-- folder for all its mounts (the gallery serves /product/style.css from there).
+return Async.main(app, { public = "../public/product", layout = layout })

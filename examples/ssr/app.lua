@@ -2,7 +2,7 @@
 -- from a cached server function, the counter's current value) and writes
 -- the activation snapshot next to it, a JSON script with the page's signals
 -- and the browser cache. The browser client activates from that snapshot:
--- it attaches events and bindings and re-renders nothing. public/app.js
+-- it attaches events and bindings and re-renders nothing. The page script
 -- prints the snapshot into the page; the counter then works over the
 -- server's Lua handlers.
 --
@@ -37,7 +37,7 @@ app:use({
   <strong signal:text="count"></strong>
 </p>
 <h2>The activation snapshot</h2>
-<pre class="snapshot" on:attach="showSnapshot">(public/app.js prints the snapshot here)</pre>]](product),
+<pre class="snapshot" on:attach="showSnapshot">(the page script prints the snapshot here)</pre>]](product),
       }
     end,
   },
@@ -51,7 +51,7 @@ app:use({
   },
 })
 
--- public/app.js registers the browser handler showSnapshot (after the client).
+-- The page script app.js registers the browser handler showSnapshot (after the client).
 local function layout(page)
   return Async.html[[<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -63,4 +63,12 @@ local function layout(page)
   }
 end
 
-return Async.main(app, { public = "public", layout = layout, runtime = { client_handlers = { "showSnapshot" } } })
+-- This example's browser files are in examples/public/ssr/: every example
+-- keeps its own in examples/public/NAME, because a server has one public
+-- folder for all its mounts (the gallery serves /ssr/style.css from there).
+return Async.main(app, {
+  public = "../public/ssr",
+  layout = layout,
+  -- a handler that exists only in the browser, so the server accepts its name
+  runtime = { client_handlers = { "showSnapshot" } },
+})

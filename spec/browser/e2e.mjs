@@ -169,7 +169,7 @@ async function counter(ctx) {
   const posts = ctx.net.filter((e) => e.method === "POST");
   assert.equal(posts.length, 6, "one POST per click");
   for (const p of posts) {
-    assert.match(p.path, /^\/__async\/handler\/increment$/);
+    assert.match(p.path, /^(\/[\w.~-]+)*\/__async\/handler\/increment$/, "the handler endpoint (under the app's mount)");
     assert.equal(p.headers["x-async-request"], "1");
     assert.match(p.headers["content-type"], /^application\/json/);
     assert.equal(p.status, 200);

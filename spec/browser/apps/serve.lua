@@ -75,8 +75,10 @@ local apps = {
 -- The served examples, examples/NAME/app.lua, as "ex/NAME": loaded as the
 -- gallery loads them (their Async.main returns the app; its options give
 -- the layout and the runtime options), each with one server cache for all
--- its requests, as a server keeps one per app (the mock serves their
--- public/ folders itself).
+-- its requests: what the examples (and the seed's server cache with TTLs)
+-- expect of a server, though async.server.core still gives each request
+-- runtime a cache of its own (the mock serves their examples/public/NAME
+-- files itself).
 local EXAMPLES = { "counter", "product", "components", "streaming", "server-call", "router", "partials", "cache",
                    "ssr" }
 for _, name in ipairs(EXAMPLES) do apps["ex/" .. name] = { example = name, opts = {}, shared_cache = true } end
