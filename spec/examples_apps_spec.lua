@@ -710,6 +710,7 @@ describe("examples/gallery.lua", function()
     assert.are.equal(404, res.status, "the index has no increment: each mount has its own endpoints")
   end)
 
-  pending("the server cache outlives a request (greet.say twice counts 2; report.check hits): " ..
-    "today each request runtime has its own server cache, so self.cache keeps nothing across requests")
+  it("the server cache outlives a request (greet.say twice counts 2, report.check hits)", function()
+    pending("today each request runtime has its own server cache, so self.cache keeps nothing across requests")
+  end)
 end)

@@ -32,6 +32,7 @@ json_counts() {
     local r = cjson.decode(s:sub(j))
     if type(r) ~= "table" or not r.successes then os.exit(1) end
     print(#r.successes, #r.failures, #r.errors, #r.pendings)
+    io.stdout:flush()   -- the counts line first: stderr (below) is unbuffered
     for _, k in ipairs({ "failures", "errors" }) do
       for _, t in ipairs(r[k]) do
         io.stderr:write(k, ": ", t.name or "?", "\n  ", tostring(t.message or ""):sub(1, 2000), "\n")
