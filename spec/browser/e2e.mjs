@@ -419,6 +419,9 @@ async function serverCall(ctx) {
     const resp = await posted(page, "server", "greet.say", () => page.click("form button"));
     const req = JSON.parse(resp.request().postData());
     assert.deepEqual(req.args, [{ name }]);
+    const env = await resp.json();
+    assert.equal(env.signals && env.signals.greeted, n,
+      `greeting ${n} counted ${env.signals && env.signals.greeted}: the server cache did not keep the count across requests`);
     await textIs(page, attr("signal", "text", "greeting"), `Hello, ${name}!`);
     await textIs(page, attr("signal", "text", "greeted"), String(n));
   }
@@ -470,7 +473,8 @@ async function cache(ctx) {
     ["A", "B", "C"].map((p) => `${p}: fill #${fills[0]}`));
   const resp = await posted(page, "server", "report.check", () => page.click(attr("on", "click", "server.report.check()")));
   const env = await resp.json();
-  assert.equal(env.value.fill, fills[0], "asked again within the TTL, yet filled again");
+  assert.equal(env.value.fill, fills[0],
+    "asked again within the TTL, yet filled again: the server cache did not outlive the page's request");
   await textIs(page, attr("signal", "text", "report.fill"), String(fills[0]));
   await shot(page, "cache-hit");
   const before = ctx.net.length;
