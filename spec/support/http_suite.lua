@@ -41,6 +41,24 @@
 --     zlib, not our code, and compared with the plain bytes).
 --   A row that expects the connection closed waits for EOF; a keep-alive
 --   row checks it stays open; bytes after the expected answers fail a row.
+--
+-- Running it against another server (nginx):
+--   * serve suite_apps.apps() (its three mounts) with env = "production",
+--     public = the folder suite_apps.make_public() returned (make it before
+--     the server starts; lua_package_path needs spec/?.lua for
+--     support.suite_apps), default limits (body 1 MiB, headers 16 KiB);
+--   * run the rows from a busted file under build/asyncrt (the clients are
+--     luv sockets): suite.busted(function() return "127.0.0.1", port end, opts)
+--     without log_entries/state/live_nodes (those checks are skipped);
+--   * the rows named "limit: ..." and "malformed: ..." (and the malformed
+--     request of "malformed request: ...") are the luv transport's refusals:
+--     413/431 on a POST endpoint are core.error_response's envelopes, on
+--     other paths text/plain "<reason>\n" with only Content-Type (no
+--     nosniff), and the connection closes. A server whose front refuses
+--     differently either answers the same bytes (nginx: error_page to a Lua
+--     location) or lists those rows in opts.skip with the reason;
+--     opts.reasons = "code" when its reason phrases differ (nginx: 413
+--     "Request Entity Too Large").
 local support = require("support.http")
 local static = require("async.server.static")
 
@@ -419,9 +437,11 @@ end
 
 -- a string as a JSON string's contents (quotes and backslashes escaped)
 local function jstr(s) return (s:gsub('[\\"]', "\\%0")) end
--- an async signal's snapshot form as the server writes it today (protocol.md
--- asks for "value" and "error" always present, null when absent: the
--- kernel's snapshot leaves nil fields out; see docs/performance.md "Serving")
+-- an async signal's snapshot form as the server writes it today. NOTE:
+-- protocol.md ("SSR output") asks for "value" and "error" always present
+-- (null when absent); the kernel's AsyncSignal:snapshot leaves nil fields
+-- out, and server_core_spec/examples_spec encode the same bytes. When that
+-- is fixed, change these two functions.
 local function async_loading() return '{"loading":true,"status":"loading","version":1}' end
 local function async_ready(v) return '{"loading":false,"status":"ready","value":' .. v .. ',"version":1}' end
 
