@@ -122,6 +122,14 @@ describe("rt:dispatch: the client's signals are untrusted", function()
 end)
 
 describe("rt:dispatch: the envelope reports async state changes", function()
+  it("not the first runs a fresh runtime starts on its own (they are not the handler's doing)", function()
+    local rt = new_rt({})
+    local env = rt:dispatch("nothing", {}, { signals = { count = 2 } })
+    assert.same({ [RESULT] = 1, signals = {} }, env)
+    assert.equal("loading", rt.signals:ref("product"):status())
+  end)
+
+
   it("an async signal whose status changed is in signals, in snapshot form", function()
     local rt = new_rt({})
     rt.scheduler:flush()   -- starts the first run

@@ -568,6 +568,10 @@ function Runtime:dispatch(name, args, opts)
     end
     apply_client_signals(self, opts.signals)
   end
+  -- what the runtime starts on its own (the first runs of its async
+  -- signals, queued at creation) is not the handler's doing: it runs
+  -- before the baseline, so only what the handler changed is reported
+  if self.scheduler.strategy == "manual" then pcall(self.scheduler.flush, self.scheduler) end
   local before = values(sigs)
   local ctx = setmetatable({
     name = name, signals = sigs, server = self.server, cache = self.cache.browser, input = opts.input,
