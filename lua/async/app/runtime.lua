@@ -13,6 +13,7 @@ local cache_mod = require("async.app.cache")
 local abort_mod = require("async.kernel.abort")
 local async_signal = require("async.kernel.task")
 local errors = require("async.kernel.errors")
+local json_null = require("async.app.json").null
 
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
@@ -479,73 +480,110 @@ end
 -- protocol.md "Lua handlers": the client's signals are untrusted input
 _M.MAX_CLIENT_PATHS = 1000
 
--- A warning about client input: the runtime's log hook (on_error(msg, nil,
--- what)) or opts.log in development; nothing in production.
+-- A warning about client input, development only: the runtime's log hook
+-- (opts.log(msg), which the HTTP server gives), else on_error(msg, nil,
+-- "dispatch signals"), else stderr; nothing in production.
 local function warn(rt, msg)
   if rt.env ~= "development" then return end
-  if rt.on_error then
-    pcall(rt.on_error, msg, nil, "dispatch signals")
-  elseif rt.opts.log then
+  if rt.opts.log then
     pcall(rt.opts.log, msg)
+  elseif rt.on_error then
+    pcall(rt.on_error, msg, nil, "dispatch signals")
   else
     io.stderr:write("asyncrt: ", msg, "\n")
   end
 end
 
--- Why the client may not write `path` (nil: it may). Only paths through
--- an id the app registered; never `_x` or `router.*`; never an async signal
--- (its state is the server's: a snapshot the client sends back would
--- otherwise become a plain value) or a computed.
+-- Why the client's `path` is not written (nil: it is), and whether that is
+-- expected traffic (quiet: no warning). The client sends every signal of
+-- its store whose id does not start with "_": router.* and async signals
+-- (in snapshot form) come with every call and are expected; anything else
+-- refused is worth a warning. Otherwise also returns id, segs, sig.
 local function refused(sigs, path)
   if type(path) ~= "string" then return "a path that is not a string" end
-  local ok, id = pcall(sigs.resolve, sigs, path)
+  if path == "" then return "an empty path" end
+  if path == "router" or sub(path, 1, 7) == "router." then return "router state", true end
+  if sub(path, 1, 1) == "_" then return "a private id (_x)" end
+  local ok, id, segs = pcall(sigs.resolve, sigs, path)
   if not ok or id == nil then return "an id the app does not register" end
-  if sub(id, 1, 1) == "_" or sub(path, 1, 1) == "_" then return "a private id (_x)" end
-  if id == "router" or sub(id, 1, 7) == "router." then return "router state" end
+  if sub(id, 1, 1) == "_" then return "a private id (_x)" end
+  for _, s in ipairs(segs) do
+    if sub(s, 1, 1) == "$" then return "a $ meta path" end
+  end
   local sig = sigs.map[id]
-  if async_signal.is_async(sig) then return "an async signal (the server's state)" end
   if kernel.is_computed(sig) then return "a computed" end
+  return nil, false, id, segs, sig
+end
+
+local SETTLED = { ready = true, error = true }
+
+-- An async signal sent whole in snapshot form. Its state is the server's:
+-- once the runtime's own signal has settled (ready or error) the client's
+-- copy is ignored (quietly: the client always sends it). In a fresh
+-- runtime, whose run has not settled (a request runtime of the handler
+-- endpoint), a settled snapshot ({"status": "ready"|"error", "value",
+-- "error", "version"}; JSON null for an absent value or error) is restored,
+-- so the handler sees what the page shows; a pending one is ignored and the
+-- runtime's own run goes on. Returns why (nil: restored) and quiet.
+local function restore_async(sig, v)
+  if type(v) ~= "table" then return "an async signal takes its snapshot form only" end
+  if SETTLED[sig._status] then return "the server's own state stands", true end
+  if not SETTLED[v.status] then return "an async snapshot that is not settled", true end
+  local snap = { status = v.status, version = v.version }
+  if v.value ~= json_null then snap.value = v.value end
+  if v.error ~= json_null and v.error ~= nil then snap.error = v.error end
+  local ok, e = pcall(sig.restore, sig, snap)
+  if not ok then return "a bad snapshot form (" .. errors.message(e) .. ")" end
   return nil
 end
 
---- Applies the signals a client sent with a handler call: at most
--- MAX_CLIENT_PATHS paths, each to a signal the app registers (refused()
--- says which); everything else is ignored with a warning in development.
-function apply_client_signals(rt, sent)
+-- names for a warning: the first five, and how many more
+local function some(list)
+  local shown = {}
+  for i = 1, math.min(#list, 5) do shown[i] = '"' .. list[i] .. '"' end
+  local s = table.concat(shown, ", ")
+  if #list > 5 then s = s .. " and " .. (#list - 5) .. " more" end
+  return s
+end
+
+--- Applies the signals a client sent with handler `name`'s call (the one
+-- filter: the HTTP handler endpoint passes the body's signals through
+-- here). The string paths, sorted, are considered up to MAX_CLIENT_PATHS;
+-- each is written (one batch) only into a signal the app registers, never
+-- "_x", router.* or a computed, never through a `$` segment, and an async
+-- signal only whole (restore_async). No id is ever created. What is refused
+-- is one warning line in development, router.* and async snapshots aside.
+function apply_client_signals(rt, name, sent)
   local sigs = rt.signals
-  local paths, n, extra = {}, 0, 0
+  local paths, bad = {}, {}
   for path in pairs(sent) do
-    if n < _M.MAX_CLIENT_PATHS then
-      n = n + 1
-      paths[n] = path
-    else
-      extra = extra + 1
-    end
+    if type(path) == "string" then paths[#paths + 1] = path
+    else bad[#bad + 1] = tostring(path) .. " (a path that is not a string)" end
   end
-  if extra > 0 then
-    warn(rt, "dispatch: the client sent more than " .. _M.MAX_CLIENT_PATHS .. " signal paths; " .. extra ..
-      " ignored")
-  end
-  local strings = {}
-  for i = 1, n do
-    local path = paths[i]
-    local why = refused(sigs, path)
-    if why then
-      warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", tostring(path)) .. ": " .. why)
-    else
-      strings[#strings + 1] = path
-    end
-  end
-  table.sort(strings)
+  table.sort(paths)
+  local n, ignored, failed = math.min(#paths, _M.MAX_CLIENT_PATHS), bad, {}
   kernel.batch(function()
-    for _, path in ipairs(strings) do
-      local ok, err = pcall(sigs.set, sigs, path, sent[path])
-      if not ok then
-        warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", path) .. ": " ..
-          errors.message(err))
+    for i = 1, n do
+      local path = paths[i]
+      local v = sent[path]
+      local why, quiet, _, segs, sig = refused(sigs, path)
+      if why == nil and async_signal.is_async(sig) then
+        if #segs > 0 then why = "a path into an async signal"
+        else why, quiet = restore_async(sig, v) end
+      elseif why == nil then
+        local ok, e = pcall(sigs.set, sigs, path, v)
+        if not ok then failed[#failed + 1] = path .. " (" .. errors.message(e) .. ")" end
       end
+      if why and not quiet then ignored[#ignored + 1] = path .. " (" .. why .. ")" end
     end
   end)
+  local lines = {}
+  if #ignored > 0 then lines[#lines + 1] = #ignored .. " ignored: " .. some(ignored) end
+  if #failed > 0 then lines[#lines + 1] = #failed .. " not applied: " .. some(failed) end
+  if #paths > n then
+    lines[#lines + 1] = "more than " .. _M.MAX_CLIENT_PATHS .. " signal paths; " .. (#paths - n) .. " ignored"
+  end
+  if #lines > 0 then warn(rt, "handler " .. name .. ": client signals " .. table.concat(lines, "; ")) end
 end
 
 --- Runs Lua handler `name` in-process as the handler endpoint does, with
@@ -566,7 +604,7 @@ function Runtime:dispatch(name, args, opts)
       return { [RESULT] = 1, error = async_error("invalid-signals",
         "signals must be an object of path -> value, got " .. type(opts.signals)) }
     end
-    apply_client_signals(self, opts.signals)
+    apply_client_signals(self, name, opts.signals)
   end
   -- what the runtime starts on its own (the first runs of its async
   -- signals, queued at creation) is not the handler's doing: it runs
