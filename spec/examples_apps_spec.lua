@@ -30,11 +30,13 @@ local function with_router(signals, url, route, params)
 end
 
 -- an async signal's snapshot form, as the snapshot and patches write it
+-- (protocol.md "SSR output": "value" and "error" always present, JSON null
+-- (Async.null) when absent)
 local function ready(value, version)
-  return { loading = false, status = "ready", value = value, version = version or 1 }
+  return { loading = false, status = "ready", value = value, version = version or 1, error = Async.null }
 end
 local function loading(version)
-  return { loading = true, status = "loading", version = version or 1 }
+  return { loading = true, status = "loading", version = version or 1, value = Async.null, error = Async.null }
 end
 
 -- renders url on a fresh runtime of the example; returns the result and the runtime
@@ -183,7 +185,7 @@ describe("examples/product", function()
     <p class="error" signal:text="product.$error.message">There is no product sku-404.</p>
   
 </section>]], 1, true))
-    assert.are.same({ loading = false, status = "error", version = 1,
+    assert.are.same({ loading = false, status = "error", version = 1, value = Async.null,
       error = { name = "Error", code = "not-found", message = "There is no product sku-404." } },
       Async.read_snapshot(out.html).signals.product)
   end)

@@ -55,8 +55,20 @@ end
 
 local function section(inner) return '<section async:boundary="route">' .. inner .. "</section>" end
 
+-- The shop's snapshot signals (protocol.md "SSR output"): every signal whose
+-- id does not start with "_", computeds excepted (so count, name, prefs and
+-- stock on every page, not only those the page read), sorted; the async
+-- signal stock in its snapshot form with "value" and "error" always there.
+-- `route` is router(...) or not_matched(...); `stock` defaults to loading
+-- (its first run starts with the render and no page waits for it but /slow).
+local STOCK_LOADING = '{"error":null,"loading":true,"status":"loading","value":null,"version":1}'
+local STOCK_READY = '{"error":null,"loading":false,"status":"ready","value":{"left":3},"version":1}'
+local function shop(route, stock)
+  return '"count":0,"name":"ada","prefs":{"theme":"light"},' .. route .. ',"stock":' .. (stock or STOCK_LOADING)
+end
+
 local HOME = doc("Home", section('<h1 signal:text="name">ada</h1><b signal:text="count">0</b>') ..
-  snap('"count":0,"name":"ada",' .. router("/", "/")))
+  snap(shop(router("/", "/"))))
 
 local DOC_HEADERS = { "Content-Type: text/html; charset=utf-8", "Content-Length: #", "Vary: Accept",
                       "Content-Security-Policy: script-src 'self'", "X-Content-Type-Options: nosniff" }
@@ -123,15 +135,15 @@ describe("pages: a full document around rt:render's output", function()
     { "the query string reaches router.query and router.url",
       { target = "/items/2?color=red&size=L" }, 200, DOC_HEADERS,
       doc("", section("<p>Item 2</p>") ..
-        snap(router("/items/2?color=red&size=L", "/items/:id", '{"id":"2"}', '{"color":"red","size":"L"}'))) },
+        snap(shop(router("/items/2?color=red&size=L", "/items/:id", '{"id":"2"}', '{"color":"red","size":"L"}')))) },
     { "a partial's own status (404) is the document's status",
       { target = "/items/9" }, 404, DOC_HEADERS,
-      doc("Missing", section("<p>No item 9</p>") .. snap(router("/items/9", "/items/:id", '{"id":"9"}'))) },
+      doc("Missing", section("<p>No item 9</p>") .. snap(shop(router("/items/9", "/items/:id", '{"id":"9"}')))) },
     { "no route matched: 404, still a full document with router.error",
-      { target = "/nope" }, 404, DOC_HEADERS, doc("", section("") .. snap(not_matched("/nope"))) },
+      { target = "/nope" }, 404, DOC_HEADERS, doc("", section("") .. snap(shop(not_matched("/nope")))) },
     { "a percent-encoded param is decoded for the route, kept raw in the URL",
       { target = "/items/a%20b" }, 200, DOC_HEADERS,
-      doc("", section("<p>Item a b</p>") .. snap(router("/items/a%20b", "/items/:id", '{"id":"a b"}'))) },
+      doc("", section("<p>Item a b</p>") .. snap(shop(router("/items/a%20b", "/items/:id", '{"id":"a b"}')))) },
     { "PUT on a page: 405 with Allow",
       { method = "PUT", target = "/" }, 405, { "Content-Type: text/plain; charset=utf-8", "Content-Length: #",
         "Allow: GET, HEAD", "X-Content-Type-Options: nosniff" }, "Method Not Allowed\n" },
@@ -189,7 +201,7 @@ describe("pages: layouts and the Content-Security-Policy option", function()
       { "Content-Type: text/html; charset=utf-8", "Content-Length: #", "Vary: Accept",
         "X-Content-Type-Options: nosniff" },
       '<!doctype html><html><head><title></title><script src="/__async/client.js" defer></script></head>' ..
-      '<body data-prefix="">' .. section("<p>Item 3</p>") .. snap(router("/items/3", "/items/:id", '{"id":"3"}')) ..
+      '<body data-prefix="">' .. section("<p>Item 3</p>") .. snap(shop(router("/items/3", "/items/:id", '{"id":"3"}'))) ..
       "</body></html>" },
   })
 
@@ -202,7 +214,7 @@ describe("pages: layouts and the Content-Security-Policy option", function()
       { "Content-Type: text/html; charset=utf-8", "Content-Length: #", "Vary: Accept",
         "Content-Security-Policy: default-src 'self'", "X-Content-Type-Options: nosniff" },
       '<html><HEAD><script src="/__async/client.js" defer></script></HEAD><body>' .. section("<p>Item 3</p>") ..
-      snap(router("/items/3", "/items/:id", '{"id":"3"}')) .. "</body></html>" },
+      snap(shop(router("/items/3", "/items/:id", '{"id":"3"}'))) .. "</body></html>" },
   })
 end)
 
@@ -215,14 +227,13 @@ describe("pages with pending boundaries at shell time stream (chunked)", functio
     assert.are.equal(200, res.status)
     assert.is_nil(res.body)
     assert.are.same(STREAM_HEADERS, cc.headers(res))
-    local full = doc("", section(SLOW_SHELL) .. snap(router("/slow", "/slow") ..
-      ',"stock":{"loading":true,"status":"loading","version":1}') .. "\0")
+    local full = doc("", section(SLOW_SHELL) .. snap(shop(router("/slow", "/slow"))) .. "\0")
     local shell, tail = full:match("^(.*)%z(.*)$")
     assert.are.same({
       { at = 0, data = shell },
       { at = 30, data = '<template async:fill="stock"><b signal:text="stock.left">3</b></template>' ..
-        '<script type="application/json" async:patch>{"seq":1,"signals":{"stock":{"loading":false,' ..
-        '"status":"ready","value":{"left":3},"version":1}}}</script>' },
+        '<script type="application/json" async:patch>{"seq":1,"signals":{"stock":' .. STOCK_READY ..
+        '}}</script>' },
       { at = 30, data = tail },
     }, chunks)
   end)
@@ -247,9 +258,7 @@ describe("pages with pending boundaries at shell time stream (chunked)", functio
   rows(function() return core.new({ app = apps.shop(), stream = false, log = function() end }) end, {
     { "stream = false: the page waits for its async signals and is sent whole",
       { target = "/slow" }, 200, DOC_HEADERS,
-      doc("", section(SLOW_FILLED) .. snap('"router.error":null,"router.params":{},"router.path":"/slow",' ..
-        '"router.pending":false,"router.query":{},"router.route":"/slow","router.url":"/slow",' ..
-        '"stock":{"loading":false,"status":"ready","value":{"left":3},"version":1}')) },
+      doc("", section(SLOW_FILLED) .. snap(shop(router("/slow", "/slow"), STOCK_READY))) },
   })
 end)
 
@@ -268,22 +277,21 @@ describe("route partials: Accept: application/x-async-partial", function()
     { "an envelope with boundary, html, signals, cache, title and status",
       accept({ target = "/" }), 200, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},' ..
-      '"html":"<h1 signal:text=\\"name\\">ada</h1><b signal:text=\\"count\\">0</b>","signals":{"count":0,' ..
-      '"name":"ada",' .. router("/", "/") .. '},"status":200,"title":"Home"}' },
+      '"html":"<h1 signal:text=\\"name\\">ada</h1><b signal:text=\\"count\\">0</b>","signals":{' ..
+      shop(router("/", "/")) .. '},"status":200,"title":"Home"}' },
     { "the route's status is the HTTP status",
       accept({ target = "/items/9" }), 404, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"<p>No item 9</p>",' ..
-      '"signals":{' .. router("/items/9", "/items/:id", '{"id":"9"}') .. '},"status":404,"title":"Missing"}' },
+      '"signals":{' .. shop(router("/items/9", "/items/:id", '{"id":"9"}')) .. '},"status":404,"title":"Missing"}' },
     { "no route: 404 envelope with router.error",
       accept({ target = "/nope" }), 404, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"",' ..
-      '"signals":{' .. not_matched("/nope") .. '},"status":404}' },
+      '"signals":{' .. shop(not_matched("/nope")) .. '},"status":404}' },
     { "a partial waits for its async signals (never streams)",
       accept({ target = "/slow" }), 200, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"' ..
-      SLOW_FILLED:gsub('"', '\\"') .. '","signals":{"router.error":null,"router.params":{},"router.path":"/slow",' ..
-      '"router.pending":false,"router.query":{},"router.route":"/slow","router.url":"/slow",' ..
-      '"stock":{"loading":false,"status":"ready","value":{"left":3},"version":1}},"status":200}' },
+      SLOW_FILLED:gsub('"', '\\"') .. '","signals":{' .. shop(router("/slow", "/slow"), STOCK_READY) ..
+      '},"status":200}' },
     { "a partial that raises: 500 error envelope with message and stack (development)",
       accept({ target = "/boom" }), 500, { "Content-Type: application/json; charset=utf-8", "Content-Length: #",
         "Vary: Accept", "Cache-Control: no-store", "X-Content-Type-Options: nosniff" }, function(body)
@@ -420,7 +428,7 @@ describe("static files from public/", function()
   end
   local ETAG_CSS = ('"%x-%x"'):format(MTIME, #CSS)
   local CSS_HEADERS = file_headers("text/css; charset=utf-8", ETAG_CSS, true)
-  local NOT_FOUND_PAGE = function(url) return doc("", section("") .. snap(not_matched(url))) end
+  local NOT_FOUND_PAGE = function(url) return doc("", section("") .. snap(shop(not_matched(url)))) end
 
   rows(function() return handle() end, {
     { "a file: Content-Type by extension, ETag and Last-Modified", { target = "/app.css" }, 200, CSS_HEADERS, CSS },
@@ -511,7 +519,7 @@ describe("apps mounted under path prefixes", function()
     return core.new({ apps = { ["/"] = apps.shop(), ["/admin/"] = admin }, log = entries and function(e)
       entries[#entries + 1] = e end or function() end })
   end
-  local ADMIN = doc("", section('<a href="/admin/users">users</a>') .. snap(router("/", "/")),
+  local ADMIN = doc("", section('<a href="/admin/users">users</a>') .. snap('"hits":0,' .. router("/", "/")),
     "/admin/__async/client.js")
   local POST = { ["content-type"] = "application/json", ["x-async-request"] = "1" }
 
@@ -520,7 +528,7 @@ describe("apps mounted under path prefixes", function()
       { target = "/admin/" }, 200, DOC_HEADERS, ADMIN },
     { "the prefix without its slash is the app's /", { target = "/admin" }, 200, DOC_HEADERS, ADMIN },
     { "a longer name is not under the prefix", { target = "/administrator" }, 404, DOC_HEADERS,
-      doc("", section("") .. snap(not_matched("/administrator"))) },
+      doc("", section("") .. snap(shop(not_matched("/administrator")))) },
     { "the root app still answers", { target = "/" }, 200, DOC_HEADERS, HOME },
     { "the client is served under each prefix", { target = "/admin/__async/client.js", method = "HEAD" }, 200,
       { "Content-Type: text/javascript; charset=utf-8", "Content-Length: #", "Cache-Control: no-cache",
@@ -635,7 +643,10 @@ describe("the access log: one entry per request", function()
     local ok, err = pcall(run, h, { target = "/items/7?x=1" })
     io.stderr = old   -- luacheck: ignore 122
     assert.is_true(ok, tostring(err))
-    assert.are.equal('127.0.0.1 "GET /items/7" 200 570 0ms page\n', table.concat(lines))
+    local page = doc("", section("<p>Item 7</p>") ..
+      snap(shop(router("/items/7?x=1", "/items/:id", '{"id":"7"}', '{"x":"1"}'))))
+    assert.are.equal(701, #page)
+    assert.are.equal('127.0.0.1 "GET /items/7" 200 701 0ms page\n', table.concat(lines))
   end)
 end)
 
