@@ -201,8 +201,8 @@ describe("pages: layouts and the Content-Security-Policy option", function()
       { "Content-Type: text/html; charset=utf-8", "Content-Length: #", "Vary: Accept",
         "X-Content-Type-Options: nosniff" },
       '<!doctype html><html><head><title></title><script src="/__async/client.js" defer></script></head>' ..
-      '<body data-prefix="">' .. section("<p>Item 3</p>") .. snap(shop(router("/items/3", "/items/:id", '{"id":"3"}'))) ..
-      "</body></html>" },
+      '<body data-prefix="">' .. section("<p>Item 3</p>") ..
+      snap(shop(router("/items/3", "/items/:id", '{"id":"3"}'))) .. "</body></html>" },
   })
 
   rows(function()
