@@ -69,9 +69,10 @@ local function resolve_app(app)
 end
 
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
--- scheduler, request, env ("development" | "production"), now (clock),
--- on_error(err, trace, what) (the log hook), browser_cache_entries,
--- server_cache_entries.
+-- scheduler, request, env ("development" | "production"), now (the
+-- browser cache's clock), on_error(err, trace, what) (the error hook), log(msg)
+-- (the log hook), browser_cache_entries, server_cache (a cache to use
+-- instead of the app's shared one, app:server_cache()).
 function _M.create_app(app, opts)
   app = resolve_app(app)
   if type(app) ~= "table" or getmetatable(app) ~= App then
@@ -105,11 +106,13 @@ function _M.create_app(app, opts)
     router = app:compiled_router(), own_router = false, on_error = opts.on_error,
     opts = opts, component_counters = {}, scopes = {}, own_scheduler = own_scheduler,
   }, Runtime)
+  -- the browser cache is the runtime's own (it goes to one page's
+  -- snapshot); the server cache is the app's, shared by all its runtimes
+  -- (App:server_cache), unless opts.server_cache gives one
   rt.cache = {
     browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries,
                               base = app.decl["cache.browser"] }),
-    server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries,
-                             base = app.decl["cache.server"] }),
+    server = opts.server_cache or app:server_cache(),
   }
   -- fired by destroy: releases what the runtime's partials and handlers
   -- hold across a wait (a single-flight fill of their caches)
@@ -174,6 +177,12 @@ local function use_own(rt, all)
     if rt.component_names[c] == nil then rt.component_names[c] = name end
   end
   for side, policies in pairs(all.cache or {}) do
+    -- the server cache is shared with the app's other runtimes: policies
+    -- of this runtime's own go on a view of it (same entries and fills)
+    if side == "server" and not rt.own_server_policies then
+      rt.cache.server = rt.cache.server:view()
+      rt.own_server_policies = true
+    end
     for id, p in pairs(policies) do rt.cache[side]:register(id, p) end
   end
 end

@@ -27,6 +27,8 @@ local response = require("async.server.response")
 local static = require("async.server.static")
 local page = require("async.server.page")
 local rpc = require("async.server.rpc")
+local cache_mod = require("async.app.cache")
+local errors = require("async.kernel.errors")
 
 local type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, getmetatable, require =
   type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, getmetatable, require
@@ -90,6 +92,34 @@ local function gzip_of(g)
   local ok, m = pcall(require, name)
   if ok and type(m) == "table" and type(m.compress) == "function" then return m end
   return nil
+end
+
+-- The `cache` option: nil, or what to give App:server_cache: { backend = b }
+-- (an async.app.cache backend object) or { max_entries = n } (the default
+-- in-memory LRU's bound). Browser caches are per runtime: no option.
+local function check_cache(c)
+  if c == nil then return nil end
+  if type(c) ~= "table" then bad("cache must be { server = backend } or { server = { max_entries = n } }") end
+  for k in pairs(c) do
+    if k ~= "server" then
+      bad("cache: unknown key " .. tostring(k) .. " (only server: the browser cache belongs to each page)")
+    end
+  end
+  local sv = c.server
+  if sv == nil then return nil end
+  if type(sv) ~= "table" then
+    bad("cache.server must be a backend (get, set, delete, clear, keys) or { max_entries = n }")
+  end
+  if sv.get ~= nil or sv.set ~= nil then
+    local ok, err = pcall(cache_mod.check_backend, sv, "cache.server")
+    if not ok then bad(errors.message(err)) end
+    return { backend = sv }
+  end
+  for k, v in pairs(sv) do
+    if k ~= "max_entries" then bad("cache.server: unknown key " .. tostring(k)) end
+    if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then bad("cache.server.max_entries must be a positive integer") end
+  end
+  return { max_entries = sv.max_entries }
 end
 
 local function stderr_log(entry)
@@ -355,7 +385,7 @@ function _M.new(opts)
   if type(opts) ~= "table" then bad("expects an options table") end
   local known = { app = 1, apps = 1, public = 1, root = 1, env = 1, layout = 1, csp = 1, limits = 1, log = 1,
                   client_js = 1, gzip = 1, stream = 1, stream_timeout = 1, timeout = 1, origins = 1,
-                  trust_proxy = 1, runtime = 1 }
+                  trust_proxy = 1, runtime = 1, cache = 1 }
   for k in pairs(opts) do
     if not known[k] then bad("unknown option " .. tostring(k)) end
   end
@@ -403,6 +433,19 @@ function _M.new(opts)
     }, Mount)
   end
   sort(self.mounts, function(x, y) return #x.prefix > #y.prefix end)
+  -- the server cache of each mounted app (App:server_cache: one per app,
+  -- shared by its request runtimes); a backend shared by several mounts
+  -- sees each app's keys under its own prefix ("/shop#key")
+  local cache_opts = check_cache(opts.cache)
+  if cache_opts then
+    for _, m in ipairs(self.mounts) do
+      local o = cache_opts
+      if o.backend and #self.mounts > 1 then
+        o = { backend = cache_mod.namespaced(o.backend, (m.prefix == "" and "/" or m.prefix) .. "#") }
+      end
+      m.app:server_cache(o)
+    end
+  end
   if opts.public ~= nil then
     local ok, st = pcall(static.new, opts.public, opts.root)
     if not ok then bad(tostring(st):gsub("^[^:]*:%d+: ", "")) end
