@@ -652,6 +652,110 @@ end)
 
 -- ===== options =====
 
+-- ===== mounts with options of their own =====
+
+describe("a mount may be { app = a, public =, root =, layout =, runtime =, title =, head = }", function()
+  local dir
+  setup(function()
+    dir = sh("mktemp -d"):gsub("%s+$", "")
+    sh(("mkdir -p %s/a/public %s/b/public %s/shared && printf 'A' > %s/a/public/x.txt && " ..
+        "printf 'B' > %s/b/public/x.txt && printf 'S' > %s/shared/s.txt"):format(dir, dir, dir, dir, dir, dir))
+  end)
+  teardown(function() if dir then sh("rm -rf " .. dir) end end)
+
+  -- a small app: its page shows the title the runtime was given
+  local function small(text)
+    local app = Async.define_app()
+    app:use({
+      handler = { ping = function() return "pong" end },
+      partial = { home = function() return Async.html[[<p>{{ t }}</p>]] { t = text } end },
+      route = { ["/"] = Async.define_route("home") },
+    })
+    return app
+  end
+
+  local function layout(page)
+    return "<html><head>" .. page.title .. "|" .. page.prefix .. "</head><body>" .. page.body .. "</body></html>"
+  end
+
+  local function server()
+    return core.new({
+      apps = {
+        ["/"] = small("root"),
+        ["/a"] = { app = small("a"), public = "a/public", root = dir, title = "A's", layout = layout },
+        ["/b"] = { app = small("b"), public = dir .. "/b/public", head = '<link rel="stylesheet" href="/b/b.css">',
+                   runtime = { title = "B's" } },
+      },
+      public = "shared", root = dir, runtime = { title = "everyone's" }, log = function() end,
+    })
+  end
+
+  it("each mount serves its own public/ at the paths under its prefix", function()
+    local h = server()
+    assert.are.same({ 200, "A" }, { run(h, { target = "/a/x.txt" }).status, run(h, { target = "/a/x.txt" }).body })
+    assert.are.same({ 200, "B" }, { run(h, { target = "/b/x.txt" }).status, run(h, { target = "/b/x.txt" }).body })
+    -- a mount with a folder of its own serves nothing else (not the server's)
+    assert.are.equal(404, run(h, { target = "/a/s.txt" }).status)
+    assert.are.equal(404, run(h, { target = "/a/public/x.txt" }).status)
+    -- a mount without one uses the server's, at the full path
+    assert.are.same({ 200, "S" }, { run(h, { target = "/s.txt" }).status, run(h, { target = "/s.txt" }).body })
+  end)
+
+  it("each mount has its own layout, title and head; runtime options merge over the server's", function()
+    local h = server()
+    local res = run(h, { target = "/a/" })
+    assert.are.equal(200, res.status)
+    assert.truthy(res.body:find('^<html><head>A\'s|/a<script src="/a/__async/client.js" defer></script></head>' ..
+      '<body><section async:boundary="route"><p>a</p></section>'), res.body)
+    res = run(h, { target = "/b/" })
+    assert.truthy(res.body:find("<title>B&#39;s</title><script src=\"/b/__async/client.js\" defer></script>" ..
+      '<link rel="stylesheet" href="/b/b.css"></head>', 1, true), res.body)
+    res = run(h, { target = "/" })
+    assert.truthy(res.body:find("<title>everyone&#39;s</title>", 1, true), res.body)
+    -- the endpoints stay each mount's
+    assert.are.equal('{"__async_server_result__":1,"signals":{},"value":"pong"}', run(h, { method = "POST",
+      target = "/a/__async/handler/ping", headers = { ["content-type"] = "application/json",
+      ["x-async-request"] = "1" }, body = "{}" }).body)
+  end)
+
+  it("Async.mount: the options the app's file gave Async.main, those of a mount only, extra over them", function()
+    local app = small("m")
+    assert.are.equal(app, Async.main(app, { public = "public", port = 9, host = "x", title = "T",
+                                            runtime = { client_handlers = { "h" } } }))
+    assert.are.same({ public = "public", port = 9, host = "x", title = "T", runtime = { client_handlers = { "h" } } },
+      app.serve_opts)
+    local m = Async.mount(app, { root = dir .. "/a", title = "U" })
+    assert.are.same({ app = app, public = "public", root = dir .. "/a", title = "U",
+                      runtime = { client_handlers = { "h" } } }, m)
+    local h = core.new({ apps = { ["/m"] = m }, log = function() end })
+    assert.are.equal("A", run(h, { target = "/m/x.txt" }).body)
+    assert.truthy(run(h, { target = "/m/" }).body:find("<title>U</title>", 1, true))
+    assert.has_error(function() Async.mount({}) end)
+  end)
+
+  local bad_cases = {
+    { "an unknown mount option", { ["/a"] = { app = small("a"), port = 1 } },
+      "the app for /a: unknown mount option port (app, public, root, layout, runtime, title, head, cache)" },
+    { "a mount whose app is not one", { ["/a"] = { app = {} } }, "the app for /a must be made by Async.define_app()" },
+    { "a bad mount layout", { ["/a"] = { app = small("a"), layout = 1 } },
+      "the app for /a: layout must be a function(page)" },
+    { "a bad mount head", { ["/a"] = { app = small("a"), head = 1 } },
+      "the app for /a: head must be a string or a function(page)" },
+  }
+  for _, c in ipairs(bad_cases) do
+    it(c[1], function()
+      assert.has_error(function() core.new({ apps = c[2] }) end, "async.server.core.new: " .. c[3])
+    end)
+  end
+
+  it("a mount's public folder must exist", function()
+    local ok, err = pcall(core.new, { apps = { ["/a"] = { app = small("a"), public = "nope", root = dir } } })
+    assert.is_false(ok)
+    local want = 'async.server.core.new: the mount /a: public: "' .. dir .. '/nope" is not a directory'
+    assert.truthy(tostring(err):find(want, 1, true), tostring(err))
+  end)
+end)
+
 describe("core.new: options are checked", function()
   local app = apps.shop()
   local cases = {

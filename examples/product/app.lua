@@ -81,7 +81,4 @@ local function layout(page)
   }
 end
 
--- This example's browser files are in examples/public/product/: every example
--- keeps its own in examples/public/NAME, because a server has one public
--- folder for all its mounts (the gallery serves /product/style.css from there).
-return Async.main(app, { public = "../public/product", layout = layout })
+return Async.main(app, { public = "public", layout = layout })   -- examples/product/public: /style.css

@@ -84,7 +84,4 @@ local function layout(page)
   }
 end
 
--- This example's browser files are in examples/public/streaming/: every example
--- keeps its own in examples/public/NAME, because a server has one public
--- folder for all its mounts (the gallery serves /streaming/style.css from there).
-return Async.main(app, { public = "../public/streaming", layout = layout })
+return Async.main(app, { public = "public", layout = layout })   -- examples/streaming/public: /style.css

@@ -135,6 +135,40 @@ end
 
 -- ===== mounts =====
 
+-- What a mount may give beside its app (docs/endpoints.md "Mounts").
+local MOUNT_KEYS = { app = true, public = true, root = true, layout = true, runtime = true, title = true,
+                     head = true, cache = true }
+_M.MOUNT_KEYS = MOUNT_KEYS
+
+-- The options of one mount: an app, or a table { app = a, public =, root =,
+-- layout =, runtime =, title =, head =, cache = } (Async.mount makes one).
+local function mount_options(entry, prefix)
+  local where = "the app for " .. tostring(prefix)
+  if app_of(entry) then return { app = app_of(entry) } end
+  if type(entry) ~= "table" or entry.app == nil then bad(where .. " must be made by Async.define_app()") end
+  for k in pairs(entry) do
+    if not MOUNT_KEYS[k] then
+      bad(where .. ": unknown mount option " .. tostring(k) ..
+        " (app, public, root, layout, runtime, title, head, cache)")
+    end
+  end
+  local a = app_of(entry.app)
+  if a == nil then bad(where .. " must be made by Async.define_app()") end
+  if entry.layout ~= nil and type(entry.layout) ~= "function" then bad(where .. ": layout must be a function(page)") end
+  if entry.runtime ~= nil and type(entry.runtime) ~= "table" then
+    bad(where .. ": runtime must be a table of create_app options")
+  end
+  if entry.root ~= nil and type(entry.root) ~= "string" then bad(where .. ": root must be a directory path") end
+  if entry.title ~= nil and type(entry.title) ~= "string" then bad(where .. ": title must be a string") end
+  if entry.head ~= nil and type(entry.head) ~= "string" and type(entry.head) ~= "function" then
+    bad(where .. ": head must be a string or a function(page)")
+  end
+  local o = {}
+  for k, v in pairs(entry) do o[k] = v end
+  o.app = a
+  return o
+end
+
 local Mount = {}
 Mount.__index = Mount
 
@@ -281,8 +315,12 @@ function Server:route(ctx)
     ctx.entry.error = why
     return response.text(400)
   end
-  if self.public then
-    local res = self.public:serve(req, segs, self.gzip)
+  -- a file of the mount's own public/ (at its path under the prefix), else
+  -- of the server's (at the full path)
+  local public = m.public or self.public
+  if public then
+    if m.public and m.prefix ~= "" then segs = request.segments(rel) end
+    local res = segs and public:serve(req, segs, self.gzip)
     if res then
       ctx.entry.kind = "static"
       return res
@@ -409,42 +447,56 @@ function _M.new(opts)
   local list = {}
   if opts.app ~= nil and opts.apps ~= nil then bad("give app or apps, not both") end
   if opts.app ~= nil then
-    list[1] = { prefix = "/", app = opts.app }
+    list[1] = { prefix = "/", entry = opts.app }
   elseif type(opts.apps) == "table" then
-    for p, a in pairs(opts.apps) do list[#list + 1] = { prefix = p, app = a } end
+    for p, a in pairs(opts.apps) do list[#list + 1] = { prefix = p, entry = a } end
   else
     bad("app (or apps = { [prefix] = app }) is required")
   end
   local self = setmetatable({ env = env, csp = csp, log = log, limits = check_limits(opts.limits), mounts = {},
                               gzip = gzip_of(opts.gzip) }, Server)
   local seen = {}
+  local server_cache = check_cache(opts.cache)
   for _, e in ipairs(list) do
-    local a = app_of(e.app)
-    if a == nil then bad("the app for " .. tostring(e.prefix) .. " must be made by Async.define_app()") end
+    local mo = mount_options(e.entry, e.prefix)
     local prefix = normalize_prefix(e.prefix)
     if seen[prefix] then bad("two apps mounted at " .. (prefix == "" and "/" or prefix)) end
     seen[prefix] = true
-    self.mounts[#self.mounts + 1] = setmetatable({
-      app = a, prefix = prefix, env = env, csp = csp, limits = self.limits,
-      client_url = prefix .. CLIENT_PATH, layout = layout_for(opts.layout, prefix),
+    -- the runtime options: the server's, then the mount's over them (key by
+    -- key), then the mount's title and head
+    local ro = {}
+    for k, v in pairs(opts.runtime or {}) do ro[k] = v end
+    for k, v in pairs(mo.runtime or {}) do ro[k] = v end
+    if mo.title ~= nil then ro.title = mo.title end
+    if mo.head ~= nil then ro.head = mo.head end
+    local m = setmetatable({
+      app = mo.app, prefix = prefix, env = env, csp = csp, limits = self.limits,
+      client_url = prefix .. CLIENT_PATH, layout = layout_for(mo.layout or opts.layout, prefix),
       stream = opts.stream ~= false, stream_timeout = opts.stream_timeout, timeout = opts.timeout,
       origin = { origins = opts.origins, trust_proxy = opts.trust_proxy == true },
-      runtime_opts = opts.runtime or {},
+      runtime_opts = ro, cache = check_cache(mo.cache),
     }, Mount)
+    -- a public folder of the mount's own: its files at the paths under the prefix
+    if mo.public ~= nil then
+      local ok, st = pcall(static.new, mo.public, mo.root or opts.root)
+      if not ok then
+        bad("the mount " .. (prefix == "" and "/" or prefix) .. ": " .. (tostring(st):gsub("^[^:]*:%d+: ", "")))
+      end
+      m.public = st
+    end
+    self.mounts[#self.mounts + 1] = m
   end
   sort(self.mounts, function(x, y) return #x.prefix > #y.prefix end)
   -- the server cache of each mounted app (App:server_cache: one per app,
-  -- shared by its request runtimes); a backend shared by several mounts
-  -- sees each app's keys under its own prefix ("/shop#key")
-  local cache_opts = check_cache(opts.cache)
-  if cache_opts then
-    for _, m in ipairs(self.mounts) do
-      local o = cache_opts
-      if o.backend and #self.mounts > 1 then
-        o = { backend = cache_mod.namespaced(o.backend, (m.prefix == "" and "/" or m.prefix) .. "#") }
-      end
-      m.app:server_cache(o)
+  -- shared by its request runtimes): the mount's cache option, else the
+  -- server's; a backend of the server's shared by several mounts sees each
+  -- app's keys under its own prefix ("/shop#key")
+  for _, m in ipairs(self.mounts) do
+    local o = m.cache or server_cache
+    if o and o.backend and not m.cache and #self.mounts > 1 then
+      o = { backend = cache_mod.namespaced(o.backend, (m.prefix == "" and "/" or m.prefix) .. "#") }
     end
+    if o then m.app:server_cache(o) end
   end
   if opts.public ~= nil then
     local ok, st = pcall(static.new, opts.public, opts.root)
