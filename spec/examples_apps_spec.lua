@@ -258,7 +258,9 @@ describe("examples/components", function()
     local chunks = ex.stream(loop, ex.runtime(app, options), "/")
     local shell = chunks[1].html
     ex.assert_csp_safe(shell)
-    assert.truthy(shell:find('<script src="/__async/client.js" defer></script>' ..
+    -- the page streams (the suspense boundary): the client is async, the
+    -- page script registers through the queue whichever runs first
+    assert.truthy(shell:find('<script src="/__async/client.js" async></script>' ..
       '<link rel="stylesheet" href="/style.css"><script src="/app.js" defer></script></head>', 1, true),
       "the page script loads after the client")
     assert.truthy(shell:find(SHELL_TOGGLES, 1, true))
@@ -520,7 +522,7 @@ describe("examples/cache", function()
     local chunks = ex.stream(loop, ex.runtime(app, options), "/")
     local shell = chunks[1].html
     ex.assert_csp_safe(shell)
-    assert.truthy(shell:find('<script src="/__async/client.js" defer></script>' ..
+    assert.truthy(shell:find('<script src="/__async/client.js" async></script>' ..
       '<link rel="stylesheet" href="/style.css"><script src="/app.js" defer></script></head>', 1, true))
     local snap = Async.read_snapshot(shell)
     assert.are.same(with_router({ ["panel.a"] = loading(), ["panel.b"] = loading(), ["panel.c"] = loading(),
@@ -693,8 +695,11 @@ describe("examples/gallery.lua", function()
     assert.truthy(html:find('<a href="/router/">Home</a>', 1, true))
     assert.truthy(html:find('<code signal:text="router.path">/about</code>', 1, true), "the path inside the app")
     _, html = g.get("/components/")
-    assert.truthy(html:find('<script src="/components/__async/client.js" defer></script>' ..
+    assert.truthy(html:find('<script src="/components/__async/client.js" async></script>' ..
       '<link rel="stylesheet" href="/components/style.css"><script src="/components/app.js" defer></script>', 1, true))
+    -- a page that does not stream loads it deferred (protocol.md)
+    _, html = g.get("/counter/")
+    assert.truthy(html:find('<script src="/counter/__async/client.js" defer></script></head>', 1, true))
   end)
 
   it("serves each example's files from its own public/ under its prefix", function()

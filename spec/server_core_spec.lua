@@ -29,9 +29,11 @@ end
 local HEAD = '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' ..
   '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
-local function doc(title, body, client)
+-- `how`: how the client is loaded, "defer" (a whole page) or "async" (a
+-- streamed one: docs/client.md "Streaming and defer")
+local function doc(title, body, client, how)
   return HEAD .. "<title>" .. title .. '</title><script src="' .. (client or "/__async/client.js") ..
-    '" defer></script></head><body><main async:container>' .. body .. "</main></body></html>"
+    '" ' .. (how or "defer") .. '></script></head><body><main async:container>' .. body .. "</main></body></html>"
 end
 
 local function snap(signals)
@@ -181,8 +183,9 @@ describe("pages: a full document around rt:render's output", function()
     for _, url in ipairs({ "/", "/items/9", "/nope", "/slow" }) do
       local res, chunks = run(handle, { target = url })
       for attrs in cc.body(res, chunks):gmatch("<script([^>]*)>") do
-        assert.truthy(attrs:find('type="application/json"', 1, true) or attrs == ' src="/__async/client.js" defer',
-          url .. ": " .. attrs)
+        -- defer on a whole page, async on a streamed one (/slow: docs/client.md "Streaming and defer")
+        local client = ' src="/__async/client.js" ' .. (url == "/slow" and "async" or "defer")
+        assert.truthy(attrs:find('type="application/json"', 1, true) or attrs == client, url .. ": " .. attrs)
       end
     end
   end)
@@ -227,7 +230,7 @@ describe("pages with pending boundaries at shell time stream (chunked)", functio
     assert.are.equal(200, res.status)
     assert.is_nil(res.body)
     assert.are.same(STREAM_HEADERS, cc.headers(res))
-    local full = doc("", section(SLOW_SHELL) .. snap(shop(router("/slow", "/slow"))) .. "\0")
+    local full = doc("", section(SLOW_SHELL) .. snap(shop(router("/slow", "/slow"))) .. "\0", nil, "async")
     local shell, tail = full:match("^(.*)%z(.*)$")
     assert.are.same({
       { at = 0, data = shell },
@@ -236,6 +239,24 @@ describe("pages with pending boundaries at shell time stream (chunked)", functio
         '}}</script>' },
       { at = 30, data = tail },
     }, chunks)
+  end)
+
+  it("an app's layout is told the page streams (page.stream), a whole page is not", function()
+    local seen = {}
+    local layout = function(page)
+      seen[#seen + 1] = page.stream == true
+      return "<html><head></head><body>" .. page.body .. "</body></html>"   -- forgets the client
+    end
+    local handle = core.new({ app = apps.shop(), layout = layout, log = function() end })
+    local res, chunks = run(handle, { target = "/slow" })
+    assert.truthy(cc.body(res, chunks):find('^<html><head><script src="/__async/client.js" async></script></head>'))
+    res = run(handle, { target = "/" })
+    assert.truthy(res.body:find('^<html><head><script src="/__async/client.js" defer></script></head>'))
+    assert.are.same({ true, false }, seen)
+    -- stream = false: the page waits and goes whole, deferred
+    handle = core.new({ app = apps.shop(), layout = layout, stream = false, log = function() end })
+    res = run(handle, { target = "/slow" })
+    assert.truthy(res.body:find('^<html><head><script src="/__async/client.js" defer></script></head>'))
   end)
 
   it("HEAD of a streamed page: the head only, the render stopped at once", function()

@@ -457,7 +457,9 @@ end
 -- a string as a JSON string's contents (quotes and backslashes escaped)
 local function jstr(s) return (s:gsub('[\\"]', "\\%0")) end
 
-local LIVE_SHELL = HEAD .. '<title>Live</title><script src="/live/__async/client.js" defer></script></head><body>' ..
+-- a streamed page loads the client with async, not defer (docs/client.md
+-- "Streaming and defer": a deferred client runs only after the last fill)
+local LIVE_SHELL = HEAD .. '<title>Live</title><script src="/live/__async/client.js" async></script></head><body>' ..
   '<main async:container>' ..
   section("<h1>Live</h1>" .. live_boundary("fast", "fast") .. live_boundary("slow", "slow")) ..
   snap(live_snap(router("/", "/")))
@@ -471,7 +473,7 @@ local LIVE_FILL_SLOW = fill("slow", 2)
 local LIVE_TAIL = "</main></body></html>"
 local LIVE_PAGE = LIVE_SHELL .. LIVE_FILL_FAST .. LIVE_FILL_SLOW .. LIVE_TAIL
 
-local HANG_SHELL = HEAD .. '<title></title><script src="/live/__async/client.js" defer></script></head><body>' ..
+local HANG_SHELL = HEAD .. '<title></title><script src="/live/__async/client.js" async></script></head><body>' ..
   '<main async:container>' .. section('<div async:boundary="hang"><template async:loading="hang"><p>Waiting</p>' ..
   '</template><template async:ready="hang"><p signal:text="hang.msg"></p></template><p>Waiting</p></div>') ..
   snap(live_snap(router("/hang", "/hang")))

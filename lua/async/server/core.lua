@@ -21,7 +21,7 @@ local runtime = require("async.app.runtime")
 local hub = require("async.app.hub")
 local loop = require("async.loop")
 local ssr = require("async.ssr")
-local html_mod = require("async.html.template")
+local document = require("async.ssr.document")
 local request = require("async.server.request")
 local response = require("async.server.response")
 local static = require("async.server.static")
@@ -173,16 +173,17 @@ local Mount = {}
 Mount.__index = Mount
 
 -- A layout that always loads the client: the app's layout (or the default
--- one) gets page.client (the client's URL under the prefix) and page.prefix;
--- a document that does not reference page.client gets its <script> before
--- </head> (or first).
+-- one) gets page.client (the client's URL under the prefix), page.prefix
+-- and page.stream (the page streams); a document that does not reference
+-- page.client gets its <script> before </head> (or first), `async` on a
+-- streamed page, `defer` otherwise (ssr.document.client_tag).
 local function layout_for(user, prefix)
   local base = user or ssr.default_layout
   return function(page_t)
     page_t.prefix = prefix
     local doc = tostring(base(page_t))
     if user and not find(doc, page_t.client, 1, true) then
-      local tag = '<script src="' .. html_mod.escape(page_t.client) .. '" defer></script>'
+      local tag = document.client_tag(page_t)
       local i = find(lower(doc), "</head>", 1, true)
       doc = i and (sub(doc, 1, i - 1) .. tag .. sub(doc, i)) or (tag .. doc)
     end
