@@ -133,6 +133,19 @@ describe("rt:dispatch: the client's signals are untrusted", function()
       '"ghost (an id the app does not register)"' }, w)
   end)
 
+  it("the signals of the page's components (scope ids parent.Name.N) are ignored without a warning", function()
+    local w = {}
+    local a = app()
+    a:use({ component = { Toggle = Async.define_component(function(self) self:signal("label", "") return "" end) } })
+    local rt = Async.create_app(a, { env = "development",
+      on_error = function(msg, _, what) w[#w + 1] = what .. ": " .. tostring(msg) end })
+    rt:dispatch("nothing", {}, { signals = { ["home.Toggle.1.label"] = "Wi-Fi", ["Toggle.2.label"] = "x",
+                                             ["home.Ghost.1.label"] = "y" } })
+    assert.same({ 'dispatch signals: handler nothing: client signals 1 ignored: ' ..
+      '"home.Ghost.1.label (an id the app does not register)"' }, w)
+    assert.is_false(rt.signals:has("home.Toggle.1.label"))
+  end)
+
   it("takes at most 1,000 paths", function()
     local w = {}
     local rt = new_rt(w)

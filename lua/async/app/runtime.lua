@@ -18,7 +18,7 @@ local json_null = require("async.app.json").null
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
 local rawget = rawget
-local sub = string.sub
+local sub, gmatch = string.sub, string.gmatch
 local apply_client_signals  -- below
 local co_running = coroutine.running
 local traceback = debug.traceback
@@ -508,13 +508,21 @@ end
 -- its store whose id does not start with "_": router.* and async signals
 -- (in snapshot form) come with every call and are expected; anything else
 -- refused is worth a warning. Otherwise also returns id, segs, sig.
-local function refused(sigs, path)
+local function refused(rt, path)
+  local sigs = rt.signals
   if type(path) ~= "string" then return "a path that is not a string" end
   if path == "" then return "an empty path" end
   if path == "router" or sub(path, 1, 7) == "router." then return "router state", true end
   if sub(path, 1, 1) == "_" then return "a private id (_x)" end
   local ok, id, segs = pcall(sigs.resolve, sigs, path)
-  if not ok or id == nil then return "an id the app does not register" end
+  if not ok or id == nil then
+    -- a component's signal (scope ids "parent.Name.N", html/component.lua):
+    -- the page rendered the component, a handler's fresh runtime has not
+    for name in gmatch("." .. path, "%.([^.]+)%.%d+%.") do
+      if rt.components[name] ~= nil then return "a component's signal (not in this runtime)", true end
+    end
+    return "an id the app does not register"
+  end
   if sub(id, 1, 1) == "_" then return "a private id (_x)" end
   for _, s in ipairs(segs) do
     if sub(s, 1, 1) == "$" then return "a $ meta path" end
@@ -575,7 +583,7 @@ function apply_client_signals(rt, name, sent)
     for i = 1, n do
       local path = paths[i]
       local v = sent[path]
-      local why, quiet, _, segs, sig = refused(sigs, path)
+      local why, quiet, _, segs, sig = refused(rt, path)
       if why == nil and async_signal.is_async(sig) then
         if #segs > 0 then why = "a path into an async signal"
         else why, quiet = restore_async(sig, v) end
