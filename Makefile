@@ -41,7 +41,7 @@ help:
 	@echo "make bench-core  micro benchmark of the C core's hot paths (no Lua)"
 	@echo "make fuzz-core libFuzzer on the C core (FUZZ_TIME=seconds, default 60)"
 	@echo "make fuzz      long fuzz runs (HTML scanner, then $(FUZZ_DRIVERS); FUZZ_SEED=n replays)"
-	@echo "make run       the main job: the example app"
+	@echo "make run       the main job: serve the examples' gallery on HOST:PORT (default 127.0.0.1:8080)"
 	@echo "make install   install into PREFIX=$(PREFIX)"
 	@echo "make dev-env   print LUA_PATH/LUA_CPATH exports for this checkout"
 
@@ -235,14 +235,16 @@ fuzz: all
 	@FUZZ_LONG=1 luajit spec/fuzz/run.lua
 	@for d in $(FUZZ_DRIVERS); do FUZZ_LONG=1 luajit spec/fuzz/$$d.lua || exit 1; done
 
-run: deps all
-	@echo "== the kernel on real timers (build/asyncrt examples/kernel.lua)"
-	build/asyncrt examples/kernel.lua
-	@echo
-	@echo "== the product page of the seed, rendered and streamed in-process"
-	build/asyncrt examples/render.lua product /products/sku-1 --stream
-	@echo
-	@echo "(serving over HTTP is not built yet: see README.md, Status)"
+# make run: the examples' gallery (examples/gallery.lua) served by asyncrt on
+# HOST:PORT (from the environment, default 127.0.0.1:8080) until Ctrl-C.
+# Serving needs only the core packages (no node, no browser).
+HOST ?= 127.0.0.1
+PORT ?= 8080
+run:
+	@tools/deps.sh core
+	@$(MAKE) --no-print-directory all
+	@echo "== the examples' gallery: open http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
+	@HOST=$(HOST) PORT=$(PORT) $(BUILD)/asyncrt examples/gallery.lua
 
 dev-env:
 	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'

@@ -8,7 +8,9 @@
 #   busted, together   every spec file in one LuaJIT process: its cases are counted
 #   busted, alone      each spec file in a process of its own: one check per file
 #   busted, asyncrt    the specs tagged `loop`, under build/asyncrt
-#   browser            client/async.js in Debian's Chromium (spec/browser), when installed
+#   browser            client/async.js in Debian's Chromium (spec/browser), then
+#                      spec/browser/e2e.mjs against build/asyncrt examples/gallery.lua
+#                      (JavaScript on and off) and the server's log checked
 #   sanitize, valgrind make sanitize (ASan+UBSan) and make valgrind, one check each
 #   luacheck, rock     one check each
 set -u
@@ -105,7 +107,7 @@ if [ -x build/asyncrt ]; then
 fi
 
 if [ -x spec/browser/run.sh ]; then
-  stage "browser: client/async.js in Chromium"
+  stage "browser: client/async.js in Chromium, e2e against the gallery on build/asyncrt"
   if spec/browser/run.sh > "$logdir/browser.log" 2>&1; then rc=0; else rc=$?; fi
   tail -15 "$logdir/browser.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser.log" | tail -1)
