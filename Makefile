@@ -180,8 +180,11 @@ lint:
 # against sanitized builds: the specs that load the C libraries through the
 # FFI under LuaJIT with ASan preloaded, and the specs tagged `loop` under an
 # asyncrt built with the sanitizers (the core and the shim linked in).
-# Specs that start other programs (asyncrt_cli_spec, ngx_spec) run in make
-# test only; the leak spec runs 20,000 requests here instead of 100,000.
+# Specs that start other programs (asyncrt_cli_spec, ngx_spec, serve_main_spec)
+# run in make test only (an uninstrumented asyncrt with the ASan runtime
+# preloaded through the inherited LD_PRELOAD never answered serve_main_spec's
+# first request, so the stage hung until its time limit); the leak spec runs
+# 20,000 requests here instead of 100,000.
 SAN_PRELOAD = ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)"
 
 sanitize-c: $(CDEF) $(HTTP_CDEF)
@@ -200,7 +203,7 @@ sanitize: sanitize-c $(BUILD)/rt/boot.h
 	  ASYNC_CORE_LIB=$(CURDIR)/$(BUILD)/san/async_core.so ASYNC_HTTP_LIB=$(CURDIR)/$(BUILD)/san/async_http.so \
 	  busted --lua=luajit -o utfTerminal --exclude-tags=loop \
 	  --exclude-pattern=asyncrt_cli_spec --exclude-pattern=ngx_spec --exclude-pattern=layering_spec \
-	  --exclude-pattern=server_install_spec spec
+	  --exclude-pattern=server_install_spec --exclude-pattern=serve_main_spec spec
 	ASAN_OPTIONS=detect_leaks=0 busted --lua=$(BUILD)/san/asyncrt -o utfTerminal --tags=loop spec
 
 valgrind: $(BUILD)/test_core $(CDEF)

@@ -1,8 +1,12 @@
 -- Robustness: rt:dispatch treats the client's signals as untrusted input
 -- (protocol.md "Lua handlers"): it writes only ids the app registers, never
--- `_x` or `router.*`, never an async signal or a computed, never creates an
--- id, takes at most 1,000 paths, and warns in development about the rest.
--- The envelope reports an async signal whose status or version changed.
+-- `_x` or `router.*`, never a computed, an async signal only whole and only
+-- while the runtime's own has not settled, never creates an id, takes at
+-- most 1,000 paths, and warns in development (one line per call) about the
+-- rest, except what the client sends with every call (router.*, async
+-- snapshots, its components' signals). The envelope reports an async signal
+-- whose status or version changed, but not the first runs a fresh runtime
+-- starts on its own.
 local Async = require("async")
 local loop_mod = require("async.loop")
 local runtime = require("async.app.runtime")
