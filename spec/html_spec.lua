@@ -107,7 +107,7 @@ describe("html", function()
     it("generates one table of the escaped values; the statics stay with the template", function()
       assert.are.equal(
         "local text, attr, bind, index, SAFE, setmetatable, check_env, type, walk, LONG, url, json, TPL, " ..
-        "RESULT = ...\n" ..
+        "RESULT, url_rel = ...\n" ..
         "return function(env)\n" ..
         "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
         '  return setmetatable({ url(1, "url", "", env["u"], ""), text(index(env["p"], "t", 1, "p"), 1), ' ..

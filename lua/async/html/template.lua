@@ -284,6 +284,13 @@ local function helpers(name)
     return attr_checked(concat(out))
   end
 
+  -- A URL value s1 .. v .. s2 whose static start (s1: "/", "?", "#" or
+  -- ".") leaves no room for a scheme: always safe, nothing to check.
+  function h.url_rel(line, s1, v, s2)
+    if type(v) == "string" then return s1 .. escape(v) .. s2 end
+    return attr_checked(s1 .. attr_string(v, line) .. s2)
+  end
+
   -- A value inside <script type="application/json">: JSON, "<" as \u003c.
   function h.json(v, line)
     if getmetatable(v) == SAFE then v = v.html end
@@ -647,6 +654,10 @@ local function generate(pieces)
         operands[#operands + 1] = format("attr(%s, %d)", path_code(p, long), p.line)
       elseif p.ctx == "json" then
         operands[#operands + 1] = format("json(%s, %d)", path_code(p, long), p.line)
+      elseif p.ctx == "url" and p.kind == "url" and #p.parts == 3 and find(p.parts[1], "^[/?#.]") then
+        -- a relative URL: its first byte rules out a scheme (escape.url)
+        operands[#operands + 1] = format("url_rel(%d, %q, %s, %q)", p.line, p.parts[1], path_code(p.parts[2], long),
+          p.parts[3])
       elseif p.ctx == "url" then
         local args = {}
         for i, part in ipairs(p.parts) do
@@ -666,7 +677,7 @@ local function generate(pieces)
     body = "setmetatable({ " .. concat(operands, ", ") .. ", t = TPL }, SAFE)"
   end
   return "local text, attr, bind, index, SAFE, setmetatable, check_env, type, walk, LONG, url, json, TPL, " ..
-    "RESULT = ...\n" ..
+    "RESULT, url_rel = ...\n" ..
     "return function(env)\n" ..
     "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
     "  return " .. body .. "\n" ..
@@ -740,7 +751,7 @@ function _M.compile(src, opts)
   local tpl = { statics = statics, n = #statics - 1, name = name }
   local result = setmetatable({ html = statics[1], t = tpl }, SAFE)   -- no {{ }}: one shared result
   local render = chunk(h.text, h.attr, h.bind, h.index, SAFE, setmetatable, check_env, type, h.walk, long,
-    h.url, h.json, tpl, result)
+    h.url, h.json, tpl, result, h.url_rel)
   cache_set(key, render)
   return render
 end
