@@ -454,7 +454,7 @@ for _, page in ipairs(pages) do
   end
   local render = page.fresh and function() return next_rt():render(page.url).html end
     or function() return rt:render(page.url).html end
-  local cosmo = has_cosmo and page.cosmo
+  local cosmo_fn = has_cosmo and page.cosmo
   seq = 0
   local want = page.floor()
   sizes[#sizes + 1] = fmt("%s %d", page.name, #want)
@@ -463,14 +463,14 @@ for _, page in ipairs(pages) do
   seq = 0
   if page.fresh then prep(1) end
   check(page.name .. " render", want, render())
-  if cosmo then check(page.name .. " cosmo", want, cosmo()) end
+  if cosmo_fn then check(page.name .. " cosmo", want, cosmo_fn()) end
   if page.data then   -- and the pages differ from request to request
     local a, b = page.floor(), page.floor()
     assert(a ~= b, page.name .. ": the data should change per request")
   end
   local r = best({
     { "floor", page.floor }, { "request", request }, { "render", render, page.fresh and prep or nil },
-    cosmo and { "cosmo", cosmo } or nil,
+    cosmo_fn and { "cosmo", cosmo_fn } or nil,
   })
   print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %.2fx / %.2fx / %s", page.name, r.floor, r.request, r.render,
     r.cosmo and fmt("%.0f", r.cosmo) or "n/a", r.floor / r.request, r.floor / r.render,
