@@ -61,22 +61,29 @@ local function loop_mod() return require("async.loop") end
 
 
 
+local function set_one(sigs, id, v)
+  if sigs.map[id] ~= nil then sigs:set(id, v) else sigs:ensure(id, v) end
+end
+
+-- in ROUTER_IDS order, in one batch (no closure or table per request)
+local function set_router_signals(sigs, url, path, params, query, route, err)
+  set_one(sigs, "router.url", url)
+  set_one(sigs, "router.path", path)
+  set_one(sigs, "router.params", params)
+  set_one(sigs, "router.query", query)
+  set_one(sigs, "router.route", route)
+  set_one(sigs, "router.pending", false)
+  set_one(sigs, "router.error", err)
+end
+assert(ROUTER_IDS[1] == "router.url" and ROUTER_IDS[7] == "router.error" and #ROUTER_IDS == 7)
+
 --- Sets the router.* signals of a runtime.
 local function set_router_state(rt, url, m)
   local path, query = router_mod.split_url(url)
-  local state = {
-    ["router.url"] = url, ["router.path"] = path, ["router.params"] = m and m.params or json.array(),
-    ["router.query"] = parse_query(query), ["router.route"] = m and m.pattern or json.null,
-    ["router.pending"] = false,
-    ["router.error"] = m and json.null or router_mod.not_matched_error(path),
-  }
-  if m and next(m.params) == nil then state["router.params"] = {} end
-  kernel.batch(function()
-    for _, id in ipairs(ROUTER_IDS) do
-      local sigs = rt.signals
-      if sigs:has(id) then sigs:set(id, state[id]) else sigs:ensure(id, state[id]) end
-    end
-  end)
+  local params = m and m.params or json.array()
+  if m and next(m.params) == nil then params = {} end
+  kernel.batch(set_router_signals, rt.signals, url, path, params, parse_query(query),
+    m and m.pattern or json.null, m and json.null or router_mod.not_matched_error(path))
 end
 
 -- ===== partials =====
@@ -295,6 +302,17 @@ end
 
 local function signature(rt)
   return concat(rt.signals.order, "\0")
+end
+
+-- Does the registry hold exactly the ids of `order_copy`, in that order?
+-- (signature's question without building the string)
+local function same_ids(order, order_copy)
+  local n = #order
+  if n ~= #order_copy then return false end
+  for i = 1, n do
+    if order[i] ~= order_copy[i] then return false end
+  end
+  return true
 end
 
 local function shape_holds(rt, shape, sig)
@@ -572,12 +590,15 @@ _M.counts = counts
 _M.verify_parts = os.getenv("ASYNC_VERIFY_PARTS") == "1"
 local DYN_MAX = 4096
 
-local function part_state(rt, sig)
+local function part_state(rt)
   local app = rt.app
   local s = part_states[app]
-  if s == nil or s.signature ~= sig or s.npaths > DYN_MAX or s.nchains > DYN_MAX then
-    s = { signature = sig, plans = setmetatable({}, { __mode = "k" }), by_slot = setmetatable({}, { __mode = "k" }),
-          paths = {}, npaths = 0, chains = {}, nchains = 0 }
+  local order = rt.signals.order
+  if s == nil or not same_ids(order, s.ids) or s.npaths > DYN_MAX or s.nchains > DYN_MAX then
+    local ids = {}
+    for i = 1, #order do ids[i] = order[i] end
+    s = { signature = signature(rt), ids = ids, plans = setmetatable({}, { __mode = "k" }),
+          by_slot = setmetatable({}, { __mode = "k" }), paths = {}, npaths = 0, chains = {}, nchains = 0 }
     part_states[app] = s
   end
   return s
@@ -739,7 +760,7 @@ end
 -- signal read once per fill.
 local NIL = {}
 local function parts_resolver(rt, ps)
-  local slow = resolver(rt, nil)
+  local slow
   local map = rt.signals.map
   local by_slot, dpaths = ps.by_slot, ps.paths
   local read = {}   -- id -> value (NIL for nil)
@@ -747,12 +768,18 @@ local function parts_resolver(rt, ps)
     local p
     local d = slot.dyn
     if d then p = dpaths[dyn_string(d, vals)] else p = by_slot[slot] end
-    if not p then return slow(slot) end
+    if not p then
+      slow = slow or resolver(rt, nil)
+      return slow(slot)
+    end
     local id = p.id
     local v = read[id]
     if v == nil then
       local sig = map[id]
-      if sig == nil then return slow(slot) end
+      if sig == nil then
+        slow = slow or resolver(rt, nil)
+        return slow(slot)
+      end
       if is_computed(sig) then
         local ok
         ok, v = pcall(sig.peek, sig)
@@ -774,7 +801,7 @@ end
 local function parts_check(rt, res)
   local node = res.node
   local map = rt.signals.map
-  local ps = part_state(rt, signature(rt))
+  local ps = part_state(rt)
   local st = { rt = rt, ps = ps, map = map, cfg = scanner.config(rt.opts.attributes), wait = nil, waiting = nil }
   if not node_ok(st, node, nil, true) then return nil end
   local started = res.started
@@ -932,7 +959,7 @@ function _M.render(self, url, opts)
     counts.whole = counts.whole + 1
     fragment = fill(self, res, plan, shape, override)
   end
-  local signals, browser = snapshot(self, b, shape, override)
+  local signals, browser = snapshot(self, b, shape, override, true)
   local out = { status = res.status, signals = signals, cache = { browser = browser }, title = res.title }
   if opts.document == false then
     out.html = fragment

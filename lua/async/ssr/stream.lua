@@ -101,7 +101,7 @@ function _M.render_stream(self, url, write, opts)
       local st = render.parts_check(self, res)
       if st and not st.wait then
         local fragment = render.parts_fill(self, res, st)
-        local signals, browser = snapshot(self)
+        local signals, browser = snapshot(self, nil, nil, nil, true)
         local head, tail = "", ""
         if opts.document ~= false then head, tail = layout_parts(self, res.title) end
         write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
