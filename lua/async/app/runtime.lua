@@ -48,8 +48,8 @@ local function instantiate_signal(rt, id, decl)
   if kernel.is_signal(decl) then
     sigs:register(id, kernel.signal(deep_copy(decl:peek())))
   elseif kernel.is_computed(decl) then
-    local fn = kernel._internal.computed_fn(decl)
-    sigs:computed(id, function(s) return fn(s) end)
+    -- the registry wraps fn in the runtime's own closure (run with the registry)
+    sigs:computed(id, kernel._internal.computed_fn(decl))
   elseif async_signal.is_async(decl) then
     sigs:async_signal(id, decl.fn, decl.opts_decl)
   elseif type(decl) == "table" and decl.__async_decl then

@@ -396,7 +396,14 @@ local configs_by_key, configs_n = {}, 0
 local configs_by_table = setmetatable({}, { __mode = "k" })
 _M.MAX_CONFIGS = 64 -- prefix configs kept (each with its plan cache); all dropped when more are made
 
+local function longest_first(a, b)
+  if #a[1] ~= #b[1] then return #a[1] > #b[1] end
+  return a[1] < b[1]
+end
+
 -- A config: { key, list = { {prefix, kind} } longest first, first = { [byte] = true } }.
+-- (No closure in here: it runs per request, and a closure would keep its
+-- trace from compiling.)
 local function get_config(prefixes)
   if prefixes == nil then prefixes = DEFAULT_PREFIXES end
   local cfg = configs_by_table[prefixes]
@@ -411,10 +418,7 @@ local function get_config(prefixes)
       list[#list + 1] = { slower(p), kind }
     end
   end
-  sort(list, function(a, b)
-    if #a[1] ~= #b[1] then return #a[1] > #b[1] end
-    return a[1] < b[1]
-  end)
+  sort(list, longest_first)
   local first = {}
   for k, e in ipairs(list) do
     first[sbyte(e[1], 1)] = true

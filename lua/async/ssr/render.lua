@@ -757,42 +757,45 @@ end
 
 --- The resolver of a fill by parts: a slot's compiled path from the part
 -- state (a dynamic slot's by its path for the values at hand), each root
--- signal read once per fill.
+-- signal read once per fill. One function for all fills (no closure per
+-- request): the fill under way is CUR (saved and put back around a fill,
+-- so a fill started while resolving does not disturb it).
 local NIL = {}
-local function parts_resolver(rt, ps)
-  local slow
-  local map = rt.signals.map
-  local by_slot, dpaths = ps.by_slot, ps.paths
-  local read = {}   -- id -> value (NIL for nil)
-  return function(slot, vals)
-    local p
-    local d = slot.dyn
-    if d then p = dpaths[dyn_string(d, vals)] else p = by_slot[slot] end
-    if not p then
-      slow = slow or resolver(rt, nil)
+local CUR   -- { rt =, map =, by_slot =, paths =, read = { id -> value or NIL }, slow = }
+
+local function parts_resolve(slot, vals)
+  local cur = CUR
+  local p
+  local d = slot.dyn
+  if d then p = cur.paths[dyn_string(d, vals)] else p = cur.by_slot[slot] end
+  if not p then
+    local slow = cur.slow or resolver(cur.rt, nil)
+    cur.slow = slow
+    return slow(slot)
+  end
+  local id = p.id
+  local read = cur.read
+  local v = read[id]
+  local map = cur.map
+  if v == nil then
+    local sig = map[id]
+    if sig == nil then
+      local slow = cur.slow or resolver(cur.rt, nil)
+      cur.slow = slow
       return slow(slot)
     end
-    local id = p.id
-    local v = read[id]
-    if v == nil then
-      local sig = map[id]
-      if sig == nil then
-        slow = slow or resolver(rt, nil)
-        return slow(slot)
-      end
-      if is_computed(sig) then
-        local ok
-        ok, v = pcall(sig.peek, sig)
-        if not ok then v = nil end
-      else
-        v = sig:peek()
-      end
-      read[id] = v == nil and NIL or v
-    elseif v == NIL then
-      v = nil
+    if is_computed(sig) then
+      local ok
+      ok, v = pcall(sig.peek, sig)
+      if not ok then v = nil end
+    else
+      v = sig:peek()
     end
-    return path_value(map, p, v)
+    read[id] = v == nil and NIL or v
+  elseif v == NIL then
+    v = nil
   end
+  return path_value(map, p, v)
 end
 
 --- Checks the route result's node for a fill by parts; returns the walk's
@@ -813,7 +816,13 @@ end
 local function parts_fill(rt, res, st)
   local node = res.node
   local t = rawget(node, "t")
-  local html, n = scanner.fill_node(node, { cfg = st.cfg, resolve = parts_resolver(rt, st.ps) }, t and t.fill_n)
+  local ps = st.ps
+  st.resolve = parts_resolve   -- st is the fill's cx too (cfg, resolve)
+  local prev = CUR
+  CUR = { rt = rt, map = st.map, by_slot = ps.by_slot, paths = ps.paths, read = {}, slow = nil }
+  local ok, html, n = pcall(scanner.fill_node, node, st, t and t.fill_n)
+  CUR = prev
+  if not ok then error(html, 0) end
   if t then t.fill_n = n end
   counts.parts = counts.parts + 1
   if _M.verify_parts then   -- the whole-HTML path must give the same bytes
@@ -861,6 +870,8 @@ end
 
 -- ===== the request: route -> partial -> waiting -> HTML =====
 
+local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
 local function run_route(rt, url)
   if type(url) ~= "string" or url == "" then
     errors.argument("render expects a URL string, got " .. tostring(url))
@@ -875,8 +886,11 @@ local function run_route(rt, url)
   local order = rt.signals.order
   local before = #order
   local res = partial_result(rt, route.partial, m.params, m.pattern)
-  local started = {}
-  for i = before + 1, #order do started[#started + 1] = order[i] end
+  local started = NONE
+  if #order > before then
+    started = {}
+    for i = before + 1, #order do started[#started + 1] = order[i] end
+  end
   res.started = started   -- ids the partial and its components registered
   res.status = res.status or route.status or 200
   res.match = m
