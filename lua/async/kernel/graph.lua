@@ -884,6 +884,41 @@ function _M.resume(co, ...)
   return resume_end(run, prev_run, prev_active, co_resume(co, ...))
 end
 
+-- ===== hook: runs that their event loop resumes itself (async.loop.ngx) =====
+-- Under nginx an async run is a light thread: nginx resumes it after a wait,
+-- not _M.resume, so nothing above marks it current. The ngx loop calls
+-- run_suspend(co) just before a run's thread waits and run_resumed(co) just
+-- after, so the run is current (its writes buffered until commit, its reads
+-- untracked) exactly while its thread runs, and the context of whatever ran
+-- before is restored when it waits again or ends. A first segment is left
+-- alone: task.start_run holds that context around the spawn. Both do nothing
+-- for a coroutine that is not a live run. (Waits that bypass async.loop,
+-- a raw ngx.sleep or cosocket inside a run, are not seen here; the
+-- per-coroutine tracking context of kernel9 covers those.)
+
+--- A run's thread is about to wait: restores the context it entered.
+function internal.run_suspend(co)
+  local run = run_of[co]
+  if run == nil or not run.entered then return end
+  run.entered = false
+  current_run, active = run.saved_run, run.saved_active
+end
+
+--- A run's thread was resumed by its loop: makes the run current again.
+-- Returns false when the run was aborted or has ended (its code must not
+-- go on: the caller parks the thread until it is killed).
+function internal.run_resumed(co)
+  local run = run_of[co]
+  if run == nil then return not dead_runs[co] end
+  if run.abort.aborted or run.done then return false end
+  if not run.entered then
+    run.entered = true
+    run.saved_run, run.saved_active = current_run, active
+    current_run, active = run, 0
+  end
+  return true
+end
+
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
 function internal.current_run() return current_run end

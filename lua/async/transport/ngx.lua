@@ -1,0 +1,352 @@
+--- The nginx transport: the request core (async.server.core) inside nginx's
+-- Lua module (lua-nginx-module + lua-resty-core). nginx parses, frames and
+-- keeps connections; this module turns ngx.req into the core's request
+-- table and its answer into ngx.status / ngx.header / ngx.print
+-- (docs/openresty.md, docs/endpoints.md).
+--
+--   init_by_lua_block    { app = require("myapp") }            -- loads once, shared by the workers
+--   content_by_lua_block { require("async.ngx").handle(app, { public = "/srv/myapp/public" }) }
+--
+-- One handler (the core, its options checked, client.js read) is built per
+-- app and options and kept per worker; a request runs in the entry thread
+-- of content_by_lua, its async runs and the page renderer in light threads
+-- of the ngx loop (async.loop.ngx). A streamed page goes out through
+-- ngx.print + ngx.flush(true) (which waits while the client is slow);
+-- with `lua_check_client_abort on`, ngx.on_abort cancels req.abort at once
+-- when the client goes away, else the first failed print does. handle()
+-- ends the request with ngx.exit(ngx.OK), which also kills any thread the
+-- request left waiting (counted and logged at warn).
+local core = require("async.server.core")
+local loop = require("async.loop")
+local abort_mod = require("async.kernel.abort")
+local cache_shdict = require("async.app.cache_shdict")
+
+local type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next =
+      type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next
+local find, sub, lower, format, match = string.find, string.sub, string.lower, string.format, string.match
+local concat, sort = table.concat, table.sort
+local traceback = debug.traceback
+local io_open = io.open
+
+local _M = {}
+
+local TEXT_TYPE = "text/plain; charset=utf-8"
+local FRAMING = { ["content-length"] = true, ["transfer-encoding"] = true, connection = true }
+-- the core's options, plus `cache`
+local OPTIONS = { app = 1, apps = 1, public = 1, root = 1, env = 1, layout = 1, csp = 1, limits = 1, log = 1,
+                  client_js = 1, gzip = 1, stream = 1, stream_timeout = 1, timeout = 1, origins = 1,
+                  trust_proxy = 1, runtime = 1, cache = 1 }
+
+local function ngx_() return rawget(_G, "ngx") end
+
+-- ===== the log =====
+
+-- one line per entry, as the core's stderr log writes it
+local function line_of(e)
+  local s = format('%s "%s %s" %d %d %dms %s', tostring(e.remote or "-"), tostring(e.method), tostring(e.path),
+    e.status or 0, e.bytes or 0, e.ms or 0, tostring(e.kind))
+  if e.id then s = s .. " " .. e.id end
+  return s
+end
+
+-- The core's log under nginx: errors of 5xx answers at error, warnings at
+-- warn; with `access` every request at info (nginx has its own access log).
+local function ngx_logger(access)
+  return function(e)
+    local ngx = ngx_()
+    local failed = e.error and (e.status or 0) >= 500
+    if not access and not failed and not e.warnings then return end
+    local parts = { line_of(e) }
+    for _, w in ipairs(e.warnings or {}) do parts[#parts + 1] = "warning: " .. w end
+    if e.error then parts[#parts + 1] = "error: " .. tostring(e.error) end
+    if failed and e.traceback then parts[#parts + 1] = tostring(e.traceback) end
+    local level = failed and ngx.ERR or (e.warnings and ngx.WARN) or ngx.INFO
+    ngx.log(level, "async: ", concat(parts, "\n  "))
+  end
+end
+
+-- ===== handlers =====
+
+local Handler = {}
+Handler.__index = Handler
+
+local function bad(msg, level) error("async.ngx: " .. msg, level + 1) end
+
+-- the server-cache backend named by opts.cache.server, or nil
+local function server_backend(c, level)
+  if c == nil then return nil end
+  if type(c) ~= "table" then bad("cache must be { server = \"shdict:NAME\" }", level + 1) end
+  for k in pairs(c) do
+    if k ~= "server" then bad("unknown cache option " .. tostring(k) .. " (expected server)", level + 1) end
+  end
+  local s = c.server
+  if s == nil then return nil end
+  if type(s) == "table" and type(s.get) == "function" and type(s.set) == "function" then return s end  -- a backend
+  local name = type(s) == "string" and match(s, "^shdict:(.+)$")
+  if not name then bad('cache.server must be "shdict:NAME" (a lua_shared_dict) or a cache backend', level + 1) end
+  local ok, b = pcall(cache_shdict.new, name)
+  if not ok then bad(tostring(b):gsub("^cache_shdict%.new: ", ""), level + 1) end
+  return b
+end
+
+--- A handler for `app` (or opts.apps) with the options of lua-api.md
+-- "Serving": public, root, env, layout, csp, limits, cache = { server =
+-- "shdict:NAME" }, log, and the rest of the core's (docs/endpoints.md).
+-- Relative `public` folders are taken from `root`, default nginx's prefix.
+-- Returns an object with :handle() (serve the current request).
+function _M.new(app, opts)
+  if opts ~= nil and type(opts) ~= "table" then bad("options must be a table", 2) end
+  local o = {}
+  for k, v in pairs(opts or {}) do
+    if not OPTIONS[k] then bad("unknown option " .. tostring(k), 2) end
+    o[k] = v
+  end
+  if app ~= nil then o.app = app end
+  local ngx = ngx_()
+  if o.root == nil and type(o.public) == "string" and sub(o.public, 1, 1) ~= "/" and ngx and ngx.config then
+    o.root = ngx.config.prefix()
+  end
+  local backend = server_backend(o.cache, 2)
+  o.cache = nil
+  if backend then
+    local r = {}
+    for k, v in pairs(o.runtime or {}) do r[k] = v end
+    r.server_cache_backend = backend
+    o.runtime = r
+  end
+  local log = o.log
+  if log == nil or log == false then o.log = ngx_logger(false)
+  elseif log == true then o.log = ngx_logger(true) end
+  local ok, h, srv = pcall(core.new, o)
+  if not ok then error((tostring(h):gsub("^async%.server%.core%.new", "async.ngx")), 2) end
+  return setmetatable({ core = h, server = srv, limits = srv.limits, backend = backend }, Handler)
+end
+
+-- ===== requests =====
+
+-- the request table of the transport contract (docs/http.md), or nil plus
+-- the answer to send instead (a body over the limit)
+local function read_request(self, ngx)
+  local ngx_req, var = ngx.req, ngx.var
+  local method = ngx_req.get_method()
+  local target = var.request_uri or "/"
+  local q = find(target, "?", 1, true)
+  local path, query = target, ""
+  if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) end
+  local headers = {}
+  local raw = ngx_req.get_headers(0)
+  for k, v in pairs(raw) do
+    if type(v) == "table" then v = concat(v, ", ") end
+    headers[k] = v
+  end
+  local v = ngx_req.http_version()
+  local req = {
+    method = method, target = target, path = path, query = query,
+    version = v and format("%.1f", v) or "1.1",
+    headers = headers, body = "", remote = var.remote_addr,
+  }
+  local cl, te = headers["content-length"], headers["transfer-encoding"]
+  if cl ~= nil or te ~= nil then
+    local n = tonumber(cl)
+    if n and n > self.limits.body then
+      -- refused before a byte of the body is read, as the luv transport does
+      local res = core.error_response({ status = 413, code = "body_too_large", path = path })
+      return nil, res or { status = 413, headers = { { "Content-Type", TEXT_TYPE } }, body = "Content Too Large\n" }
+    end
+    ngx_req.read_body()
+    local body = ngx_req.get_body_data()
+    if body == nil then
+      local file = ngx_req.get_body_file()   -- over client_body_buffer_size: a temp file
+      if file then
+        local f = io_open(file, "rb")
+        if f then
+          body = f:read("*a")
+          f:close()
+        end
+      end
+    end
+    req.body = body or ""
+  end
+  return req
+end
+
+-- the headers of `res` as ngx.header wants them: name -> value or list
+-- (repeats in order); nil, err for a bad name or value
+local function header_map(list)
+  if list ~= nil and list[1] == nil and next(list) ~= nil then   -- a map: sorted by name
+    local l = {}
+    for k, v in pairs(list) do l[#l + 1] = { k, v } end
+    sort(l, function(a, b) return tostring(a[1]) < tostring(b[1]) end)
+    list = l
+  end
+  local out, order = {}, {}
+  for i = 1, #(list or {}) do
+    local h = list[i]
+    if type(h) ~= "table" then return nil, "header " .. i .. " is not a {name, value} pair" end
+    local name, value = h[1], h[2]
+    if type(name) ~= "string" or not match(name, "^[%w!#$%%&'*+.^_`|~-]+$") then
+      return nil, "bad header name " .. format("%q", tostring(name))
+    end
+    if type(value) == "number" then value = tostring(value) end
+    if type(value) ~= "string" or find(value, "[%z\r\n]") then return nil, "bad value for header " .. name end
+    local key = lower(name)
+    if not FRAMING[key] then
+      local cur = out[key]
+      if cur == nil then
+        out[key] = value
+        order[#order + 1] = { key, name }
+      elseif type(cur) == "table" then
+        cur[#cur + 1] = value
+      else
+        out[key] = { cur, value }
+      end
+    end
+  end
+  return out, order
+end
+
+local PLAIN_500 = { status = 500, headers = { { "Content-Type", TEXT_TYPE } }, body = "Internal Server Error\n" }
+
+-- sends res; returns nil, err when res is not a valid response (nothing
+-- sent then)
+local function send(ngx, req, res)
+  if type(res) ~= "table" then return nil, "the handler returned " .. type(res) .. ", not a response table" end
+  local status = res.status or 200
+  if type(status) ~= "number" or status % 1 ~= 0 or status < 200 or status > 599 then
+    return nil, "bad response status " .. tostring(status)
+  end
+  if status == 499 then return true end   -- the client went away before the head: nothing to send
+  local body, stream = res.body, res.stream
+  if stream ~= nil and type(stream) ~= "function" then return nil, "response stream is not a function" end
+  if body ~= nil and type(body) ~= "string" then return nil, "response body is not a string" end
+  local map, order = header_map(res.headers)
+  if not map then return nil, order end
+  ngx.status = status
+  local h = ngx.header
+  for i = 1, #order do
+    local o = order[i]
+    h[o[2]] = map[o[1]]
+  end
+  local no_body = status == 204 or status == 304
+  if not no_body and not stream then
+    body = body or ""
+    h["Content-Length"] = #body
+  end
+  if req.method == "HEAD" or no_body then
+    ngx.send_headers()
+    return true
+  end
+  if not stream then
+    if body ~= "" then ngx.print(body) end
+    return true
+  end
+  -- streamed: chunked (HTTP/1.1) or until the connection closes (1.0)
+  local ok, err = ngx.send_headers()
+  if not ok then
+    pcall(req.abort.cancel, req.abort, "client disconnected")
+    return true
+  end
+  local closed = false
+  local function write(chunk)
+    if closed then return nil, "closed" end
+    if chunk == nil or chunk == "" then return true end
+    if type(chunk) ~= "string" then error("write expects a string, got " .. type(chunk), 2) end
+    local r, e = ngx.print(chunk)
+    if r then r, e = ngx.flush(true) end
+    if not r or req.abort.aborted then
+      closed = true
+      pcall(req.abort.cancel, req.abort, "client disconnected")
+      return nil, "closed"
+    end
+    return true
+  end
+  local sok, serr = xpcall(stream, traceback, write)
+  closed = true
+  if not sok then
+    -- the head is gone: end the connection without the last chunk, so the
+    -- client sees the response incomplete
+    ngx.log(ngx.ERR, "async: the response stream failed: ", tostring(serr))
+    return true, "abort"
+  end
+  return true
+end
+
+--- Serves the current request (content_by_lua) and ends it.
+function Handler:handle()
+  local ngx = ngx_()
+  local l = loop.get_loop()
+  local req, refusal = read_request(self, ngx)
+  local res
+  if req then
+    req.abort = abort_mod.new()
+    local abort = req.abort
+    ngx.on_abort(function() pcall(abort.cancel, abort, "client disconnected") end)   -- nil, err when off
+    local ok, r = xpcall(self.core, traceback, req)
+    if ok then
+      res = r
+    else
+      ngx.log(ngx.ERR, "async: the request failed: ", tostring(r))
+      res = core.error_response({ status = 500, code = "handler_error", path = req.path }) or PLAIN_500
+    end
+  else
+    req = { method = ngx.req.get_method(), abort = abort_mod.new() }
+    res = refusal
+  end
+  local ok, how = send(ngx, req, res)
+  if not ok then
+    ngx.log(ngx.ERR, "async: invalid response: ", tostring(how))
+    send(ngx, req, PLAIN_500)
+  end
+  local left = l.forget_request_threads and l:forget_request_threads() or 0
+  if left > 0 then
+    ngx.log(ngx.WARN, "async: ", left, " thread(s) still waiting at the end of the request: killed")
+  end
+  if how == "abort" then return ngx.exit(ngx.ERROR) end
+  return ngx.exit(ngx.OK)
+end
+
+-- ===== handle(app, opts) =====
+
+-- handlers by app, then by a key of the options: content_by_lua code builds
+-- its options table per request, so the key is made from their values (a
+-- function by identity); at most MAX_KEYS per app
+local handlers = setmetatable({}, { __mode = "k" })
+local MAX_KEYS = 64
+
+local function key_of(v, depth)
+  local t = type(v)
+  if t == "string" then return format("%q", v) end
+  if t ~= "table" or depth > 4 then return t .. ":" .. tostring(v) end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. key_of(v[k], depth + 1) end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+--- Serves the current request with `app` and `opts` (see _M.new); the
+-- handler is built on first use and kept (per worker).
+function _M.handle(app, opts)
+  local per_app = handlers[app or opts]
+  if per_app == nil then
+    per_app = { n = 0, by = {} }
+    handlers[app or opts] = per_app
+  end
+  local key = opts == nil and "" or key_of(opts, 0)
+  local h = per_app.by[key]
+  if h == nil then
+    if per_app.n >= MAX_KEYS then   -- options that change every request: keep the newest only
+      per_app.by, per_app.n = {}, 0
+      local ngx = ngx_()
+      ngx.log(ngx.WARN, "async.ngx: handle() got ", MAX_KEYS, " different options for one app; build them once ",
+        "(init_by_lua) or use require(\"async.ngx\").new(app, opts):handle()")
+    end
+    h = _M.new(app, opts)
+    per_app.by[key] = h
+    per_app.n = per_app.n + 1
+  end
+  return h:handle()
+end
+
+return _M
