@@ -26,6 +26,7 @@ end
 _M.sh = sh
 
 local ROOT = sh("pwd"):gsub("%s+$", "")
+local IS_ROOT = sh("id -u"):gsub("%s+$", "") == "0"
 _M.ROOT = ROOT
 
 --- Is a usable nginx with the Lua module installed?
@@ -93,14 +94,19 @@ end
 function _M.start(opts)
   opts = opts or {}
   local prefix = sh("mktemp -d /tmp/async-nginx.XXXXXX"):gsub("%s+$", "")
-  for _, d in ipairs({ "body", "proxy", "fastcgi", "uwsgi", "scgi", "logs" }) do sh("mkdir -p " .. prefix .. "/" .. d) end
+  for _, d in ipairs({ "body", "proxy", "fastcgi", "uwsgi", "scgi", "logs" }) do
+    sh("mkdir -p " .. prefix .. "/" .. d)
+  end
   local last
   for _ = 1, 8 do
     local port = 20000 + math.random(0, 29999)
     local conf = TEMPLATE
     local subs = {
       MODULES = MODULES, WORKERS = tostring(opts.workers or 2), LEVEL = opts.level or "info",
-      MAIN = opts.main or "", HTTP = opts.http or "", INIT = opts.init or "", SERVER = opts.server or "",
+      -- as root, nginx runs its workers as nobody, who cannot read a
+      -- mktemp folder: keep them as the user running the specs
+      MAIN = (IS_ROOT and "user root;\n" or "") .. (opts.main or ""),
+      HTTP = opts.http or "", INIT = opts.init or "", SERVER = opts.server or "",
       REUSEPORT = opts.reuseport == false and "" or "reuseport",
     }
     conf = conf:gsub("@([A-Z]+)@", function(w) return subs[w] end)

@@ -267,26 +267,33 @@ _M.park = park
 
 -- ===== threads =====
 
--- the per-request count of live threads (ngx.ctx), when there is a request
-local function ctx_add(self, n)
-  local ok, c = pcall(function() return self.ngx.ctx end)
-  if ok and type(c) == "table" then c.async_threads = (c.async_threads or 0) + n end
+local function get_ctx(ngx) return ngx.ctx end
+
+-- the current request's counts of live threads and runs (ngx.ctx), when
+-- there is a request
+local function ctx_add(self, n, runs)
+  local ok, c = pcall(get_ctx, self.ngx)
+  if ok and type(c) == "table" then
+    c.async_threads = (c.async_threads or 0) + n
+    if runs then c.async_runs = (c.async_runs or 0) + runs end
+  end
 end
 
 --- Live threads this loop spawned in the current request (0 outside one).
 function Ngx:request_threads()
-  local ok, c = pcall(function() return self.ngx.ctx end)
+  local ok, c = pcall(get_ctx, self.ngx)
   return ok and type(c) == "table" and c.async_threads or 0
 end
 
 --- Forgets the current request's threads (the transport calls it before
 -- ngx.exit kills them); returns how many there were.
 function Ngx:forget_request_threads()
-  local n = self:request_threads()
-  if n > 0 then
-    self.live = self.live - n
-    ctx_add(self, -n)
-  end
+  local ok, c = pcall(get_ctx, self.ngx)
+  if not ok or type(c) ~= "table" then return 0 end
+  local n, runs = c.async_threads or 0, c.async_runs or 0
+  self.live = self.live - n
+  self.runs = self.runs - runs
+  c.async_threads, c.async_runs = 0, 0
   return n
 end
 
@@ -338,14 +345,14 @@ function Ngx:spawn_run(body, abort, ...)
     sup.done = true
     self.live = self.live - 1
     self.runs = self.runs - 1
-    ctx_add(self, -1)
+    ctx_add(self, -1, -1)
     if not ok then report(self, "an async run's thread failed", err) end
     if sup.sema then sup.sema:post(1) end
   end
   local function supervise()
     self.live = self.live + 1
     self.runs = self.runs + 1
-    ctx_add(self, 1)
+    ctx_add(self, 1, 1)
     local t = ngx.thread.spawn(run_main)
     if not sup.done then
       local s = new_sema()
@@ -359,7 +366,7 @@ function Ngx:spawn_run(body, abort, ...)
           self.live = self.live - 1
           self.runs = self.runs - 1
           self.killed = self.killed + 1
-          ctx_add(self, -1)
+          ctx_add(self, -1, -1)
         else
           report(self, "cannot kill an aborted run's thread", err)
         end

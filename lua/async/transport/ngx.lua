@@ -241,8 +241,7 @@ local function send(ngx, req, res)
     return true
   end
   -- streamed: chunked (HTTP/1.1) or until the connection closes (1.0)
-  local ok, err = ngx.send_headers()
-  if not ok then
+  if not ngx.send_headers() then
     pcall(req.abort.cancel, req.abort, "client disconnected")
     return true
   end
@@ -251,8 +250,8 @@ local function send(ngx, req, res)
     if closed then return nil, "closed" end
     if chunk == nil or chunk == "" then return true end
     if type(chunk) ~= "string" then error("write expects a string, got " .. type(chunk), 2) end
-    local r, e = ngx.print(chunk)
-    if r then r, e = ngx.flush(true) end
+    local r = ngx.print(chunk)
+    if r then r = ngx.flush(true) end
     if not r or req.abort.aborted then
       closed = true
       pcall(req.abort.cancel, req.abort, "client disconnected")
@@ -297,11 +296,53 @@ function Handler:handle()
     ngx.log(ngx.ERR, "async: invalid response: ", tostring(how))
     send(ngx, req, PLAIN_500)
   end
-  local left = l.forget_request_threads and l:forget_request_threads() or 0
+  -- threads aborted just now (a destroyed runtime's runs) end once their
+  -- supervisors have run: let nginx run them, a few ticks at most
+  local left = l.request_threads and l:request_threads() or 0
+  local ticks = 0
+  while left > 0 and ticks < 5 do
+    ngx.sleep(0)
+    ticks = ticks + 1
+    left = l:request_threads()
+  end
   if left > 0 then
+    l:forget_request_threads()
     ngx.log(ngx.WARN, "async: ", left, " thread(s) still waiting at the end of the request: killed")
   end
   if how == "abort" then return ngx.exit(ngx.ERROR) end
+  return ngx.exit(ngx.OK)
+end
+
+-- ===== refusals =====
+
+-- what nginx itself refuses before Lua runs, and the codes the luv
+-- transport gives them (docs/http.md "Refusals")
+local REFUSALS = {
+  [400] = { "Bad Request", "malformed" }, [408] = { "Request Timeout", "timeout" },
+  [413] = { "Content Too Large", "body_too_large" }, [414] = { "URI Too Long", "malformed" },
+  [431] = { "Request Header Fields Too Large", "headers_too_large" },
+  [494] = { "Request Header Fields Too Large", "headers_too_large" },
+  [501] = { "Not Implemented", "transfer_encoding" }, [505] = { "HTTP Version Not Supported", "version" },
+}
+
+--- Answers a request nginx refused before it reached Lua, as Async.serve
+-- answers the same refusal (an error envelope on the POST endpoints, else
+-- the reason phrase as text), for error_page:
+--
+--   error_page 413 = @async_413;
+--   location @async_413 { content_by_lua_block { require("async.ngx").refused(413) } }
+--
+-- (inside the named location nginx does not tell the status: give it)
+function _M.refused(status)
+  local ngx = ngx_()
+  status = tonumber(status) or tonumber(ngx.status) or 400
+  local r = REFUSALS[status] or { "Bad Request", "malformed" }
+  if status == 494 then status = 431 end
+  local path = match(ngx.var.request_uri or "/", "^[^?]*")
+  local res = core.error_response({ status = status, code = r[2], path = path })
+    or { status = status, headers = { { "Content-Type", TEXT_TYPE } }, body = r[1] .. "\n" }
+  local ok, err = send(ngx, { method = ngx.req.get_method(), abort = abort_mod.new() }, res)
+  if not ok then ngx.log(ngx.ERR, "async: invalid refusal: ", tostring(err)) end
   return ngx.exit(ngx.OK)
 end
 
