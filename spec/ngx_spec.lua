@@ -218,13 +218,17 @@ local DIFF = {
 }
 
 describe_ngx("OpenResty: apps inside nginx's Lua module", function()
-  local srv, luv_srv
+  local srv, luv_srv, prev_loop
+  local loop_mod = require("async.loop")
 
   setup(function()
     math.randomseed(os.time() + math.floor(now_ms()))
     make_public()
     srv = nginx.start({ http = HTTP, server = SERVER, init = INIT:gsub("@PUBLIC@", public) })
     local Async = require("async")
+    -- Async.serve waits on luv (an earlier spec may have left a manual loop)
+    prev_loop = loop_mod.get_loop()
+    loop_mod.set_loop(loop_mod.luv_loop(uv))
     local apps = require("support.ngx_apps")
     local o = apps.diff_options(public)
     o.port = 0
@@ -240,6 +244,7 @@ describe_ngx("OpenResty: apps inside nginx's Lua module", function()
     end
     if srv then srv:stop() end
     if public then nginx.sh("rm -rf " .. public) end
+    if prev_loop then loop_mod.set_loop(prev_loop) end
     -- every handle closed now, not in luv's finalizer at exit
     http.wait_until(function() return (http.active_handles()) == 0 end, 3000, "every handle to close")
   end)
@@ -368,7 +373,8 @@ describe_ngx("OpenResty: apps inside nginx's Lua module", function()
         "nginx, which resumes at once: a busy loop); use Async.set_loop(Async.ngx_loop()) or leave the default\n",
         srv:get("/manual-wait").body)
       assert.equal("error: init_by_lua(nginx.conf:N):9: Async.delay: cannot wait in nginx's init phase " ..
-        "(only in rewrite, access, content and timer handlers: load apps in init_by_lua, serve them in content_by_lua)\n",
+        "(only in rewrite, access, content and timer handlers: load apps in init_by_lua, " ..
+        "serve them in content_by_lua)\n",
         (srv:get("/init-wait").body:gsub("nginx%.conf:%d+", "nginx.conf:N")))
     end)
   end)

@@ -427,8 +427,8 @@ function Cache:get_or_set(key, fn, opts)
       ok, result, settled = false, r, true
     else
       release = r
-      local v, found = lookup(self, key, true)
-      if found then                      -- another process filled it meanwhile
+      local v, filled = lookup(self, key, true)
+      if filled then                     -- another process filled it meanwhile
         ok, result, settled = true, v, true
         fill.store = false
       end
