@@ -226,6 +226,8 @@ bench: all
 	$(LUAENV) luajit bench/startup.lua
 	@echo "== 100,000 concurrent Async.delay coroutines"
 	build/asyncrt bench/timers.lua
+	@echo "== HTTP serving: asyncrt page and handler POST vs nginx static and node (wrk)"
+	bench/http.sh
 
 FUZZ_DRIVERS := chain router html json paths
 

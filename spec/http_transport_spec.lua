@@ -212,7 +212,7 @@ expose("transport.luv #loop", function()
       assert.is_false(called)
       wait_until(function() return #logs == 1 end)
       assert.same({ method = "PUT", path = "/upload", status = 413, bytes = 18, remote = "127.0.0.1",
-                    error = "body_too_large" }, entry(logs[1]))
+                    error = "body_too_large", refused = true }, entry(logs[1]))
     end)
 
     it("a chunked body over limits.body: 413", function()

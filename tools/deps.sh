@@ -2,10 +2,10 @@
 # Installs the Debian packages asyncrt needs, or prints the exact command.
 # Usage: tools/deps.sh [group...]   groups: core (default), ngx, browser, bench
 set -u
-core="build-essential pkg-config zlib1g-dev luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-cjson lua-busted luarocks lua-check libhttp-parser-dev lua-cosmo lua-lpeg"
+core="build-essential pkg-config zlib1g-dev luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-cjson lua-busted luarocks lua-check libhttp-parser-dev lua-cosmo lua-lpeg wrk"
 ngx="nginx-light libnginx-mod-http-lua lua-resty-core curl"
 browser="chromium nodejs npm"
-bench="nodejs npm"
+bench="nodejs npm nginx-light"
 groups="${*:-core}"
 want=""
 for g in $groups; do

@@ -31,7 +31,7 @@ json_counts() {
     if not ok or not j then os.exit(1) end
     local r = cjson.decode(s:sub(j))
     if type(r) ~= "table" or not r.successes then os.exit(1) end
-    print(#r.successes, #r.failures, #r.errors, #r.pendings)
+    io.stdout:write(#r.successes, " ", #r.failures, " ", #r.errors, " ", #r.pendings, "\n"); io.stdout:flush()
     for _, k in ipairs({ "failures", "errors" }) do
       for _, t in ipairs(r[k]) do
         io.stderr:write(k, ": ", t.name or "?", "\n  ", tostring(t.message or ""):sub(1, 2000), "\n")

@@ -28,6 +28,7 @@ for _, name in ipairs({ "signal", "computed", "effect", "scope", "batch", "trans
   _M[name] = kernel[name]
 end
 _M.errors = kernel.errors
+local errors = kernel.errors
 
 -- loops and waiting (luv is loaded only when a luv loop is first needed)
 _M.delay = loop.delay
@@ -63,7 +64,7 @@ end
 
 --- Declares an async signal for a hub (instantiated per runtime, never run here).
 function _M.define_async(fn, opts)
-  if type(fn) ~= "function" then error("define_async expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("define_async expects a function, got " .. type(fn)) end
   return { __async_decl = true, fn = fn, opts = opts }
 end
 
@@ -78,7 +79,7 @@ function _M.use(kind, map)
   if type(kind) == "table" and map == nil then
     for k, m in pairs(kind) do
       if kernel.is_signal(m) or kernel.is_computed(m) or kernel.is_async(m) then
-        error("Async.use: pass { signal = { id = value } }, got a signal under '" .. tostring(k) .. "'", 2)
+        errors.argument("Async.use: pass { signal = { id = value } }, got a signal under '" .. tostring(k) .. "'")
       end
     end
   end

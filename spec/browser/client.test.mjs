@@ -773,7 +773,7 @@ test("e2e.mjs passes against the Lua-backed stand-in server (mock.mjs)", async (
       (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
   });
   assert.equal(out.code, 0, out.stdout + out.stderr);
-  assert.match(out.stdout, /^6 passed, 0 failed, 0 skipped/m);
+  assert.match(out.stdout, /^13 passed, 0 failed, 0 skipped/m);
   assert.ok(fs.readdirSync(shots).length >= 8, "screenshots were not written");
   fs.rmSync(shots, { recursive: true, force: true });
 });

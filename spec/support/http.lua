@@ -61,8 +61,9 @@ end
 local Client = {}
 Client.__index = Client
 
---- A TCP client connecting to 127.0.0.1:port. Bytes sent before the
--- connection is up are queued; everything read is kept in order.
+--- A TCP client connecting to 127.0.0.1:port (opts.host: another
+-- address). Bytes sent before the connection is up are queued; everything
+-- read is kept in order.
 function _M.connect(port, opts)
   local u = _M.uv()
   local c = setmetatable({ tcp = u.new_tcp(), chunks = {}, nread = 0, eof = false, connected = false,
@@ -79,7 +80,7 @@ function _M.connect(port, opts)
       c.eof = true
     end
   end
-  c.tcp:connect("127.0.0.1", port, function(err)
+  c.tcp:connect(opts and opts.host or "127.0.0.1", port, function(err)
     if err then
       c.err = err
       c.eof = true

@@ -1,7 +1,10 @@
 --- Abort tokens: cancellation for coroutines and the I/O they start.
 -- A token is aborted at most once; `on_abort` callbacks run in registration
 -- order when it is, and at once when registered on an aborted token.
-local setmetatable, pcall, error, type = setmetatable, pcall, error, type
+local errors = require("async.kernel.errors")
+
+local setmetatable, getmetatable, pcall, error, type, tostring = setmetatable, getmetatable, pcall, error, type,
+  tostring
 
 local _M = {}
 
@@ -54,11 +57,24 @@ function Abort:cancel(reason)
   if first ~= nil then error(first, 0) end
 end
 
+--- The error a wait raises when `token` is aborted: the library's error
+-- type (kernel/errors.lua) named "AbortError", code "aborted", message
+-- "aborted: REASON", at the caller's line.
+function _M.error(token)
+  local e = setmetatable({ name = "AbortError", code = "aborted", message = "aborted: " .. tostring(token.reason) },
+    errors.mt)
+  e.source, e.line = errors.where(3)
+  return e
+end
+
+--- Is `e` the error of an aborted wait?
+function _M.is_error(e)
+  return type(e) == "table" and e.name == "AbortError"
+end
+
 --- Raises the abort error if the token is aborted.
 function Abort:check()
-  if self.aborted then
-    error({ name = "AbortError", message = "aborted: " .. tostring(self.reason), code = "aborted" }, 0)
-  end
+  if self.aborted then error(_M.error(self), 0) end
 end
 
 return _M

@@ -14,8 +14,8 @@
 -- resumed again. spawn(fn, ...) runs fn in a task of its own that may wait
 -- beside its starter (a coroutine, or an nginx light thread). See
 -- docs/asyncrt.md.
-local setmetatable, error, type, tostring, pcall, require, rawget, select =
-      setmetatable, error, type, tostring, pcall, require, rawget, select
+local error, type, tostring, pcall, require, rawget, select =
+      error, type, tostring, pcall, require, rawget, select
 local check = require("async.loop.check")
 local check_ms, check_fn = check.ms, check.fn
 local manual = require("async.loop.manual")
@@ -34,21 +34,12 @@ local _M = {}
 
 -- ===== abort errors =====
 
-local AbortError = {}
-AbortError.__index = AbortError
-AbortError.__tostring = function(e) return e.message end
-
--- The error raised by delay/await when called with an aborted token; the
--- same shape as abort.lua's `check()` error.
-local function abort_error(abort)
-  return setmetatable({ name = "AbortError", code = "aborted",
-                        message = "aborted: " .. tostring(abort.reason) }, AbortError)
-end
+-- The error raised by delay/await when called with an aborted token: the
+-- one abort:check() raises (the library's error type, at the caller's line).
+local abort_error = require("async.kernel.abort").error
 
 --- Is `e` the error delay/await raise for an aborted token?
-function _M.is_abort_error(e)
-  return type(e) == "table" and e.name == "AbortError"
-end
+_M.is_abort_error = require("async.kernel.abort").is_error
 
 --- The loop kinds (each module's `new`).
 _M.manual_loop = manual.new

@@ -183,6 +183,9 @@ function _M.document(m, ctx)
       if st.done then break end
       wait()
     end
+    if st.gone and ctx.entry.error == nil then   -- the client went away while the renderer waited
+      ctx.entry.error = "closed: " .. tostring(st.gone)
+    end
     if st.error then
       -- the head is gone: the transport ends the response without its last
       -- chunk, so the client sees it incomplete

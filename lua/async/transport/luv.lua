@@ -149,8 +149,26 @@ end
 -- The response head; nil, err when the handler's headers are not valid.
 local FRAMING = { ["content-length"] = true, ["transfer-encoding"] = true, connection = true }
 
+-- header name -> "ok" | "framing" | "server" | "date" (nil: not a token).
+-- Checked once per distinct name: a server sends the same few names on
+-- every response, and the pattern match and lowercasing per header were a
+-- measurable part of a small response's cost. Bounded (a handler that
+-- makes up names cannot grow it without limit).
+local name_kind, name_kinds = {}, 0
+local function kind_of(name)
+  local k = name_kind[name]
+  if k ~= nil then return k end
+  if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then return nil end
+  local lname = lower(name)
+  k = FRAMING[lname] and "framing" or (lname == "server" or lname == "date") and lname or "ok"
+  if name_kinds >= 1024 then name_kind, name_kinds = {}, 0 end
+  name_kind[name] = k
+  name_kinds = name_kinds + 1
+  return k
+end
+
 local function build_head(status, headers, framing, connection)
-  local parts, n = { "HTTP/1.1 ", tostring(status), " ", REASONS[status] or "Unknown", "\r\n" }, 5
+  local parts, n = { "HTTP/1.1 ", tostring(status), " ", REASONS[status] or "Unknown", "\r\n", false, false }, 7
   local has_server, has_date = false, false
   local list = headers
   if headers ~= nil and headers[1] == nil and next(headers) ~= nil then  -- a map: sorted by name
@@ -158,29 +176,27 @@ local function build_head(status, headers, framing, connection)
     for k, v in pairs(headers) do list[#list + 1] = { k, v } end
     sort(list, function(a, b) return tostring(a[1]) < tostring(b[1]) end)
   end
-  local user = {}
+  -- parts[6] and [7] are kept for Server and Date, which go first
   if list ~= nil then
     for i = 1, #list do
       local h = list[i]
       if type(h) ~= "table" then return nil, "header " .. i .. " is not a {name, value} pair" end
       local name, value = h[1], h[2]
-      if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-        return nil, "bad header name " .. format("%q", tostring(name))
-      end
+      local kind = kind_of(name)
+      if kind == nil then return nil, "bad header name " .. format("%q", tostring(name)) end
       if type(value) == "number" then value = tostring(value) end
       if type(value) ~= "string" or value:find("[%z\r\n]") then
         return nil, "bad value for header " .. name
       end
-      local lname = lower(name)
-      if not FRAMING[lname] then
-        if lname == "server" then has_server = true elseif lname == "date" then has_date = true end
-        user[#user + 1] = name .. ": " .. value .. "\r\n"
+      if kind ~= "framing" then
+        if kind == "server" then has_server = true elseif kind == "date" then has_date = true end
+        parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = name, ": ", value, "\r\n"
+        n = n + 4
       end
     end
   end
-  if not has_server then n = n + 1; parts[n] = "Server: asyncrt\r\n" end
-  if not has_date then n = n + 1; parts[n] = "Date: " .. http_date() .. "\r\n" end
-  for i = 1, #user do n = n + 1; parts[n] = user[i] end
+  parts[6] = has_server and "" or "Server: asyncrt\r\n"
+  parts[7] = has_date and "" or ("Date: " .. http_date() .. "\r\n")
   if framing then n = n + 1; parts[n] = framing end
   if connection then n = n + 1; parts[n] = connection end
   n = n + 1; parts[n] = "\r\n"
