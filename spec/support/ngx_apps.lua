@@ -9,23 +9,21 @@ local _M = {}
 
 local diff = Async.define_app()
 diff:use({
-  signal = {
-    left = Async.define_async(function(ctx)
-      Async.delay(30, ctx.abort)
-      return { text = "left" }
-    end),
-    right = Async.define_async(function(ctx)
-      Async.delay(60, ctx.abort)
-      return { text = "right" }
-    end),
-  },
   server = {
     ["echo"] = function(_, ...) return { args = { ... } } end,
     ["boom"] = function() error({ code = "boom", message = "it blew up" }, 0) end,
     ["nothing"] = function() return nil end,
   },
   partial = {
-    pair = function()
+    pair = function(self)
+      self.signals:async_signal("left", function(ctx)
+        Async.delay(30, ctx.abort)
+        return { text = "left" }
+      end)
+      self.signals:async_signal("right", function(ctx)
+        Async.delay(60, ctx.abort)
+        return { text = "right" }
+      end)
       return { title = "Pair", html = Async.html[[
 <section async:boundary="left"><template async:loading="left"><p>...</p></template>
 <template async:ready="left"><b signal:text="left.text"></b></template></section>

@@ -20,6 +20,7 @@ local core = require("async.server.core")
 local loop = require("async.loop")
 local abort_mod = require("async.kernel.abort")
 local cache_shdict = require("async.app.cache_shdict")
+local request = require("async.server.request")
 
 local type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next =
       type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next
@@ -124,6 +125,26 @@ end
 
 -- ===== requests =====
 
+-- what nginx itself refuses before Lua runs, and the codes the luv
+-- transport gives them (docs/http.md "Refusals")
+local REFUSALS = {
+  [400] = { "Bad Request", "malformed" }, [408] = { "Request Timeout", "timeout" },
+  [413] = { "Content Too Large", "body_too_large" }, [414] = { "URI Too Long", "malformed" },
+  [431] = { "Request Header Fields Too Large", "headers_too_large" },
+  [494] = { "Request Header Fields Too Large", "headers_too_large" },
+  [501] = { "Not Implemented", "transfer_encoding" }, [505] = { "HTTP Version Not Supported", "version" },
+}
+
+-- the answer Async.serve gives a refused request: an error envelope on the
+-- POST endpoints, else the reason phrase as text
+local function refusal(status, path)
+  local r = REFUSALS[status] or REFUSALS[400]
+  if status == 494 then status = 431 end
+  return core.error_response({ status = status, code = r[2], path = path })
+    or { status = status, headers = { { "Content-Type", TEXT_TYPE } }, body = r[1] .. "\n" }
+end
+
+
 -- the request table of the transport contract (docs/http.md), or nil plus
 -- the answer to send instead (a body over the limit)
 local function read_request(self, ngx)
@@ -145,14 +166,16 @@ local function read_request(self, ngx)
     version = v and format("%.1f", v) or "1.1",
     headers = headers, body = "", remote = var.remote_addr,
   }
+  -- the luv transport's refusals (docs/http.md "Refusals"), before the core
+  -- sees the request: the same bytes (nginx's own limits, when lower, are
+  -- handed to refused() by error_page)
+  if request.header_bytes(req) > self.limits.headers then
+    return nil, refusal(431, path)
+  end
   local cl, te = headers["content-length"], headers["transfer-encoding"]
   if cl ~= nil or te ~= nil then
     local n = tonumber(cl)
-    if n and n > self.limits.body then
-      -- refused before a byte of the body is read, as the luv transport does
-      local res = core.error_response({ status = 413, code = "body_too_large", path = path })
-      return nil, res or { status = 413, headers = { { "Content-Type", TEXT_TYPE } }, body = "Content Too Large\n" }
-    end
+    if n and n > self.limits.body then return nil, refusal(413, path) end   -- before a byte of the body is read
     ngx_req.read_body()
     local body = ngx_req.get_body_data()
     if body == nil then
@@ -203,6 +226,13 @@ local function header_map(list)
     end
   end
   return out, order
+end
+
+-- ends the response, then closes the connection (nginx's 444: close
+-- without a further byte), as the luv transport does after a refusal
+local function close_after(ngx)
+  ngx.eof()
+  return ngx.exit(444)
 end
 
 local PLAIN_500 = { status = 500, headers = { { "Content-Type", TEXT_TYPE } }, body = "Internal Server Error\n" }
@@ -274,7 +304,7 @@ end
 function Handler:handle()
   local ngx = ngx_()
   local l = loop.get_loop()
-  local req, refusal = read_request(self, ngx)
+  local req, refused = read_request(self, ngx)
   local res
   if req then
     req.abort = abort_mod.new()
@@ -288,8 +318,10 @@ function Handler:handle()
       res = core.error_response({ status = 500, code = "handler_error", path = req.path }) or PLAIN_500
     end
   else
+    -- refused as the luv transport does: the answer, then the connection ends
     req = { method = ngx.req.get_method(), abort = abort_mod.new() }
-    res = refusal
+    send(ngx, req, refused)
+    return close_after(ngx)
   end
   local ok, how = send(ngx, req, res)
   if not ok then
@@ -315,35 +347,32 @@ end
 
 -- ===== refusals =====
 
--- what nginx itself refuses before Lua runs, and the codes the luv
--- transport gives them (docs/http.md "Refusals")
-local REFUSALS = {
-  [400] = { "Bad Request", "malformed" }, [408] = { "Request Timeout", "timeout" },
-  [413] = { "Content Too Large", "body_too_large" }, [414] = { "URI Too Long", "malformed" },
-  [431] = { "Request Header Fields Too Large", "headers_too_large" },
-  [494] = { "Request Header Fields Too Large", "headers_too_large" },
-  [501] = { "Not Implemented", "transfer_encoding" }, [505] = { "HTTP Version Not Supported", "version" },
-}
-
 --- Answers a request nginx refused before it reached Lua, as Async.serve
--- answers the same refusal (an error envelope on the POST endpoints, else
--- the reason phrase as text), for error_page:
+-- answers it, for error_page (inside a named location nginx does not tell
+-- the status: give it):
 --
 --   error_page 413 = @async_413;
 --   location @async_413 { content_by_lua_block { require("async.ngx").refused(413) } }
+--   error_page 400 = @async_400;
+--   location @async_400 { content_by_lua_block { require("async.ngx").refused(400, app, opts) } }
 --
--- (inside the named location nginx does not tell the status: give it)
-function _M.refused(status)
+-- 413 and 431 (494: nginx's "header too large") get the luv transport's
+-- refusal. A 400 nginx gave a request whose line it did parse (a path it
+-- will not normalize: "/../x", "%00", a bad escape) is answered by the
+-- request core when `app`/`opts` are given (the core refuses those paths
+-- itself, with its own bytes); any other 400 gets the refusal text.
+function _M.refused(status, app, opts)
   local ngx = ngx_()
   status = tonumber(status) or tonumber(ngx.status) or 400
-  local r = REFUSALS[status] or { "Bad Request", "malformed" }
-  if status == 494 then status = 431 end
-  local path = match(ngx.var.request_uri or "/", "^[^?]*")
-  local res = core.error_response({ status = status, code = r[2], path = path })
-    or { status = status, headers = { { "Content-Type", TEXT_TYPE } }, body = r[1] .. "\n" }
-  local ok, err = send(ngx, { method = ngx.req.get_method(), abort = abort_mod.new() }, res)
+  local method = ngx.req.get_method()
+  local uri = ngx.var.request_uri
+  if status == 400 and (app ~= nil or opts ~= nil) and uri and sub(uri, 1, 1) == "/" and match(method, "^%u+$") then
+    return _M.handle(app, opts)
+  end
+  local path = match(uri or "/", "^[^?]*")
+  local ok, err = send(ngx, { method = method, abort = abort_mod.new() }, refusal(status, path))
   if not ok then ngx.log(ngx.ERR, "async: invalid refusal: ", tostring(err)) end
-  return ngx.exit(ngx.OK)
+  return close_after(ngx)
 end
 
 -- ===== handle(app, opts) =====
