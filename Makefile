@@ -26,6 +26,12 @@ CTEST_DEF := -DAC_TEST_ALLOC -Isrc/core -Isrc/core/test
 # the FFI declarations of the Lua side, generated from the headers
 CDEF      := lua/async/kernel/cdef.lua
 
+.PHONY: openresty-demo
+# nginx in the foreground (Debian's nginx-light + the Lua module) serving the
+# examples through require("async.ngx"): examples/openresty/nginx.conf
+openresty-demo: all
+	@examples/openresty/run.sh
+
 .PHONY: all deps test check sanitize sanitize-c valgrind bench bench-core fuzz fuzz-core install uninstall clean \
         dev-env run help lint
 
@@ -42,6 +48,7 @@ help:
 	@echo "make fuzz-core libFuzzer on the C core (FUZZ_TIME=seconds, default 60)"
 	@echo "make fuzz      long fuzz runs (HTML scanner, then $(FUZZ_DRIVERS); FUZZ_SEED=n replays)"
 	@echo "make run       the main job: the example app"
+	@echo "make openresty-demo  the counter and product examples inside nginx (PORT, default 8081)"
 	@echo "make install   install into PREFIX=$(PREFIX)"
 	@echo "make dev-env   print LUA_PATH/LUA_CPATH exports for this checkout"
 

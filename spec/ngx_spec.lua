@@ -37,7 +37,7 @@ end
 local INIT = [[
   Async = require("async")
   local apps = require("support.ngx_apps")
-  diff_opts = apps.diff_options("@PUBLIC@")
+  diff_opts = apps.diff_options("@PUBLIC@", "@ROOT@")
   lab_opts = { apps = { ["/lab"] = apps.lab }, cache = { server = "shdict:async_cache" }, env = "production",
                stream_timeout = 5000 }
   -- a run started where nginx has no threads is a plain coroutine: its
@@ -181,7 +181,7 @@ local DIFF = {
   { "a streamed page whose async signal fails", req("GET", "/products/sku-404") },
   { "a streamed page with two boundaries settling out of order", req("GET", "/diff/pair") },
   { "a page that does not wait", req("GET", "/diff/plain") },
-  { "the counter under a mount prefix", req("GET", "/counter") },
+  { "the counter example under a mount prefix", req("GET", "/counter/") },
   { "no route: 404 document", req("GET", "/nowhere") },
   { "HEAD of a streamed page", req("HEAD", "/products/sku-1") },
   { "HEAD of a whole page", req("HEAD", "/diff/plain") },

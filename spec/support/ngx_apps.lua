@@ -36,11 +36,14 @@ diff:use({
 })
 _M.diff = diff
 
+-- examples/counter/app.lua, loaded as the gallery loads it (root: the checkout)
+local counter
+
 -- the options both servers get (public: a folder the spec made)
-function _M.diff_options(public)
+function _M.diff_options(public, root)
+  counter = counter or require("examples.openresty.apps").load((root or ".") .. "/examples", "counter")
   return {
-    apps = { ["/"] = require("examples.product"), ["/counter"] = require("examples.openresty.counter"),
-             ["/diff"] = diff },
+    apps = { ["/"] = require("examples.product"), ["/counter"] = counter, ["/diff"] = diff },
     public = public, env = "production",
   }
 end
