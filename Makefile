@@ -235,6 +235,8 @@ bench: all
 	build/asyncrt bench/timers.lua
 	@echo "== HTTP serving: asyncrt page and handler POST vs nginx static and node (wrk)"
 	bench/http.sh
+	@echo "== OpenResty: the counter page under nginx (async.ngx, 2 workers) vs asyncrt and ngx.print (wrk)"
+	bench/ngx.sh
 
 FUZZ_DRIVERS := chain router html json paths
 

@@ -389,6 +389,18 @@ end
 
 -- ===== waiting =====
 
+-- before the first wait of a request: the transport's hook (ngx.ctx.async_arm,
+-- async.transport.ngx) registers what a wait needs, ngx.on_abort
+local function arm(ngx)
+  local ok, c = pcall(get_ctx, ngx)
+  if not ok or type(c) ~= "table" then return end
+  local f = c.async_arm
+  if f then
+    c.async_arm = nil
+    f()
+  end
+end
+
 -- after a wait of a run's thread: back in the run's context, or parked for
 -- good when the run was aborted meanwhile
 local function resumed(co)
@@ -402,6 +414,7 @@ function Ngx:delay(ms, abort)
   check_yieldable(self, "Async.delay")
   local co = co_running()
   local ngx = self.ngx
+  arm(ngx)
   if abort == nil or is_run(co) then
     -- a run's abort kills its thread (its supervisor); any other token is
     -- checked when the sleep ends
@@ -461,6 +474,7 @@ function Ngx:await(start, abort, abort_error)
   end
   if state == "starting" then
     check_yieldable(self, "Async.await")
+    arm(self.ngx)
     state = "waiting"
     s = new_sema()
     run_suspend(co)

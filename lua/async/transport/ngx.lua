@@ -154,11 +154,10 @@ local function read_request(self, ngx)
   local q = find(target, "?", 1, true)
   local path, query = target, ""
   if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) end
-  local headers = {}
-  local raw = ngx_req.get_headers(0)
-  for k, v in pairs(raw) do
-    if type(v) == "table" then v = concat(v, ", ") end
-    headers[k] = v
+  -- lowercased names; repeats joined with ", " (in place: no copy)
+  local headers = ngx_req.get_headers(0)
+  for k, v in pairs(headers) do
+    if type(v) == "table" then headers[k] = concat(v, ", ") end
   end
   local v = ngx_req.http_version()
   local req = {
@@ -235,6 +234,17 @@ local function close_after(ngx)
   return ngx.exit(444)
 end
 
+-- registers the request's on_abort callback, once (see Handler:handle)
+local function arm(ngx)
+  local c = ngx.ctx
+  local f = c.async_arm
+  if f then
+    c.async_arm = nil
+    f()
+  end
+end
+_M.arm = arm
+
 local PLAIN_500 = { status = 500, headers = { { "Content-Type", TEXT_TYPE } }, body = "Internal Server Error\n" }
 
 -- sends res; returns nil, err when res is not a valid response (nothing
@@ -271,6 +281,7 @@ local function send(ngx, req, res)
     return true
   end
   -- streamed: chunked (HTTP/1.1) or until the connection closes (1.0)
+  arm(ngx)
   if not ngx.send_headers() then
     pcall(req.abort.cancel, req.abort, "client disconnected")
     return true
@@ -307,9 +318,14 @@ function Handler:handle()
   local req, refused = read_request(self, ngx)
   local res
   if req then
-    req.abort = abort_mod.new()
-    local abort = req.abort
-    ngx.on_abort(function() pcall(abort.cancel, abort, "client disconnected") end)   -- nil, err when off
+    local abort = abort_mod.new()
+    req.abort = abort
+    -- the client going away cancels req.abort (lua_check_client_abort on);
+    -- registered when the request first waits (the ngx loop calls
+    -- ngx.ctx.async_arm): a request that never waits does not pay for it
+    ngx.ctx.async_arm = function()
+      ngx.on_abort(function() pcall(abort.cancel, abort, "client disconnected") end)   -- nil, err when off
+    end
     local ok, r = xpcall(self.core, traceback, req)
     if ok then
       res = r
@@ -400,8 +416,12 @@ end
 function _M.handle(app, opts)
   local per_app = handlers[app or opts]
   if per_app == nil then
-    per_app = { n = 0, by = {} }
+    per_app = { n = 0, by = {}, same = setmetatable({}, { __mode = "k" }) }
     handlers[app or opts] = per_app
+  end
+  if opts ~= nil then   -- the same options table as before (built once, in init_by_lua): no key to make
+    local h = per_app.same[opts]
+    if h then return h:handle() end
   end
   local key = opts == nil and "" or key_of(opts, 0)
   local h = per_app.by[key]
@@ -416,6 +436,7 @@ function _M.handle(app, opts)
     per_app.by[key] = h
     per_app.n = per_app.n + 1
   end
+  if opts ~= nil then per_app.same[opts] = h end
   return h:handle()
 end
 
