@@ -315,7 +315,8 @@ describe_ngx("OpenResty: apps inside nginx's Lua module", function()
       local r = srv:get("/lab/timed")
       assert.equal(200, r.status)
       assert.truthy(r.body:find('<template async:fill="timed"><b signal:text="timed">from a timer</b></template>' ..
-        '<script type="application/json" async:patch>{"seq":1,"signals":{"timed":{"error":null,"loading":false,"status":"ready",' ..
+        '<script type="application/json" async:patch>{"seq":1,"signals":{"timed":{"error":null,' ..
+        '"loading":false,"status":"ready",' ..
         '"value":"from a timer","version":1}}}</script></main></body></html>', 1, true), r.body)
     end)
 

@@ -155,7 +155,7 @@ end
 function NgxTimer:close() self.closed = true end
 
 -- makes sure an nginx timer fires by `due` (ms on self:now())
-local function arm(self, due)
+local function arm_timer(self, due)
   local at = self._armed_at
   if at ~= nil and at <= due then return end
   local delay = due - self:now()
@@ -192,7 +192,7 @@ function Ngx:_fire(premature, due)
   end
   local nxt = heap_peek(self)
   if nxt then
-    local ok, err = pcall(arm, self, nxt.due)
+    local ok, err = pcall(arm_timer, self, nxt.due)
     if not ok then report(self, "cannot arm a timer", err) end
   end
 end
@@ -203,7 +203,7 @@ function Ngx:timer(ms, fn)
   self._seq = self._seq + 1
   local t = setmetatable({ due = self:now() + ms, seq = self._seq, fn = fn, closed = false }, NgxTimer)
   heap_push(self, t)
-  arm(self, t.due)
+  arm_timer(self, t.due)
   return t
 end
 
