@@ -45,9 +45,15 @@ wait_up() {
 }
 stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
-measure() {  # url: prints "rps p99_ms non2xx errors"
+# CPU ticks (user + system) of the processes in $CPU_PIDS
+cpu_ticks() { local t=0; for p in $CPU_PIDS; do t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat))); done; echo $t; }
+
+measure() {  # url: prints "rps p99_ms non2xx errors cpu_us_per_request"
   wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "$1" > /dev/null 2>&1
+  local c0; c0=$(cpu_ticks)
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$1" > "$tmp/wrk.out" 2>&1
+  local c1; c1=$(cpu_ticks)
+  CPU_US=$(( (c1 - c0) * 1000000 / $(getconf CLK_TCK) ))
   luajit -e '
     local s = io.read("*a")
     local rps = tonumber(s:match("Requests/sec:%s*([%d.]+)")) or 0
@@ -57,13 +63,14 @@ measure() {  # url: prints "rps p99_ms non2xx errors"
     local non2xx = tonumber(s:match("Non%-2xx or 3xx responses: (%d+)")) or 0
     local errs = 0
     for n in (s:match("Socket errors:([^\n]*)") or ""):gmatch("%d+") do errs = errs + tonumber(n) end
-    print(string.format("%.0f %.2f %d %d", rps, p99, non2xx, errs))' < "$tmp/wrk.out"
+    local n = tonumber(s:match("(%d+) requests in")) or 0
+    print(string.format("%.0f %.2f %d %d %.1f", rps, p99, non2xx, errs, n > 0 and '"$CPU_US"' / n or 0))' < "$tmp/wrk.out"
 }
-declare -A RPS P99 BAD
+declare -A RPS P99 BAD CPU
 run_case() {
   local key=$1; shift
-  read -r rps p99 non2xx errs < <(measure "$@")
-  RPS[$key]=$rps; P99[$key]=$p99; BAD[$key]=$((non2xx + errs))
+  read -r rps p99 non2xx errs cpu < <(measure "$@")
+  RPS[$key]=$rps; P99[$key]=$p99; BAD[$key]=$((non2xx + errs)); CPU[$key]=$cpu
 }
 
 echo "== OpenResty: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s on $(nproc) cores, nginx $WORKERS workers" \
@@ -75,6 +82,7 @@ build/asyncrt bench/http_server.lua "$port" > "$tmp/asyncrt.log" 2>&1 &
 apid=$!; pids+=("$apid")
 wait_up "http://127.0.0.1:$port/" || exit 1
 curl -s "http://127.0.0.1:$port/" > "$tmp/page.html"
+CPU_PIDS=$apid
 run_case asyncrt "http://127.0.0.1:$port/"
 stop "$apid"
 bytes=$(wc -c < "$tmp/page.html")
@@ -114,7 +122,8 @@ http {
 EOF
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" 2> "$dir/stderr" &
   npid=$!; pids+=("$npid")
-  wait_up "http://127.0.0.1:$port/"
+  wait_up "http://127.0.0.1:$port/" || return 1
+  CPU_PIDS=$(pgrep -P "$npid" | tr '\n' ' ')
 }
 
 # (b) the counter page under nginx
@@ -132,11 +141,12 @@ stop "$npid"
 
 ratio() { luajit -e "local a, b = tonumber('${1:-0}'), tonumber('${2:-0}'); print(b and b > 0 and string.format('%.2f', a / b) or '-')"; }
 
-printf '\n%-56s %10s %10s %8s\n' "server ($bytes-byte counter page)" "req/s" "p99 ms" "errors"
-printf '%-56s %10s %10s %8s\n' "(a) asyncrt: Async.serve, 1 process" "${RPS[asyncrt]}" "${P99[asyncrt]}" "${BAD[asyncrt]}"
-printf '%-56s %10s %10s %8s\n' "(b) nginx: require(\"async.ngx\").handle, $WORKERS workers" "${RPS[ngx]}" "${P99[ngx]}" "${BAD[ngx]}"
-printf '%-56s %10s %10s %8s\n' "(c) nginx: ngx.print of the same bytes, $WORKERS workers" "${RPS[floor]}" "${P99[floor]}" "${BAD[floor]}"
+printf '\n%-54s %9s %8s %7s %12s\n' "server ($bytes-byte counter page)" "req/s" "p99 ms" "errors" "CPU us/req"
+printf '%-54s %9s %8s %7s %12s\n' "(a) asyncrt: Async.serve, 1 process" "${RPS[asyncrt]}" "${P99[asyncrt]}" "${BAD[asyncrt]}" "${CPU[asyncrt]}"
+printf '%-54s %9s %8s %7s %12s\n' "(b) nginx: require(\"async.ngx\").handle, $WORKERS workers" "${RPS[ngx]}" "${P99[ngx]}" "${BAD[ngx]}" "${CPU[ngx]}"
+printf '%-54s %9s %8s %7s %12s\n' "(c) nginx: ngx.print of the same bytes, $WORKERS workers" "${RPS[floor]}" "${P99[floor]}" "${BAD[floor]}" "${CPU[floor]}"
 echo
 echo "nginx page / ngx.print floor: $(ratio "${RPS[ngx]}" "${RPS[floor]}")   (goal >= 0.60)"
 echo "nginx page / asyncrt page:    $(ratio "${RPS[ngx]}" "${RPS[asyncrt]}")   (goal ~ 2.00)"
+echo "CPU per request, asyncrt / nginx page: $(ratio "${CPU[asyncrt]}" "${CPU[ngx]}")   (1.00: a worker does what asyncrt does per core)"
 echo "error lines in nginx's log during (b): $errors"
