@@ -206,7 +206,7 @@ sanitize: sanitize-c $(BUILD)/rt/boot.h
 	$(SAN_PRELOAD) LEAK_REQUESTS=20000 \
 	  ASYNC_CORE_LIB=$(CURDIR)/$(BUILD)/san/async_core.so ASYNC_HTTP_LIB=$(CURDIR)/$(BUILD)/san/async_http.so \
 	  busted --lua=luajit -o utfTerminal --exclude-tags=loop \
-	  --exclude-pattern=asyncrt_cli_spec --exclude-pattern=ngx_spec --exclude-pattern=layering_spec \
+	  --exclude-pattern=asyncrt_cli_spec --exclude-pattern=ngx_spec --exclude-pattern=ngx_http_suite_spec --exclude-pattern=layering_spec \
 	  --exclude-pattern=server_install_spec spec
 	ASAN_OPTIONS=detect_leaks=0 busted --lua=$(BUILD)/san/asyncrt -o utfTerminal --tags=loop spec
 
