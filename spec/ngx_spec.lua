@@ -134,6 +134,23 @@ local SERVER = [[
         ngx.say(mid, " ", s(), " ", x(), " ", table.concat(seen, ","))
       }
     }
+    # a run that waits on nginx directly (a raw ngx.sleep) after an
+    # Async.delay: another thread's write meanwhile is not the run's
+    location = /raw-wait {
+      content_by_lua_block {
+        local y = Async.signal(0)
+        local s = Async.async_signal(function(ctx)
+          Async.delay(10, ctx.abort)
+          ngx.sleep(0.05)
+          return "ok"
+        end)
+        ngx.sleep(0.03)
+        y:set(5)
+        local seen = y()
+        ngx.sleep(0.06)
+        ngx.say(seen, " ", y(), " ", s())
+      }
+    }
     location = /manual-wait {
       content_by_lua_block {
         local loop = require("async.loop")
@@ -367,6 +384,10 @@ describe_ngx("OpenResty: apps inside nginx's Lua module", function()
       assert.equal("0", srv:get("/lab/counter?k=slow.after").body)
       local log = srv:check_log()
       assert.falsy(log:find("still waiting", 1, true), log)
+    end)
+
+    it("a write from another thread while a run waits on nginx directly is not the run's", function()
+      assert.equal("5 5 ok\n", srv:get("/raw-wait").body)
     end)
 
     it("raises a clear error for a wait nginx cannot serve", function()

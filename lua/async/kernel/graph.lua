@@ -14,7 +14,7 @@ local C, G = core.C, core.G
 local fail = core.fail
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
-local co_resume, co_status = coroutine.resume, coroutine.status
+local co_resume, co_status, co_running = coroutine.resume, coroutine.status, coroutine.running
 
 local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
 local KIND_SHIFT = core.KIND_SHIFT
@@ -67,6 +67,17 @@ local current_run = nil  -- async run whose coroutine is running (its writes are
 local run_of = setmetatable({}, { __mode = "kv" })
 -- coroutines of aborted runs: never resumed again (weak keys, no values to leak)
 local dead_runs = setmetatable({}, { __mode = "k" })
+-- [hook for async.loop.ngx] runs are threads their loop resumes (see
+-- run_suspend below). A run that waits on nginx without async.loop (a raw
+-- ngx.sleep, a cosocket) leaves its context current while other threads
+-- run: a write is the current run's only when it comes from the run's own
+-- thread (else from whichever run's thread is writing, or none).
+local threaded_runs = false
+local function threaded_check(run)
+  local co = co_running()
+  if run.co == co then return run end
+  return run_of[co]
+end
 
 -- what this kernel gives its schedulers (scheduler.new): run a due effect or
 -- async node, run a batch; both filled in below
@@ -328,6 +339,7 @@ local function signal_set(s, v)
     error("Cannot write to a signal inside a computed", 2)
   end
   local run = current_run
+  if run ~= nil and threaded_runs then run = threaded_check(run) end
   if run ~= nil then
     local w = run.writes
     w[#w + 1] = s
@@ -921,7 +933,13 @@ end
 
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
-function internal.current_run() return current_run end
+function internal.current_run()
+  local run = current_run
+  if run ~= nil and threaded_runs then run = threaded_check(run) end
+  return run
+end
+--- Runs are threads of their loop (task.set_spawner says so).
+function internal.set_threaded_runs(on) threaded_runs = on and true or false end
 function internal.is_dead(co) return dead_runs[co] == true end
 --- The run of `co` was aborted: it is never resumed again.
 function internal.mark_dead(co)

@@ -139,7 +139,10 @@ local spawner = nil
 
 --- Sets (or with nil, removes) the spawner; async.loop calls it when the
 -- active loop changes.
-function _M.set_spawner(fn) spawner = fn end
+function _M.set_spawner(fn)
+  spawner = fn
+  I.set_threaded_runs(fn ~= nil)
+end
 
 -- The body of a run's thread: registers the coroutine as the run's, runs
 -- the async function, then commits (or, when it ended inside its first
