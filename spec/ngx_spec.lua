@@ -151,6 +151,20 @@ local SERVER = [[
         ngx.say(seen, " ", y(), " ", s())
       }
     }
+    # a `loop` scheduler defers its flush to ngx.timer.at(0): many writes, one flush, later
+    location = /loop-scheduler {
+      content_by_lua_block {
+        local s = Async.create_scheduler({ strategy = "loop" })
+        local x = Async.signal(0)
+        local runs = {}
+        local dispose = Async.effect(function() runs[#runs + 1] = x() end, { scheduler = s })
+        x:set(1); x:set(2); x:set(3)
+        local before = table.concat(runs, ",")
+        ngx.sleep(0.01)
+        dispose()
+        ngx.say(before, " | ", table.concat(runs, ","))
+      }
+    }
     location = /manual-wait {
       content_by_lua_block {
         local loop = require("async.loop")
@@ -405,6 +419,10 @@ describe_ngx("OpenResty: apps inside nginx's Lua module", function()
 
     it("a write from another thread while a run waits on nginx directly is not the run's", function()
       assert.equal("5 5 ok\n", srv:get("/raw-wait").body)
+    end)
+
+    it("a loop-strategy scheduler flushes once, on an ngx.timer, for many writes", function()
+      assert.equal(" | 3\n", srv:get("/loop-scheduler").body)
     end)
 
     it("raises a clear error for a wait nginx cannot serve", function()
