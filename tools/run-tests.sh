@@ -118,6 +118,20 @@ if [ -x spec/browser/run.sh ]; then
   fi
 fi
 
+if [ -x spec/browser/e2e-ngx.sh ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/chromium ]; then
+  stage "browser: the examples inside nginx (e2e.mjs against async.ngx)"
+  if spec/browser/e2e-ngx.sh > "$logdir/browser-ngx.log" 2>&1; then rc=0; else rc=$?; fi
+  tail -8 "$logdir/browser-ngx.log"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser-ngx.log" | tail -1)
+  if [ -n "$line" ]; then
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    add "$p" "$f"
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
+  else
+    add 0 1
+  fi
+fi
+
 # a make target that must pass, counted as one check
 make_check() {  # title target log
   stage "$1"

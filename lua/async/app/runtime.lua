@@ -70,7 +70,8 @@ end
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
 -- scheduler, request, env ("development" | "production"), now (clock),
 -- on_error(err, trace, what) (the log hook), browser_cache_entries,
--- server_cache_entries.
+-- server_cache_entries, server_cache_backend (a cache backend shared by
+-- runtimes, app/cache.lua "Backends": a lua_shared_dict under nginx).
 function _M.create_app(app, opts)
   app = resolve_app(app)
   if type(app) ~= "table" or getmetatable(app) ~= App then
@@ -108,7 +109,7 @@ function _M.create_app(app, opts)
     browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries,
                               base = app.decl["cache.browser"] }),
     server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries,
-                             base = app.decl["cache.server"] }),
+                             base = app.decl["cache.server"], backend = opts.server_cache_backend }),
   }
   -- fired by destroy: releases what the runtime's partials and handlers
   -- hold across a wait (a single-flight fill of their caches)
