@@ -12,7 +12,9 @@
 --   luajit bench/render.lua [seconds-per-case] [page:variant]
 -- The second argument times one variant alone (for profiling), e.g.
 --   luajit -jp=Fl bench/render.lua 3 table:render
--- pages: product, table; variants: floor, request, render, cosmo.
+--   valgrind --tool=callgrind luajit bench/render.lua 2000 list:render count
+--     (exactly 200 + N calls; instructions per page = the difference with N = 0, over N)
+-- pages: product, table, list, components; variants: floor, request, render, cosmo.
 -- The results are in docs/rendering.md ("Rendering measurements").
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
@@ -436,6 +438,12 @@ if ONLY then
           or function() return rt:render(page.url).html end,
       }
       local fn = assert(fns[vname], "unknown variant " .. tostring(vname))
+      if arg[3] == "count" then   -- exactly N calls after 200 (for callgrind: subtract a run with N = 0)
+        local n = tonumber(arg[1])
+        if page.fresh and vname == "render" then prep(200 + n) end
+        for _ = 1, 200 + n do fn() end
+        return
+      end
       print(fmt("%s %s: %.0f pages/s", page.name, vname, rate(fn, page.fresh and vname == "render" and prep or nil)))
       return
     end

@@ -110,12 +110,12 @@ describe("html", function()
         "RESULT, url_rel = ...\n" ..
         "return function(env)\n" ..
         "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
-        '  return setmetatable({ url(1, "url", "", env["u"], ""), text(index(env["p"], "t", 1, "p"), 1), ' ..
-        't = TPL }, SAFE)\n' ..
+        '  return setmetatable({ [0] = TPL, url(1, "url", "", env["u"], ""), text(index(env["p"], "t", 1, "p"), 1) ' ..
+        '}, SAFE)\n' ..
         "end\n",
         html.source('<a href="{{ u }}">{{ p.t }}</a>'))
       local r = html.html('<a href="{{ u }}">{{ p.t }}</a>')({ u = "/x", p = { t = "<" } })
-      assert.are.same({ '<a href="', '">', "</a>" }, r.t.statics)
+      assert.are.same({ '<a href="', '">', "</a>" }, r[0].statics)
       assert.are.equal('<a href="/x">&lt;</a>', r.html)
     end)
 

@@ -83,7 +83,9 @@ c_tests "C core tests (src/core)" build/test_core core.log
 c_tests "C HTTP shim tests (src/http)" build/test_http http.log
 
 stage "busted: every spec file together, one LuaJIT process"
-run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
+# every page filled by parts (plans of template source) is also read whole
+# and compared byte for byte (async.ssr.render, ASYNC_VERIFY_PARTS)
+ASYNC_VERIFY_PARTS=1 run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
 echo "  $RB_P passed, $RB_F failed, $RB_S pending"
 add "$RB_P" "$RB_F"; pending=$((pending + RB_S))
 

@@ -1322,7 +1322,7 @@ end
 
 -- ===== PLANS OF TEMPLATE SOURCE (composing) =====
 --
--- A template result (async.html.template: { v1, ..., vn, t = TEMPLATE })
+-- A template result (async.html.template: { [0] = TEMPLATE, v1, ..., vn })
 -- is filled from the plan of its template's source, compiled once per
 -- template: the statics joined with a marker per {{ }}. Chunks holding
 -- markers become parts { "static", k, "static", -k, ... }: k emits value k
@@ -1426,7 +1426,7 @@ local function template_plan_build(t, cfg)
   return plan
 end
 
---- The plan of a template (a template result's `t`) for the prefix config
+--- The plan of a template (a template result's [0]) for the prefix config
 -- of opts (as compile), or false when its values could change how the page
 -- reads (the renderer then reads the joined HTML). Built once per template
 -- and config.
@@ -1557,7 +1557,7 @@ end
 -- Appends a node: a template result, html.raw (its plan from cx.raw_plan),
 -- or a list of nodes and strings.
 emit_node = function(v, cx, buf, n)
-  local t = rawget(v, "t")
+  local t = rawget(v, 0)
   if t then return fill_parts_into(t.plans[cx.cfg], v, cx, buf, n) end
   local h = rawget(v, "html")
   if h then return fill_into(plan_for(h, cx.cfg), cx.resolve, buf, n) end

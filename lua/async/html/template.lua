@@ -48,7 +48,7 @@ local _M = {}
 
 -- ===== SAFE HTML =====
 
--- A template result keeps its pieces: { v1, ..., vn, t = TEMPLATE }, where
+-- A template result keeps its pieces: { [0] = TEMPLATE, v1, ..., vn }, where
 -- TEMPLATE = { statics = { s0, ..., sn }, n = n, name = } and each vi is the
 -- value of the i-th {{ }}, already escaped for its context (a string), or,
 -- in text, a nested safe value (a template result, html.raw) or a LIST of
@@ -78,7 +78,7 @@ end
 
 SAFE.__index = function(r, k)
   if k == "html" then
-    local t = rawget(r, "t")
+    local t = rawget(r, 0)
     if t == nil then return nil end
     local s = build_html(r, t)
     rawset(r, "html", s)
@@ -237,7 +237,9 @@ local function helpers(name)
   local h = {}
 
   function h.text(v, line)
-    if type(v) == "string" then return escape(v) end
+    local tv = type(v)
+    if tv == "string" then return escape(v) end
+    if tv == "number" then return tostring(v) end
     return text_node(v, name, line)
   end
 
@@ -249,7 +251,9 @@ local function helpers(name)
   end
 
   function h.attr(v, line)
-    if type(v) == "string" then return escape(v) end
+    local tv = type(v)
+    if tv == "string" then return escape(v) end
+    if tv == "number" then return tostring(v) end
     return attr_checked(attr_string(v, line))
   end
 
@@ -287,7 +291,9 @@ local function helpers(name)
   -- A URL value s1 .. v .. s2 whose static start (s1: "/", "?", "#" or
   -- ".") leaves no room for a scheme: always safe, nothing to check.
   function h.url_rel(line, s1, v, s2)
-    if type(v) == "string" then return s1 .. escape(v) .. s2 end
+    local tv = type(v)
+    if tv == "string" then return s1 .. escape(v) .. s2 end
+    if tv == "number" then return s1 .. tostring(v) .. s2 end
     return attr_checked(s1 .. attr_string(v, line) .. s2)
   end
 
@@ -638,7 +644,7 @@ end
 
 -- Returns the code, the array of long paths it reads through LONG and the
 -- statics (the text between the {{ }}s: n + 1 strings for n holes). The
--- function returns { v1, ..., vn, t = TPL } (see SAFE above).
+-- function returns { [0] = TPL, v1, ..., vn } (see SAFE above).
 local function generate(pieces)
   local operands, long, statics = {}, {}, {}
   local cur = {}
@@ -674,7 +680,7 @@ local function generate(pieces)
   if #operands == 0 then
     body = "RESULT"
   else
-    body = "setmetatable({ " .. concat(operands, ", ") .. ", t = TPL }, SAFE)"
+    body = "setmetatable({ [0] = TPL, " .. concat(operands, ", ") .. " }, SAFE)"
   end
   return "local text, attr, bind, index, SAFE, setmetatable, check_env, type, walk, LONG, url, json, TPL, " ..
     "RESULT, url_rel = ...\n" ..
@@ -749,7 +755,7 @@ function _M.compile(src, opts)
   -- the template as the renderer sees it; its render plans are kept here
   -- (async.html.scanner, per prefix configuration)
   local tpl = { statics = statics, n = #statics - 1, name = name }
-  local result = setmetatable({ html = statics[1], t = tpl }, SAFE)   -- no {{ }}: one shared result
+  local result = setmetatable({ [0] = tpl, html = statics[1] }, SAFE)   -- no {{ }}: one shared result
   local render = chunk(h.text, h.attr, h.bind, h.index, SAFE, setmetatable, check_env, type, h.walk, long,
     h.url, h.json, tpl, result, h.url_rel)
   cache_set(key, render)

@@ -122,7 +122,7 @@ local function to_node(v, id, top)
     return html_mod.raw("")
   end
   if html_mod.is_safe(v) then
-    if top and rawget(v, "t") == nil then return nil, v.html end
+    if top and rawget(v, 0) == nil then return nil, v.html end
     return v
   end
   local mt = t == "table" and getmetatable(v)
@@ -712,10 +712,12 @@ local template_plan, plan_for = scanner.template_plan, scanner.plan_for
 -- open element around it (nil: none); top: v is the whole page.
 local function node_ok(st, v, el, top)
   if type(v) == "string" then return true end   -- escaped text
-  local t = rawget(v, "t")
+  local t = rawget(v, 0)
   local plan
   if t then
-    plan = template_plan(t, st.cfg)
+    local plans = t.plans   -- template_plan's cache, looked up here first
+    plan = plans and plans[st.cfg]
+    if plan == nil then plan = template_plan(t, st.cfg) end
   elseif getmetatable(v) == LIST then
     for i = 1, #v do
       if not node_ok(st, v[i], el, false) then return false end
@@ -815,7 +817,7 @@ end
 --- Fills the checked node by parts (override: none).
 local function parts_fill(rt, res, st)
   local node = res.node
-  local t = rawget(node, "t")
+  local t = rawget(node, 0)
   local ps = st.ps
   st.resolve = parts_resolve   -- st is the fill's cx too (cfg, resolve)
   local prev = CUR
