@@ -85,7 +85,9 @@ c_tests "C core tests (src/core)" build/test_core core.log
 c_tests "C HTTP shim tests (src/http)" build/test_http http.log
 
 stage "busted: every spec file together, one LuaJIT process"
-run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
+# every page filled by parts (plans of template source) is also read whole
+# and compared byte for byte (async.ssr.render, ASYNC_VERIFY_PARTS)
+ASYNC_VERIFY_PARTS=1 run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
 echo "  $RB_P passed, $RB_F failed, $RB_S pending"
 add "$RB_P" "$RB_F"; pending=$((pending + RB_S))
 
@@ -111,6 +113,20 @@ if [ -x spec/browser/run.sh ]; then
   if spec/browser/run.sh > "$logdir/browser.log" 2>&1; then rc=0; else rc=$?; fi
   tail -15 "$logdir/browser.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser.log" | tail -1)
+  if [ -n "$line" ]; then
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    add "$p" "$f"
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
+  else
+    add 0 1
+  fi
+fi
+
+if [ -x spec/browser/e2e-ngx.sh ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/chromium ]; then
+  stage "browser: the examples inside nginx (e2e.mjs against async.ngx)"
+  if spec/browser/e2e-ngx.sh > "$logdir/browser-ngx.log" 2>&1; then rc=0; else rc=$?; fi
+  tail -8 "$logdir/browser-ngx.log"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser-ngx.log" | tail -1)
   if [ -n "$line" ]; then
     p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
     add "$p" "$f"

@@ -34,6 +34,7 @@ local errors = kernel.errors
 _M.delay = loop.delay
 _M.await = loop.await
 _M.manual_loop = loop.manual_loop
+_M.ngx_loop = loop.ngx_loop
 _M.get_loop = loop.get_loop
 _M.set_loop = loop.set_loop
 _M.now = loop.now

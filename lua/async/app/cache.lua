@@ -39,11 +39,26 @@
 --   backend:delete(key)
 --   backend:clear(prefix)     prefix nil: everything
 --   backend:keys()            -> array of keys
+-- and, for a backend shared by processes (nginx workers, machines):
+--   backend:lock(key, abort)  -> release function, or nil, err
+--                                (optional) waits while another process
+--                                fills key, then holds the fill of key until
+--                                release() (or until the lock expires, so a
+--                                process that died does not block the key);
+--                                may return early, without holding it, when
+--                                key was filled meanwhile. get_or_set takes
+--                                it after its own single flight (within one
+--                                cache) and reads the key again before
+--                                filling, so one process fills a key at a time.
 -- Values reach the backend as given, except nil, which arrives as cache.NIL
 -- (a backend that serializes must round-trip it). expires_at is on the
 -- cache's clock; the cache checks it on every read, so a backend may keep
--- expired entries. The default backend is cache.memory({ max_entries = N }):
+-- expired entries (a backend that expires entries itself returns nil for
+-- expires_at). The default backend is cache.memory({ max_entries = N }):
 -- a bounded LRU (hash table + doubly linked list, O(1) per operation).
+-- async.app.cache_shdict is the backend on an nginx lua_shared_dict (all
+-- workers of a machine); a cross-machine backend (Redis, memcached) has the
+-- same shape: string keys, values serialized, lock with an expiry.
 
 local type, error, pairs, ipairs, setmetatable, getmetatable, tostring, require, pcall =
   type, error, pairs, ipairs, setmetatable, getmetatable, tostring, require, pcall
@@ -532,15 +547,35 @@ function Cache:get_or_set(key, fn, opts)
     end
     unregister = abort:on_abort(function() abandon(self, key, fill) end)
   end
-  local ok, result = pcall(fn, key)
+  -- a backend shared by processes: one of them fills the key at a time
+  local release, ok, result, settled
+  if self._backend.lock then
+    local lok, r = pcall(self._backend.lock, self._backend, key, abort)
+    if not lok then                      -- the wait raised (aborted): as if fn had
+      ok, result, settled = false, r, true
+    else
+      release = r
+      local v, filled = lookup(self, key, true)
+      if filled then                     -- another process filled it meanwhile
+        ok, result, settled = true, v, true
+        fill.store = false
+      end
+    end
+  end
+  if not settled then ok, result = pcall(fn, key) end
   if unregister then unregister() end
   if self._fills[key] == fill then self._fills[key] = nil end
   if fill.done then   -- dropped meanwhile (its waiters were sent to try again)
+    if release then release() end
     if ok then return result end
     error(result, 0)
   end
   fill.done = true
-  if ok and fill.store then store(self, key, result, opts) end
+  if ok and fill.store then
+    local sok, serr = pcall(store, self, key, result, opts)
+    if not sok then ok, result = false, serr end
+  end
+  if release then release() end
   -- resume every waiter even if one of them raises; then raise the first
   local waiters, werr = fill.waiters, nil
   for i = 1, #waiters do

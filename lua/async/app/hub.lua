@@ -202,6 +202,12 @@ function App:server_cache(opts)
   if opts ~= nil and type(opts) ~= "table" then
     errors.argument("app:server_cache: options must be a table, got " .. type(opts))
   end
+  -- the same backend again (a runtime option given to every request: the
+  -- nginx transport's shared dict) keeps the cache, its fills and policies
+  if c ~= nil and opts.backend ~= nil and c._backend == opts.backend and opts.max_entries == nil and
+     opts.now == nil then
+    return c
+  end
   opts = opts or {}
   if opts.backend ~= nil then cache_mod.check_backend(opts.backend, "app:server_cache: backend") end
   c = cache_mod.new({ base = self.decl["cache.server"], backend = opts.backend, max_entries = opts.max_entries,

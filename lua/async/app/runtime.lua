@@ -49,8 +49,8 @@ local function instantiate_signal(rt, id, decl)
   if kernel.is_signal(decl) then
     sigs:register(id, kernel.signal(deep_copy(decl:peek())))
   elseif kernel.is_computed(decl) then
-    local fn = kernel._internal.computed_fn(decl)
-    sigs:computed(id, function(s) return fn(s) end)
+    -- the registry wraps fn in the runtime's own closure (run with the registry)
+    sigs:computed(id, kernel._internal.computed_fn(decl))
   elseif async_signal.is_async(decl) then
     sigs:async_signal(id, decl.fn, decl.opts_decl)
   elseif type(decl) == "table" and decl.__async_decl then
@@ -72,7 +72,10 @@ end
 -- scheduler, request, env ("development" | "production"), now (the
 -- browser cache's clock), on_error(err, trace, what) (the error hook), log(msg)
 -- (the log hook), browser_cache_entries, server_cache (a cache to use
--- instead of the app's shared one, app:server_cache()).
+-- instead of the app's shared one, app:server_cache()),
+-- server_cache_backend (the backend of the app's shared server cache,
+-- app/cache.lua "Backends": a lua_shared_dict under nginx; the app's cache
+-- is remade over it once, then shared as usual).
 function _M.create_app(app, opts)
   app = resolve_app(app)
   if type(app) ~= "table" or getmetatable(app) ~= App then
@@ -112,7 +115,8 @@ function _M.create_app(app, opts)
   rt.cache = {
     browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries,
                               base = app.decl["cache.browser"] }),
-    server = opts.server_cache or app:server_cache(),
+    server = opts.server_cache or
+      app:server_cache(opts.server_cache_backend and { backend = opts.server_cache_backend } or nil),
   }
   -- fired by destroy: releases what the runtime's partials and handlers
   -- hold across a wait (a single-flight fill of their caches)
@@ -139,12 +143,29 @@ function Runtime:start() return self end
 -- async first runs start after every signal exists), and new routes need
 -- the app's rebuilt router (or, for a runtime with routes of its own, its
 -- own copy updated).
+local function instantiate_all(rt, decls, ids)
+  for i = 1, #ids do
+    local id = ids[i]
+    instantiate_signal(rt, id, decls[id])
+  end
+end
+
+-- the sorted ids of a declaration map, kept per map while its size holds
+-- (declarations are only added): no sort per runtime
+local sorted_ids = setmetatable({}, { __mode = "k" })
+local function ids_of(decls)
+  local c = sorted_ids[decls]
+  local n = 0
+  for _ in pairs(decls) do n = n + 1 end
+  if c and c.n == n then return c.ids end
+  local ids = sorted_keys(decls)
+  sorted_ids[decls] = { n = n, ids = ids }
+  return ids
+end
+
 function Runtime:adopt(all)
   if all.signal then
-    local ids = sorted_keys(all.signal)
-    kernel.batch(function()
-      for _, id in ipairs(ids) do instantiate_signal(self, id, all.signal[id]) end
-    end)
+    kernel.batch(instantiate_all, self, all.signal, ids_of(all.signal))
   end
   if all.route then
     if self.own_router then
@@ -336,32 +357,39 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- `parent` (nil for rt.server) is the calling server function's context: a
 -- nested call shares its abort token, request and signals, and hands the
 -- signals of its envelope to the outer one.
+-- A proxy node is { rt, path or false, parent or false } with one shared
+-- metatable (no closures per runtime): string keys reach __index, the
+-- array slots are never looked up through it.
+local ProxyNode = {}
+
+local function proxy_call(node, id, ...)
+  local rt, parent = node[1], node[3] or nil
+  local env = rt:call(id, pack(...), { parent = parent })
+  if parent == nil then apply_effects(rt, env) end
+  return unwrap(env)
+end
+
+local function proxy_call_method(proxy, id, ...)
+  if type(proxy) ~= "table" or getmetatable(proxy) ~= ProxyNode then
+    errors.argument('use self.server:call("id", ...) with a colon')
+  end
+  return proxy_call(proxy, id, ...)
+end
+
+ProxyNode.__index = function(node, k)
+  if type(k) ~= "string" then return nil end
+  local path = node[2]
+  if k == "call" and not path then return proxy_call_method end
+  return setmetatable({ node[1], path and (path .. "." .. k) or k, node[3] }, ProxyNode)
+end
+ProxyNode.__call = function(node, ...)
+  local path = node[2]
+  if not path then errors.argument("self.server is not callable; call self.server.<id>(...)") end
+  return proxy_call(node, path, ...)
+end
+
 function Runtime:server_proxy(parent)
-  local rt = self
-  local function call(id, ...)
-    local env = rt:call(id, pack(...), { parent = parent })
-    if parent == nil then apply_effects(rt, env) end
-    return unwrap(env)
-  end
-  local function node(path)
-    return setmetatable({}, {
-      __index = function(_, k)
-        if type(k) ~= "string" then return nil end
-        if k == "call" and path == nil then
-          return function(proxy, id, ...)
-            if type(proxy) ~= "table" then errors.argument('use self.server:call("id", ...) with a colon') end
-            return call(id, ...)
-          end
-        end
-        return node(path and (path .. "." .. k) or k)
-      end,
-      __call = function(_, ...)
-        if path == nil then errors.argument("self.server is not callable; call self.server.<id>(...)") end
-        return call(path, ...)
-      end,
-    })
-  end
-  return node(nil)
+  return setmetatable({ self, false, parent or false }, ProxyNode)
 end
 
 local function not_registered_server(id)

@@ -31,11 +31,27 @@ function Abort:on_abort(fn)
     return function() end
   end
   local cbs = self._cbs
-  if not cbs then cbs = {}; self._cbs = cbs end
+  if not cbs then cbs = { holes = 0 }; self._cbs = cbs end
   cbs[#cbs + 1] = fn
+  -- unregistering leaves a hole (false) rather than shifting the list: a
+  -- callback may unregister another while cancel walks the list, and the
+  -- one after it must still run; holes are compacted when they pile up
   return function()
     for i = 1, #cbs do
-      if cbs[i] == fn then table.remove(cbs, i); return end
+      if cbs[i] == fn then
+        cbs[i] = false
+        cbs.holes = cbs.holes + 1
+        if cbs.holes > 8 and cbs.holes * 2 > #cbs and self._cbs == cbs then
+          local j = 0
+          for k = 1, #cbs do
+            local f = cbs[k]
+            cbs[k] = nil
+            if f then j = j + 1; cbs[j] = f end
+          end
+          cbs.holes = 0
+        end
+        return
+      end
     end
   end
 end
@@ -51,8 +67,11 @@ function Abort:cancel(reason)
   if not cbs then return end
   local first
   for i = 1, #cbs do
-    local ok, err = pcall(cbs[i], self.reason)
-    if not ok and first == nil then first = err end
+    local f = cbs[i]
+    if f then
+      local ok, err = pcall(f, self.reason)
+      if not ok and first == nil then first = err end
+    end
   end
   if first ~= nil then error(first, 0) end
 end

@@ -14,7 +14,7 @@ local C, G = core.C, core.G
 local fail = core.fail
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
-local co_resume, co_status = coroutine.resume, coroutine.status
+local co_resume, co_status, co_running = coroutine.resume, coroutine.status, coroutine.running
 
 local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
 local KIND_SHIFT = core.KIND_SHIFT
@@ -67,6 +67,17 @@ local current_run = nil  -- async run whose coroutine is running (its writes are
 local run_of = setmetatable({}, { __mode = "kv" })
 -- coroutines of aborted runs: never resumed again (weak keys, no values to leak)
 local dead_runs = setmetatable({}, { __mode = "k" })
+-- [hook for async.loop.ngx] runs are threads their loop resumes (see
+-- run_suspend below). A run that waits on nginx without async.loop (a raw
+-- ngx.sleep, a cosocket) leaves its context current while other threads
+-- run: a write is the current run's only when it comes from the run's own
+-- thread (else from whichever run's thread is writing, or none).
+local threaded_runs = false
+local function threaded_check(run)
+  local co = co_running()
+  if run.co == co then return run end
+  return run_of[co]
+end
 
 -- what this kernel gives its schedulers (scheduler.new): run a due effect or
 -- async node, run a batch; both filled in below
@@ -328,6 +339,7 @@ local function signal_set(s, v)
     error("Cannot write to a signal inside a computed", 2)
   end
   local run = current_run
+  if run ~= nil and threaded_runs then run = threaded_check(run) end
   if run ~= nil then
     local w = run.writes
     w[#w + 1] = s
@@ -884,9 +896,50 @@ function _M.resume(co, ...)
   return resume_end(run, prev_run, prev_active, co_resume(co, ...))
 end
 
+-- ===== hook: runs that their event loop resumes itself (async.loop.ngx) =====
+-- Under nginx an async run is a light thread: nginx resumes it after a wait,
+-- not _M.resume, so nothing above marks it current. The ngx loop calls
+-- run_suspend(co) just before a run's thread waits and run_resumed(co) just
+-- after, so the run is current (its writes buffered until commit, its reads
+-- untracked) exactly while its thread runs, and the context of whatever ran
+-- before is restored when it waits again or ends. A first segment is left
+-- alone: task.start_run holds that context around the spawn. Both do nothing
+-- for a coroutine that is not a live run. (Waits that bypass async.loop,
+-- a raw ngx.sleep or cosocket inside a run, are not seen here; the
+-- per-coroutine tracking context of kernel9 covers those.)
+
+--- A run's thread is about to wait: restores the context it entered.
+function internal.run_suspend(co)
+  local run = run_of[co]
+  if run == nil or not run.entered then return end
+  run.entered = false
+  current_run, active = run.saved_run, run.saved_active
+end
+
+--- A run's thread was resumed by its loop: makes the run current again.
+-- Returns false when the run was aborted or has ended (its code must not
+-- go on: the caller parks the thread until it is killed).
+function internal.run_resumed(co)
+  local run = run_of[co]
+  if run == nil then return not dead_runs[co] end
+  if run.abort.aborted or run.done then return false end
+  if not run.entered then
+    run.entered = true
+    run.saved_run, run.saved_active = current_run, active
+    current_run, active = run, 0
+  end
+  return true
+end
+
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
-function internal.current_run() return current_run end
+function internal.current_run()
+  local run = current_run
+  if run ~= nil and threaded_runs then run = threaded_check(run) end
+  return run
+end
+--- Runs are threads of their loop (task.set_spawner says so).
+function internal.set_threaded_runs(on) threaded_runs = on and true or false end
 function internal.is_dead(co) return dead_runs[co] == true end
 --- The run of `co` was aborted: it is never resumed again.
 function internal.mark_dead(co)

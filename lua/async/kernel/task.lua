@@ -20,7 +20,8 @@ local vals = I.vals()
 local run_of = I.run_of()
 local band = bit.band
 local DIRTY, PENDING = core.DIRTY, core.PENDING
-local type, error, setmetatable, tostring, co_create = type, error, setmetatable, tostring, coroutine.create
+local type, error, setmetatable, tostring, pcall, co_create, co_running =
+  type, error, setmetatable, tostring, pcall, coroutine.create, coroutine.running
 local resume = kernel.resume
 
 local _M = {}
@@ -124,6 +125,42 @@ local function on_step(run, ok, v)
   end
 end
 
+-- ===== hook: runs as threads of the event loop (async.loop.ngx) =====
+-- By default a run is a coroutine the kernel creates and resumes itself
+-- (kernel.resume). Under nginx a run must be a light thread (ngx.thread) so
+-- that its waits suspend only the run, not whoever started it. The loop
+-- layer installs `spawner(body, abort, ...)`: it runs body(...) as a new
+-- thread now, returns once body first waits or has ended, and kills the
+-- thread when `abort` fires (an aborted run is never resumed); it returns
+-- false when it cannot spawn here (nginx's init phase, say), and the run is
+-- then a plain coroutine. While the thread runs, the ngx loop keeps the run
+-- current through kernel._internal.run_suspend/run_resumed.
+local spawner = nil
+
+--- Sets (or with nil, removes) the spawner; async.loop calls it when the
+-- active loop changes.
+function _M.set_spawner(fn)
+  spawner = fn
+  I.set_threaded_runs(fn ~= nil)
+end
+
+-- The body of a run's thread: registers the coroutine as the run's, runs
+-- the async function, then commits (or, when it ended inside its first
+-- segment, leaves the commit to start_run, as on_step does).
+local function run_thread(run, ctx)
+  local co = co_running()
+  run.co = co
+  run_of[co] = run
+  local ok, v = pcall(run.a.fn, ctx)
+  -- an aborted run's thread is killed while it waits, so it never gets here
+  I.run_suspend(co)   -- back to the context the thread was resumed in
+  if run.tracking then
+    run.result_ok, run.result = ok, v
+  elseif not run.done then
+    finish(run, ok, v)
+  end
+end
+
 --- Starts a run now.
 function start_run(a)
   if a.disposed then return end
@@ -142,11 +179,17 @@ function start_run(a)
     signals = a.context and a.context.signals, server = a.context and a.context.server,
     cache = a.context and a.context.cache,
   }, Ctx)
-  local co = co_create(a.fn)
-  run.co = co
-  run_of[co] = run
   local prev = I.begin_tracking(id)
-  resume(co, ctx)
+  local prev_run = spawner and I.set_current_run(run)
+  if not (spawner and spawner(run_thread, abort, run, ctx)) then
+    if spawner then I.set_current_run(prev_run) end
+    local co = co_create(a.fn)
+    run.co = co
+    run_of[co] = run
+    resume(co, ctx)
+  else
+    I.set_current_run(prev_run)
+  end
   run.tracking = nil
   I.end_tracking(id, prev)
   if run.result_ok ~= nil then finish(run, run.result_ok, run.result) end

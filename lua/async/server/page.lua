@@ -22,7 +22,6 @@ local response = require("async.server.response")
 local worker = require("async.server.worker")
 
 local type, tostring, pcall, xpcall, concat = type, tostring, pcall, xpcall, table.concat
-local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 
 local _M = {}
 
@@ -123,7 +122,9 @@ function _M.document(m, ctx)
     wake()
     return true
   end
-  local renderer = co_create(function()
+  -- the renderer is a task of its own (a coroutine; under nginx a light
+  -- thread), so that the request can send the shell while it waits
+  local _, ok, err = loop.spawn(function()
     local ok, r, err = xpcall(rt.render_stream, failure, rt, ctx.url, renderer_write,
       { abort = abort, stream_timeout = m.stream_timeout, on_head = function(h) st.head = h end })
     if not ok then st.error = r
@@ -133,13 +134,14 @@ function _M.document(m, ctx)
     st.done = true
     wake()
   end)
-  local ok, err = co_resume(renderer)
   if not ok then   -- cannot happen (the body catches everything); never leave the runtime behind
     st.done, st.error = true, failure(err)
     destroy()
   end
-  -- wait for the decision: finished, or the shell out and the renderer waiting
-  while not st.done and not (st.last > 0 and co_status(renderer) == "suspended") do
+  -- wait for the decision: finished, or the shell out and the renderer
+  -- waiting (this coroutine runs only while the renderer waits: it is woken
+  -- through the loop, never from inside the renderer)
+  while not st.done and st.last == 0 do
     if abort.aborted then break end
     wait()
   end

@@ -11,7 +11,6 @@
 local loop = require("async.loop")
 
 local type, tostring, xpcall = type, tostring, xpcall
-local co_create, co_resume = coroutine.create, coroutine.resume
 local traceback = debug.traceback
 
 local _M = {}
@@ -38,13 +37,14 @@ function _M.run(abort, fn, ...)
       l:defer(w)
     end
   end
-  local co = co_create(function(...)
+  local unlink = abort and abort:on_abort(wake)
+  -- a task of its own (a coroutine; under nginx a light thread), so that
+  -- its waits leave the request free to notice the abort
+  local _, ok, err = loop.spawn(function(...)
     st.ok, st.value = xpcall(fn, failure, ...)
     st.done = true
     wake()
-  end)
-  local unlink = abort and abort:on_abort(wake)
-  local ok, err = co_resume(co, ...)
+  end, ...)
   if not ok then st.done, st.ok, st.value = true, false, failure(err) end
   while not st.done and not (abort and abort.aborted) do
     loop.await(function(resume) waiter = resume end)

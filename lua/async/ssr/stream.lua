@@ -95,6 +95,21 @@ function _M.render_stream(self, url, write, opts)
     result = { status = res.status, title = res.title }
     if opts.on_head then opts.on_head(result) end
     pump(self)
+    if res.node then
+      -- filled by parts when no async signal it binds is loading: nothing
+      -- to stream after the shell (else the whole-HTML path below)
+      local st = render.parts_check(self, res)
+      if st and not st.wait then
+        local fragment = render.parts_fill(self, res, st)
+        local signals, browser = snapshot(self, nil, nil, nil, true)
+        local head, tail = "", ""
+        if opts.document ~= false then head, tail = layout_parts(self, res.title) end
+        write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
+        if tail ~= "" then write(tail) end
+        return
+      end
+      res.html = tostring(res.node)
+    end
     local plan, b, shape = prepare(self, res)
     local fragment = fill(self, res, plan, shape)
     local signals, browser, want = snapshot(self, b, shape)
