@@ -26,16 +26,17 @@ CTEST_DEF := -DAC_TEST_ALLOC -Isrc/core -Isrc/core/test
 # the FFI declarations of the Lua side, generated from the headers
 CDEF      := lua/async/kernel/cdef.lua
 
+.PHONY: all deps test check sanitize sanitize-c valgrind bench bench-core fuzz fuzz-core install uninstall clean \
+        dev-env run help lint
+
+# the first target is the default goal: `make` and `luarocks make` build
+all: $(CORE_LIB) $(BUILD)/test_core $(BUILD)/asyncrt $(CDEF)
+
 .PHONY: openresty-demo
 # nginx in the foreground (Debian's nginx-light + the Lua module) serving the
 # examples through require("async.ngx"): examples/openresty/nginx.conf
 openresty-demo: all
 	@examples/openresty/run.sh
-
-.PHONY: all deps test check sanitize sanitize-c valgrind bench bench-core fuzz fuzz-core install uninstall clean \
-        dev-env run help lint
-
-all: $(CORE_LIB) $(BUILD)/test_core $(BUILD)/asyncrt $(CDEF)
 
 help:
 	@echo "make deps      install missing Debian packages (as root) or print the apt-get line"

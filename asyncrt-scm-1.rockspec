@@ -17,6 +17,7 @@ description = {
 dependencies = { "lua == 5.1", "luajit >= 2.0" }
 build = {
   type = "make",
+  build_target = "all",
   build_variables = { CFLAGS = "$(CFLAGS)" },
   install_variables = {
     PREFIX = "$(PREFIX)", LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)", BINDIR = "$(BINDIR)",

@@ -156,7 +156,7 @@ fi
 
 stage "rock check (luarocks make for LuaJIT into a scratch tree, offline: lua and luajit are provided by the VM)"
 tree=$(mktemp -d)
-if LUAROCKS_CONFIG=tools/luarocks-luajit.lua luarocks make --tree="$tree" asyncrt-scm-1.rockspec > "$logdir/rock.log" 2>&1 &&
+if t=$(limit rock "$ALL_LIMIT") && LUAROCKS_CONFIG=tools/luarocks-luajit.lua timeout "$t" luarocks make --tree="$tree" asyncrt-scm-1.rockspec > "$logdir/rock.log" 2>&1 &&
    (cd / && LUA_PATH="$tree/share/lua/5.1/?.lua;$tree/share/lua/5.1/?/init.lua;;" \
       LUA_CPATH="$tree/lib/lua/5.1/?.so;;" \
       luajit -e 'local A = require("async"); local s = A.signal(1); local c = A.computed(function() return s() + 1 end);
