@@ -150,6 +150,61 @@ describe("Scheduler: destroy_scope / revive_scope", function()
   end)
 end)
 
+describe("Scheduler: keys and scopes do not pile up (issue 9, item 13)", function()
+  it("200,000 jobs with distinct keys and scopes leave nothing interned and the heap flat", function()
+    local s = manual()
+    local function noop() end
+    local function round(from)
+      for i = from, from + 99999 do
+        s:enqueue("effect", noop, { key = "req:" .. i, scope = "scope:" .. i })
+      end
+      s:flush()
+    end
+    round(1)
+    collectgarbage(); collectgarbage()
+    local before = collectgarbage("count")
+    round(100001)
+    collectgarbage(); collectgarbage()
+    local grown = collectgarbage("count") - before
+    assert.equal(0, s:interned())
+    assert.is_true(grown < 1024, ("the heap grew by %.0f KB"):format(grown))
+  end)
+
+  it("a key is held while its job waits, a scope while it is destroyed, and numbers are reused safely", function()
+    local s = manual()
+    local log = {}
+    s:enqueue("effect", function() log[#log + 1] = "a" end, { key = "k" })
+    assert.equal(1, s:interned())
+    assert.is_false(s:enqueue("effect", function() log[#log + 1] = "dup" end, { key = "k" }))
+    assert.equal(1, s:interned())
+    s:destroy_scope("dead")
+    assert.equal(2, s:interned())
+    assert.is_false(s:enqueue("effect", function() log[#log + 1] = "x" end, { scope = "dead" }))
+    s:flush()
+    assert.same({ "a" }, log)
+    assert.equal(1, s:interned())   -- "dead" stays while destroyed
+    -- "k"'s number is free; a new key that reuses it is not taken for the dead scope
+    assert.is_true(s:enqueue("effect", function() log[#log + 1] = "b" end, { key = "other", scope = "live" }))
+    assert.is_true(s:enqueue("effect", function() log[#log + 1] = "c" end, { key = "k" }))
+    s:flush()
+    assert.same({ "a", "b", "c" }, log)
+    s:revive_scope("dead")
+    assert.equal(0, s:interned())
+    assert.is_true(s:enqueue("effect", function() log[#log + 1] = "d" end, { scope = "dead" }))
+    s:clear()
+    assert.equal(0, s:interned())
+  end)
+
+  it("a failing keyed job reports its key to on_error, then lets it go", function()
+    local seen
+    local s = manual({ on_error = function(_, job) seen = job.key end })
+    s:enqueue("post", function() error("boom") end, { key = "k1" })
+    pcall(s.flush, s)
+    assert.equal("k1", seen)
+    assert.equal(0, s:interned())
+  end)
+end)
+
 describe("Scheduler: max_depth", function()
   it("a flush that needs more than max_depth passes stops with 'exceeded max_depth'", function()
     local s = manual({ max_depth = 5 })

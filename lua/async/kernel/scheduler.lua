@@ -19,19 +19,46 @@ Scheduler.__index = Scheduler
 -- matches again, so effects still naming it are dropped, not misrouted).
 local by_index = setmetatable({}, { __mode = "v" })
 local SLOT_MASK = 0xFFFFF   -- a handle's slot bits (core.h)
-local interned = {}          -- key/scope string -> int
-local names = {}             -- int -> string
-
-local function intern(s)
+-- Keys and scopes are strings to the caller and integers to the core. Each
+-- scheduler interns its own, counted: a key is held while a job of it waits,
+-- a scope while a job of it waits or while it is destroyed; a number nobody
+-- holds is forgotten and reused. Keys a client controls (a request id in a
+-- job key) so never pile up in a long-running process.
+local function intern(self, s)
   if s == nil then return 0 end
-  local n = interned[s]
-  if n then return n end
-  n = #names + 1
-  names[n] = s
-  interned[s] = n
+  local ids = self.ids
+  local n = ids[s]
+  if n == nil then
+    local free = self.free_ids
+    local k = #free
+    if k > 0 then n = free[k]; free[k] = nil else n = #self.strs + 1 end
+    ids[s] = n
+    self.strs[n] = s
+    self.refs[n] = 1
+  else
+    self.refs[n] = self.refs[n] + 1
+  end
   return n
 end
-_M.intern = intern
+
+local function unintern(self, n)
+  if n == 0 or n == nil then return end
+  local refs = self.refs
+  local r = refs[n] - 1
+  if r > 0 then refs[n] = r; return end
+  refs[n] = nil
+  self.ids[self.strs[n]] = nil
+  self.strs[n] = false   -- keeps #strs: a freed number is reused from free_ids
+  local free = self.free_ids
+  free[#free + 1] = n
+end
+
+--- Number of key and scope strings the scheduler holds (for tests).
+function Scheduler:interned()
+  local c = 0
+  for _ in pairs(self.ids) do c = c + 1 end
+  return c
+end
 
 local STRATEGIES = { sync = true, manual = true, loop = true }
 
@@ -75,6 +102,7 @@ function _M.new(opts, kernel)
     index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
     on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
     run_node = kernel.run, batch_fn = kernel.batch,
+    ids = {}, strs = {}, refs = {}, free_ids = {}, job_key = {}, job_scope = {}, dead = {},
   }, Scheduler)
   s._gc = ffi.gc(ffi.new("int32_t[1]", index), release_handle)
   by_index[index] = s
@@ -90,6 +118,8 @@ function Scheduler:release()
   C.ac_sched_release(G, self.index)
   ffi.gc(self._gc, nil)
   for k in pairs(self.jobs) do self.jobs[k] = nil end
+  self.ids, self.strs, self.refs, self.free_ids = {}, {}, {}, {}
+  self.job_key, self.job_scope, self.dead = {}, {}, {}
 end
 
 function _M.get(index) return by_index[index] end
@@ -117,17 +147,20 @@ function Scheduler:enqueue(phase, fn, opts)
   if type(fn) ~= "function" then error("enqueue expects a function, got " .. type(fn), 2) end
   local key, scope = 0, 0
   if opts then
-    key = intern(opts.key)
-    scope = intern(opts.scope)
+    key = intern(self, opts.key)
+    scope = intern(self, opts.scope)
   end
   local h = take_slot(self, fn)
   local r = C.ac_sched_push(G, self.index, p, h, scope, key)
   if r ~= 1 then
     self.jobs[h] = nil
     self.free[#self.free + 1] = h
+    unintern(self, key); unintern(self, scope)
     if r == core.OOM then core.fail(r, "queueing a job", 2) end
     return false   -- dropped: duplicate key, destroyed scope, or a released scheduler (AC_BAD_ID)
   end
+  if key ~= 0 then self.job_key[h] = key end
+  if scope ~= 0 then self.job_scope[h] = scope end
   -- a loop scheduler flushes on a later tick by itself: no write has to
   -- poke it (a flush in progress picks the job up)
   if self.strategy == "loop" and not self.flushing and not self.deferred then self:defer_flush() end
@@ -142,7 +175,7 @@ end
 local function report(self, err, phase, key, first)
   local on_error = self.on_error
   if on_error then
-    local ok, e2 = pcall(on_error, err, { phase = PHASE_NAMES[phase], key = key and names[key] or nil })
+    local ok, e2 = pcall(on_error, err, { phase = PHASE_NAMES[phase], key = key and self.strs[key] or nil })
     if not ok and first == nil then return e2 end
     return first
   end
@@ -169,22 +202,39 @@ local function failed(self, err, first)
   return report(self, err, last.phase, key ~= 0 and key or nil, first)
 end
 
+-- the job with handle h is done (ran or dropped): its key and scope are no
+-- longer held by it
+local function forget_job(self, h)
+  local jk, js = self.job_key, self.job_scope
+  local k, sc = jk[h], js[h]
+  if k then jk[h] = nil; unintern(self, k) end
+  if sc then js[h] = nil; unintern(self, sc) end
+end
+
+-- every job is gone (the core cleared its queues)
+local function forget_jobs(self)
+  local jobs, free = self.jobs, self.free
+  for k in pairs(jobs) do jobs[k] = nil end
+  for k = #free, 1, -1 do free[k] = nil end
+  for h in pairs(self.job_key) do forget_job(self, h) end
+  for h in pairs(self.job_scope) do forget_job(self, h) end
+end
+
 --- Handles what ac_sched_step returned; false when the flush is over.
 local function step(self, h, first)
   if h > STEP_DROPPED then
     local ok, err = run_job(self, h)
     if not ok then first = failed(self, err, first) end
+    if h > 0 then forget_job(self, h) end
     return true, first
   end
   if h == STEP_DROPPED then
     local dh = G.scheds[self.slot].last.handle
-    if dh > 0 then self.jobs[dh] = nil; self.free[#self.free + 1] = dh end
+    if dh > 0 then self.jobs[dh] = nil; self.free[#self.free + 1] = dh; forget_job(self, dh) end
     return true, first
   end
   -- past max_depth: the core cleared the queues; drop the job functions too
-  local jobs, free = self.jobs, self.free
-  for k in pairs(jobs) do jobs[k] = nil end
-  for k = #free, 1, -1 do free[k] = nil end
+  forget_jobs(self)
   local err = "scheduler flush exceeded max_depth (" .. self.max_depth .. " passes): a loop never settles"
   return false, report(self, err, 2, nil, first)
 end
@@ -247,18 +297,29 @@ end
 
 --- Drops pending and future jobs of `scope` (until revive_scope).
 function Scheduler:destroy_scope(scope)
-  C.ac_sched_destroy_scope(G, self.index, intern(scope))
+  if scope == nil then return end
+  local dead = self.dead
+  local n = dead[scope]
+  if n == nil then
+    n = intern(self, scope)   -- held while the scope is destroyed
+    dead[scope] = n
+  end
+  local r = C.ac_sched_destroy_scope(G, self.index, n)
+  if r == core.OOM then core.fail(r, "destroying a scope", 2) end
 end
 
 function Scheduler:revive_scope(scope)
-  C.ac_sched_revive_scope(G, self.index, intern(scope))
+  local n = scope ~= nil and self.dead[scope]
+  if not n then return end
+  C.ac_sched_revive_scope(G, self.index, n)
+  self.dead[scope] = nil
+  unintern(self, n)
 end
 
 --- Drops every waiting job.
 function Scheduler:clear()
   C.ac_sched_clear(G, self.index)
-  for k in pairs(self.jobs) do self.jobs[k] = nil end
-  for k = #self.free, 1, -1 do self.free[k] = nil end
+  forget_jobs(self)
 end
 
 return _M
