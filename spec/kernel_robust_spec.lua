@@ -110,7 +110,10 @@ describe("kernel robustness", function()
       local prev = Async.get_loop()
       Async.set_loop(loop)
       local a = Async.signal(0)
-      local picky = Async.signal(0, { equals = function(_, new) if new == 13 then error("unlucky") end return false end })
+      local picky = Async.signal(0, { equals = function(_, new)
+        if new == 13 then error("unlucky") end
+        return false
+      end })
       local seen = {}
       local dispose = Async.effect(function() seen[#seen + 1] = a() .. ":" .. picky:peek() end)
       local task = Async.async_signal(function()

@@ -13,9 +13,11 @@ local scheduler = require("async.kernel.scheduler")
 local C, G = core.C, core.G
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
-local co_resume, co_status = coroutine.resume, coroutine.status
+local co_resume, co_status, co_running = coroutine.resume, coroutine.status, coroutine.running
 
 local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
+local QUEUED, DISPOSED, FREE = core.QUEUED, core.DISPOSED, core.FREE
+local PHASE_EFFECT = core.PHASES.effect
 local KIND_SHIFT = core.KIND_SHIFT
 local K_SIGNAL, K_COMPUTED, K_EFFECT, K_SCOPE, K_ASYNC = core.SIGNAL, core.COMPUTED, core.EFFECT, core.SCOPE,
   core.ASYNC
@@ -66,6 +68,239 @@ local current_run = nil  -- async run whose coroutine is running (its writes are
 local run_of = setmetatable({}, { __mode = "kv" })
 -- coroutines of aborted runs: never resumed again (weak keys, no values to leak)
 local dead_runs = setmetatable({}, { __mode = "k" })
+
+-- ===== the context belongs to the coroutine that opened it =====
+-- The globals above (active .. current_run) are the context of one
+-- coroutine at a time: `ctx_co` (MAIN for the main thread) while it is open,
+-- nil when it is clean. A frame opened from the clean state (a batch, a
+-- flush, a top-level read that recomputes, a scope...) records its
+-- coroutine; nested frames do not look. The owner is checked, with one
+-- coroutine.running(), only where another coroutine's work could land in
+-- it: writes and node creation while a context is open, opening a frame on
+-- top of an open context, a flush, a resume. A coroutine that finds another
+-- coroutine's context loaded parks it (`parked`, by owner) and works in its
+-- own; a parked context is loaded back when its owner uses the kernel again
+-- (or at once, when its owner is not suspended but resumed this coroutine).
+-- Reads are not checked (they are the hot path): a frame that tracks reads
+-- (a computed, an effect body) and finds at its end that its context was
+-- parked while its coroutine was suspended cannot trust what it tracked and
+-- raises CONTEXT_LOST in that coroutine. See docs/kernel.md, "Coroutines".
+local MAIN = "main thread"   -- the key of the main thread (coroutine.running() is nil there)
+local ctx_co = nil           -- the coroutine whose context is loaded, nil while it is clean
+local ctx_gen = 0            -- identity of the loaded context: frames compare it at their end
+local gen_next = 0
+local parked = setmetatable({}, { __mode = "k" })   -- coroutine -> its context, put aside
+local npark = 0              -- contexts put aside (an upper bound: a collected coroutine's is dropped)
+local renotify = {}          -- ids held by a context that was collected unreleased
+
+local CONTEXT_LOST = "async: this coroutine yielded inside a computed or an effect body and another "
+  .. "coroutine used the kernel before it resumed: what it read after the yield was not tracked "
+  .. "(do not wait inside a computed or an effect; use an async signal)"
+_M.CONTEXT_LOST = CONTEXT_LOST
+
+-- A context put aside with writes not yet committed must not have the
+-- effects and async nodes they queued run by another coroutine's flush
+-- (they would see values that may yet be rolled back): they are marked
+-- HELD (an embedder flag bit), which run_effect and drain_async skip, and
+-- queued again when the context is loaded back.
+local HELD = 1024
+local NOT_HELD = bnot(HELD)
+
+local function hold_jobs()
+  local held = nil
+  local n = 0
+  for slot = 0, G.sched_len - 1 do
+    local sc = G.scheds[slot]
+    if sc.in_use ~= 0 then
+      local q = sc.q[PHASE_EFFECT]
+      for i = q.head, q.len - 1 do
+        local h = q.jobs[i].handle
+        if h < 0 then
+          local node = G.nodes[-h]
+          local f = node.flags
+          if band(f, QUEUED + DISPOSED + FREE + HELD) == QUEUED then
+            node.flags = bor(f, HELD)
+            held = held or { dirty = {} }
+            n = n + 1
+            held[n] = -h
+            if band(f, DIRTY) ~= 0 then held.dirty[-h] = true end
+          end
+        end
+      end
+    end
+  end
+  for i = 0, G.async_len - 1 do
+    local id = G.async_notified[i]
+    local node = G.nodes[id]
+    local f = node.flags
+    if band(f, QUEUED + DISPOSED + FREE + HELD) == QUEUED then
+      node.flags = bor(f, HELD)
+      held = held or { dirty = {} }
+      n = n + 1
+      held[n] = id
+      if band(f, DIRTY) ~= 0 then held.dirty[id] = true end
+    end
+  end
+  return held
+end
+
+-- effects that turned dirty while held: another coroutine committed a
+-- change they read, which a rollback of the held context must not undo
+local dirtied_elsewhere = {}
+
+local function release_jobs(held)
+  local was_dirty = held.dirty
+  for i = 1, #held do
+    local id = held[i]
+    local node = G.nodes[id]
+    local f = node.flags
+    if band(f, HELD) ~= 0 then
+      node.flags = band(f, NOT_HELD)
+      if band(f, DISPOSED + FREE) == 0 then
+        if band(f, DIRTY) ~= 0 and was_dirty and not was_dirty[id] then dirtied_elsewhere[id] = true end
+        C.ac_notify(G, id)
+      end
+    end
+  end
+end
+
+-- a held list whose context was collected (its coroutine was dropped while
+-- suspended): the jobs are queued again at the next safe point, never lost
+local function held_gc(p)
+  local held = getmetatable(p).held
+  for i = 1, #held do renotify[#renotify + 1] = held[i] end
+end
+_M.HELD = HELD
+
+--- Puts the loaded context aside under its owner; returns the record.
+local function park()
+  local c = { co = ctx_co, gen = ctx_gen, active = active, owner = owner, computing = computing,
+    batch_depth = batch_depth, tx_depth = tx_depth, run = current_run, ids = tx_log_ids, vals = tx_log_vals,
+    seen = tx_log_seen, n = tx_log_n, starts = tx_starts, marks = tx_marks }
+  if batch_depth > 0 then
+    local held = hold_jobs()
+    if held then
+      c.held = held
+      local p = newproxy(true)
+      local mt = getmetatable(p)
+      mt.held, mt.__gc = held, held_gc
+      c.gc = p
+    end
+  end
+  parked[ctx_co] = c
+  npark = npark + 1
+  return c
+end
+
+local function load_clean()
+  ctx_co, active, owner, computing, batch_depth, tx_depth, current_run = nil, 0, 0, 0, 0, 0, nil
+  -- the transaction log tables are made by the first transaction
+  tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = nil, nil, nil, 0, nil, nil
+  gen_next = gen_next + 1
+  ctx_gen = gen_next
+end
+
+--- Loads a parked context. It gets a new identity (the frames it holds see
+-- at their end that it was put aside), unless keep_gen: put aside and back
+-- while its coroutine was running (it resumed the coroutine that came in).
+local function load(c, keep_gen)
+  parked[c.co] = nil
+  npark = npark - 1
+  ctx_co, active, owner, computing, batch_depth, tx_depth, current_run =
+    c.co, c.active, c.owner, c.computing, c.batch_depth, c.tx_depth, c.run
+  tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = c.ids, c.vals, c.seen, c.n, c.starts, c.marks
+  if keep_gen then
+    ctx_gen = c.gen
+  else
+    gen_next = gen_next + 1
+    ctx_gen = gen_next
+  end
+  if c.gc then getmetatable(c.gc).__gc = nil end
+  if c.held then release_jobs(c.held) end
+end
+
+local function current() return co_running() or MAIN end
+
+local function is_clean()
+  return batch_depth == 0 and computing == 0 and owner == 0 and active == 0 and current_run == nil
+end
+
+
+--- Called by a frame whose context changed identity while it ran (ctx_gen
+-- differs from `gen`, the one it opened in): loads this coroutine's context
+-- back if another one is loaded. True when the context is the frame's own
+-- again (false: it was put aside while its coroutine was suspended).
+local function reclaim(gen)
+  local me = current()
+  if ctx_co ~= me then
+    local c = parked[me]
+    if c ~= nil then
+      if ctx_co ~= nil then park() end
+      load(c)
+    end
+  end
+  return ctx_gen == gen
+end
+
+local function own_end(displaced, ok, ...)
+  -- `displaced` was loaded when this coroutine came in; its owner is running
+  -- (it resumed this coroutine): load it back, putting ours aside if open
+  if displaced ~= nil and parked[displaced.co] == displaced then
+    if ctx_co ~= nil then park() end
+    load(displaced, true)
+  end
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- Runs fn(...) in the context of coroutine `me` (its parked one, or a clean
+-- one) and not in the one loaded now, which belongs to another coroutine.
+local function in_own_context(me, fn, ...)
+  local displaced = nil
+  if ctx_co ~= nil and is_clean() then ctx_co = nil end   -- a claim left behind by an error
+  if ctx_co ~= nil and ctx_co ~= me then
+    local other = ctx_co
+    -- its owner is suspended (it yielded inside the context): it loads the
+    -- context back itself; else it resumed us and gets it back when we return
+    local eager = other == MAIN or co_status(other) == "normal"
+    displaced = park()
+    if not eager then displaced = nil end
+    load_clean()
+  end
+  local mine = parked[me]
+  if mine ~= nil then
+    if ctx_co ~= nil then park() end
+    load(mine)
+  end
+  return own_end(displaced, pcall(fn, ...))
+end
+
+--- How a frame may open: true when the context was clean and is now the
+-- caller's (the frame clears ctx_co when it ends), false when the caller
+-- already owns it (nested), or the caller's key when the frame must run in
+-- the caller's own context (in_own_context).
+--- Ends a claim made by enter() once the context is clean again.
+local function release()
+  if ctx_co ~= nil and is_clean() then ctx_co = nil end
+end
+
+local function enter()
+  if ctx_co == nil then
+    if npark == 0 then ctx_co = current(); return true end
+    local me = current()
+    if parked[me] == nil then
+      if next(parked) == nil then npark = 0 end
+      ctx_co = me
+      return true
+    end
+    return me
+  end
+  local me = current()
+  if me == ctx_co then return false end
+  -- a claim left behind by an error that escaped before its frame ended
+  if is_clean() and parked[me] == nil then ctx_co = me; return true end
+  return me
+end
 
 -- what this kernel gives its schedulers (scheduler.new): run a due effect or
 -- async node, run a batch; both filled in below
@@ -122,6 +357,11 @@ local dispose_dropped  -- below: disposes the scopes of collected roots
 
 local function collect()
   if active ~= 0 or G.pull_len ~= 0 then return end
+  if renotify[1] ~= nil then
+    local list = renotify
+    renotify = {}
+    release_jobs(list)
+  end
   if to_dispose[1] ~= nil and batch_depth == 0 then dispose_dropped() end
   local list = to_free
   if list[1] == nil then return end
@@ -162,7 +402,10 @@ local function drain_async()
   local n = C.ac_async_drain(G)
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
-  for i = 1, n do async_hook(ids[i]) end
+  for i = 1, n do
+    local id = ids[i]
+    if band(G.nodes[id].flags, HELD) == 0 then async_hook(id) end
+  end
 end
 
 --- Pokes every scheduler that received jobs; all are poked even if one
@@ -192,7 +435,7 @@ local function settle()
       poke_schedulers()
     end
   end
-  if to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+  if to_free[1] ~= nil or to_dispose[1] ~= nil or renotify[1] ~= nil then collect() end
 end
 
 -- ===== pull: bring a pending node up to date =====
@@ -233,14 +476,34 @@ local function eval(id, fn, old)
   -- LuaJIT can compile; returning straight into pcall's frame is "NYI:
   -- return to lower frame" and gets every getter's trace blacklisted
   local v = fn(old)
-  return v
+  -- `id` is kept live across the call: running_here reads it from this
+  -- frame (a compiled trace does not restore dead slots)
+  return v, id
 end
 
 -- The second half of recompute, as its own function: code right after a
 -- pcall returns often runs in the interpreter (the getter's trace cannot
 -- return through the pcall), and a call to a hot function is where LuaJIT
 -- re-enters compiled code.
-local function recompute_end(id, ok, v, old, prev_active, prev_computing)
+-- The end of an evaluation whose context was put aside while its coroutine
+-- was suspended in the getter: what it tracked may be missing reads, or hold
+-- another coroutine's. It keeps no dependency and stays dirty (the next read
+-- evaluates it again), and CONTEXT_LOST is raised to whoever read it.
+local function recompute_lost(id, old, prev_active, prev_computing)
+  C.ac_end(G, id)
+  C.ac_begin(G, id)
+  C.ac_end(G, id)
+  computing = prev_computing
+  active = prev_active
+  local node = G.nodes[id]
+  node.flags = bor(node.flags, DIRTY + ERROR)
+  vals[id] = CONTEXT_LOST
+  seen[id] = true
+  return old ~= CONTEXT_LOST
+end
+
+local function recompute_end(id, ok, v, old, prev_active, prev_computing, gen)
+  if ctx_gen ~= gen and not reclaim(gen) then return recompute_lost(id, old, prev_active, prev_computing) end
   C.ac_end(G, id)
   computing = prev_computing
   active = prev_active
@@ -264,12 +527,12 @@ local function recompute_end(id, ok, v, old, prev_active, prev_computing)
 end
 
 local function recompute(id)
-  local prev_active, prev_computing = active, computing
+  local prev_active, prev_computing, gen = active, computing, ctx_gen
   active = id
   computing = prev_computing + 1
   local old = vals[id]
   local ok, v = pcall(eval, id, fns[id], old)
-  return recompute_end(id, ok, v, old, prev_active, prev_computing)
+  return recompute_end(id, ok, v, old, prev_active, prev_computing, gen)
 end
 
 --- Updates node `id` (a dirty signal or computed); true when it changed.
@@ -316,15 +579,23 @@ local function signal_peek(s)
 end
 
 local function signal_set(s, v)
-  if computing > 0 then
-    error("Cannot write to a signal inside a computed", 2)
-  end
-  local run = current_run
-  if run ~= nil then
-    local w = run.writes
-    w[#w + 1] = s
-    w[#w + 1] = v
-    return
+  if ctx_co ~= nil or npark ~= 0 then
+    -- a context is open (or put aside): whose?
+    local me = current()
+    if me ~= ctx_co then
+      if ctx_co ~= nil or parked[me] ~= nil then return in_own_context(me, signal_set, s, v) end
+    else
+      if computing > 0 then
+        error("Cannot write to a signal inside a computed", 2)
+      end
+      local run = current_run
+      if run ~= nil then
+        local w = run.writes
+        w[#w + 1] = s
+        w[#w + 1] = v
+        return
+      end
+    end
   end
   local id = s.id
   local old = vals[id]
@@ -372,14 +643,76 @@ function _M.signal(value, opts)
 end
 
 -- ===== computeds =====
-local function computed_get(c)
+local computed_get
+
+-- brings `id` up to date; true when it was recomputed and changed
+local function refresh(id, f)
+  if band(f, DIRTY) ~= 0 or (band(f, PENDING) ~= 0 and pull(id)) then
+    if recompute(id) then C.ac_changed(G, id) end
+    return true
+  end
+  return false
+end
+
+-- A read outside any evaluation that has to recompute: its evaluations are
+-- frames of the reader's context (it claims a clean one).
+local function refresh_top(c, id, f)
+  local e = enter()
+  if e ~= true and e ~= false then return in_own_context(e, computed_get, c) end
+  refresh(id, f)
+  if e then release() end
+  if eq_error ~= nil then raise_eq_error() end
+  if band(G.nodes[id].flags, ERROR) ~= 0 then error(vals[id], 0) end
+  return vals[id]
+end
+
+-- Is the evaluation of `id` on this coroutine's stack? (a cold path: only
+-- reached when `id` is being evaluated)
+local getinfo, getlocal = debug.getinfo, debug.getlocal
+local function running_here(id)
+  local level = 3
+  while true do
+    local info = getinfo(level, "f")
+    if info == nil then return false end
+    if info.func == eval then
+      local _, v = getlocal(level, 1)
+      if v == id then return true end
+    end
+    level = level + 1
+  end
+end
+-- debug.getinfo is not compiled; a trace through this loop (it stitches the
+-- call) was seen never to end under LuaJIT 2.1
+jit.off(running_here)
+
+-- A computed being evaluated by a coroutine suspended in its getter, read
+-- by another coroutine: no cycle; the reader gets the getter's result
+-- computed for it alone (its reads untracked, nothing cached), and a
+-- running reader depends on the computed.
+local reading_suspended = {}
+local function read_suspended(id)
+  if reading_suspended[id] then error("Cycle detected: a computed read itself", 3) end
+  local prev_active = active
+  active = 0
+  reading_suspended[id] = true
+  local ok, v = pcall(fns[id], vals[id])
+  reading_suspended[id] = nil
+  active = prev_active
+  if not ok then error(v, 0) end
+  if prev_active ~= 0 then C.ac_link(G, id, prev_active) end
+  return v
+end
+
+function computed_get(c)
   local id = c.id
   local f = G.nodes[id].flags
   if band(f, RECURSED_CHECK) ~= 0 then
+    if fns[id] ~= nil and not running_here(id) then return read_suspended(id) end
     error("Cycle detected: a computed read itself", 2)
   end
-  if band(f, DIRTY) ~= 0 or (band(f, PENDING) ~= 0 and pull(id)) then
-    if recompute(id) then C.ac_changed(G, id) end
+  if band(f, DIRTY + PENDING) ~= 0 then
+    if active == 0 then return refresh_top(c, id, f) end
+    refresh(id, f)
     if eq_error ~= nil then raise_eq_error() end
   end
   if active ~= 0 then C.ac_link(G, id, active) end
@@ -433,14 +766,20 @@ local function settle_after_batch()
   settle()
 end
 
-local function batch_end(ok, ...)
+-- `claimed`: the batch opened the context (enter() was true); `gen`: the
+-- context it opened in. A batch whose coroutine yielded inside it and was
+-- put aside meanwhile gets its context back here and commits as one.
+local function batch_end(claimed, gen, ok, ...)
+  if ctx_gen ~= gen then reclaim(gen) end
   batch_depth = batch_depth - 1
   if batch_depth == 0 then
     if not ok then
       pcall(settle)
+      if claimed then release() end
       error((...), 0)
     end
     settle_after_batch()
+    if claimed then release() end
   elseif not ok then
     error((...), 0)
   end
@@ -450,8 +789,10 @@ end
 --- Runs fn(...) as one commit; returns its results.
 function _M.batch(fn, ...)
   if type(fn) ~= "function" then error("batch expects a function, got " .. type(fn), 2) end
+  local e = enter()
+  if e ~= true and e ~= false then return in_own_context(e, _M.batch, fn, ...) end
   batch_depth = batch_depth + 1
-  return batch_end(pcall(fn, ...))
+  return batch_end(e, ctx_gen, pcall(fn, ...))
 end
 
 -- Puts back what the transaction changed: signal values and baselines
@@ -469,7 +810,7 @@ local function recheck_subscribers(id)
     local sub = G.nodes[link.sub]
     local f = sub.flags
     local kind = rshift(f, KIND_SHIFT)
-    if band(f, DIRTY) ~= 0 and (kind == K_EFFECT or kind == K_ASYNC) then
+    if band(f, DIRTY) ~= 0 and (kind == K_EFFECT or kind == K_ASYNC) and not dirtied_elsewhere[link.sub] then
       sub.flags = bor(band(f, NOT_DIRTY), PENDING)
     end
     l = link.next_sub
@@ -499,7 +840,8 @@ local function rollback(from)
   tx_log_n = from - 1
 end
 
-local function tx_end(ok, ...)
+local function tx_end(claimed, gen, ok, ...)
+  if ctx_gen ~= gen then reclaim(gen) end
   local start = tx_starts[tx_depth]
   tx_starts[tx_depth], tx_marks[tx_depth] = nil, nil
   tx_depth = tx_depth - 1
@@ -507,8 +849,9 @@ local function tx_end(ok, ...)
   if tx_depth == 0 then
     for i = 1, tx_log_n do tx_log_ids[i], tx_log_vals[i], tx_log_seen[i] = nil, nil, nil end
     tx_log_n = 0
+    if next(dirtied_elsewhere) ~= nil then dirtied_elsewhere = {} end
   end
-  return batch_end(ok, ...)
+  return batch_end(claimed, ctx_gen, ok, ...)
 end
 
 sched_kernel.batch = _M.batch
@@ -516,14 +859,18 @@ sched_kernel.batch = _M.batch
 --- An all-or-nothing batch: if fn raises, its writes are rolled back.
 function _M.transaction(fn, ...)
   if type(fn) ~= "function" then error("transaction expects a function, got " .. type(fn), 2) end
+  local e = enter()
+  if e ~= true and e ~= false then return in_own_context(e, _M.transaction, fn, ...) end
+  if tx_starts == nil then tx_log_ids, tx_log_vals, tx_log_seen, tx_starts, tx_marks = {}, {}, {}, {}, {} end
   batch_depth = batch_depth + 1
   tx_depth = tx_depth + 1
   tx_starts[tx_depth] = tx_log_n + 1
   tx_marks[tx_depth] = {}
-  return tx_end(pcall(fn, ...))
+  return tx_end(e, ctx_gen, pcall(fn, ...))
 end
 
-local function untrack_end(prev, ok, ...)
+local function untrack_end(prev, gen, ok, ...)
+  if ctx_gen ~= gen then reclaim(gen) end
   active = prev
   if not ok then error((...), 0) end
   return ...
@@ -534,15 +881,16 @@ function _M.untrack(fn, ...)
   if type(fn) ~= "function" then error("untrack expects a function, got " .. type(fn), 2) end
   local prev = active
   active = 0
-  return untrack_end(prev, pcall(fn, ...))
+  return untrack_end(prev, ctx_gen, pcall(fn, ...))
 end
 
 -- ===== effects, scopes and ownership =====
 local function run_cleanup(fn)
-  local prev_active = active
+  local prev_active, gen = active, ctx_gen
   active = 0
   batch_depth = batch_depth + 1
   local ok, err = pcall(fn)
+  if ctx_gen ~= gen then reclaim(gen) end
   batch_depth = batch_depth - 1
   active = prev_active
   return ok, err
@@ -610,6 +958,11 @@ end
 --- Registers fn to run when the current effect reruns or its owner is disposed.
 function _M.on_cleanup(fn)
   if type(fn) ~= "function" then error("on_cleanup expects a function, got " .. type(fn), 2) end
+  if ctx_co ~= nil or npark ~= 0 then
+    local e = enter()
+    if e == true then release(); return false end
+    if e ~= false then return in_own_context(e, _M.on_cleanup, fn) end
+  end
   if owner == 0 then return false end
   local cl = cleanups[owner]
   if cl == nil then
@@ -630,7 +983,10 @@ end
 
 --- Runs the effect `id` if a dependency changed. Returns ok, err.
 -- The second half of run_effect, as its own function (see recompute_end).
-local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing)
+local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing, gen)
+  -- its coroutine yielded in the body and its context was put aside meanwhile:
+  -- the run ends, keeps what it tracked, and reports CONTEXT_LOST
+  local lost = ctx_gen ~= gen and not reclaim(gen)
   local ended = C.ac_end(G, id)
   active, owner, computing = prev_active, prev_owner, prev_computing
   batch_depth = batch_depth - 1
@@ -653,6 +1009,7 @@ local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_
     local sok, serr = pcall(settle)
     if not sok and first == nil then first = serr end
   end
+  if lost then return false, CONTEXT_LOST end
   if not ok then return false, res end
   if first ~= nil then return false, first end
   return true
@@ -660,6 +1017,7 @@ end
 
 local function run_effect(id)
   local f = G.nodes[id].flags
+  if band(f, HELD) ~= 0 then return true end   -- waits for a context put aside (hold_jobs)
   if band(f, DIRTY) == 0 and (band(f, PENDING) == 0 or not pull(id)) then
     return true
   end
@@ -676,12 +1034,12 @@ local function run_effect(id)
     if first ~= nil then return false, first end
     return true
   end
-  local prev_active, prev_owner, prev_computing = active, owner, computing
+  local prev_active, prev_owner, prev_computing, gen = active, owner, computing, ctx_gen
   active, owner, computing = id, id, 0
   batch_depth = batch_depth + 1
   C.ac_begin(G, id)
   local ok, res = pcall(call_body, fn)
-  return run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing)
+  return run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing, gen)
 end
 
 local function run_watcher(id)
@@ -699,8 +1057,14 @@ default_sched = scheduler.new({ strategy = "sync" }, sched_kernel)
 
 local function dispose_owned(id, tok)
   if tok.disposed then return end
+  local e = enter()
+  if e ~= true and e ~= false then return in_own_context(e, dispose_owned, id, tok) end
   local err = dispose_tree(id, false)
-  if batch_depth == 0 then settle() end
+  if batch_depth == 0 then
+    local ok, serr = pcall(settle)
+    if not ok and err == nil then err = serr end
+  end
+  if e then release() end
   if err ~= nil then error(err, 0) end
 end
 
@@ -712,6 +1076,11 @@ function _M.effect(fn, opts)
     if type(opts) ~= "table" then error("effect options must be a table, got " .. type(opts), 2) end
     sched = opts.scheduler or sched
     root = opts.root
+  end
+  if ctx_co ~= nil or npark ~= 0 then
+    -- the owner and the batch it lands in are the creating coroutine's
+    local e = enter()
+    if e == true then release() elseif e ~= false then return in_own_context(e, _M.effect, fn, opts) end
   end
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local h = home_for(root, owner)
@@ -736,16 +1105,23 @@ end
 -- opts.root: the root that owns the scope when no effect or scope is running.
 function _M.scope(fn, opts)
   if type(fn) ~= "function" then error("scope expects a function, got " .. type(fn), 2) end
+  local e = enter()
+  if e ~= true and e ~= false then return in_own_context(e, _M.scope, fn, opts) end
   local root = opts and opts.root
   local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
-  if id == 0 then error("async: out of memory creating a scope", 2) end
+  if id == 0 then
+    if e then release() end
+    error("async: out of memory creating a scope", 2)
+  end
   home_of[id] = home_for(root, owner)
   local tok = { disposed = false }
   owned[id] = tok
-  local prev = owner
+  local prev, gen = owner, ctx_gen
   owner = id
   local ok, err = pcall(fn)
+  if ctx_gen ~= gen then reclaim(gen) end
   owner = prev
+  if e then release() end
   local function dispose() return dispose_owned(id, tok) end
   if not ok then
     pcall(dispose)
@@ -800,6 +1176,16 @@ function _M.flush()
   default_sched:flush()
 end
 
+-- what the scheduler asks before a flush: enter() (true: it claimed a clean
+-- context for the caller, to release after; false: the caller's context is
+-- loaded; else the caller must flush in its own context), the loaded
+-- context's identity (a flush of another context in progress does not stop
+-- this one), release, and in_own_context
+sched_kernel.enter = enter
+sched_kernel.release = release
+sched_kernel.in_own_context = in_own_context
+function sched_kernel.gen() return ctx_gen end
+
 function _M.default_scheduler() return default_sched end
 
 --- Replaces the default scheduler (used by runtimes and tests).
@@ -815,8 +1201,20 @@ _M._internal = internal
 
 function internal.set_async_hook(fn) async_hook = fn end
 function internal.computed_fn(c) return fns[c.id] end
-function internal.settle() if batch_depth == 0 then settle() end end
-function internal.pull(id) return pull(id) end
+function internal.settle()
+  if ctx_co ~= nil or npark ~= 0 then
+    local e = enter()
+    if e == true then release() elseif e ~= false then return in_own_context(e, internal.settle) end
+  end
+  if batch_depth == 0 then settle() end
+end
+function internal.pull(id)
+  local e = enter()
+  if e ~= true and e ~= false then return in_own_context(e, pull, id) end
+  local r = pull(id)
+  if e then release() end
+  return r
+end
 function internal.vals() return vals end
 function internal.run_of() return run_of end
 function internal.begin_tracking(id)
@@ -829,13 +1227,35 @@ function internal.end_tracking(id, prev)
   C.ac_end(G, id)
   active = prev
 end
-function internal.owner() return owner end
 function internal.finalize(id) to_free[#to_free + 1] = id end
-function internal.batch_depth() return batch_depth end
-function internal.enter_batch() batch_depth = batch_depth + 1 end
-function internal.leave_batch()
+--- The batch depth of the calling coroutine's context (not of another's
+-- that happens to be loaded).
+function internal.batch_depth()
+  local me = current()
+  if ctx_co == me then return batch_depth end
+  local c = parked[me]
+  return c and c.batch_depth or 0
+end
+--- A batch for the caller, who owns the loaded context or a clean one (it
+-- runs right after a resume, in the resumer's context); returns what
+-- leave_batch needs.
+function internal.enter_batch()
+  local e = enter()
+  if e ~= true and e ~= false then
+    -- not expected: work in a clean context of the caller's
+    if ctx_co ~= nil then park() end
+    load_clean()
+    ctx_co, e = current(), true
+  end
+  batch_depth = batch_depth + 1
+  return e
+end
+function internal.leave_batch(claimed)
   batch_depth = batch_depth - 1
-  if batch_depth == 0 then settle() end
+  if batch_depth == 0 then
+    settle()
+    if claimed then release() end
+  end
 end
 function internal.track(id)
   if active ~= 0 then C.ac_link(G, id, active) end
@@ -848,8 +1268,21 @@ end
 --- Resumes a coroutine; for an async run, marks it current (its writes are
 -- buffered until commit) and untracked. An aborted or stale run is never
 -- resumed again. Returns what coroutine.resume returns.
-local function resume_end(run, prev_run, prev_active, ok, ...)
-  current_run, active = prev_run, prev_active
+-- A run's coroutine runs in a context of its own: current_run set (its
+-- writes are buffered) and reads tracked only in its first segment. When it
+-- yields, that context is dropped (or parked, if the run yielded inside a
+-- batch) and the resumer's is loaded back, unless the resumer is itself a
+-- suspended coroutine whose context was loaded (it takes it back itself).
+local function resume_end(run, displaced, ok, ...)
+  if ctx_co ~= nil and not (ctx_co == run.co and batch_depth == 0 and computing == 0 and owner == 0) then
+    park()
+  end
+  local back = displaced ~= nil and parked[displaced.co] == displaced
+  if back and displaced.co ~= MAIN then
+    local st = co_status(displaced.co)
+    back = st == "running" or st == "normal"
+  end
+  if back then load(displaced, true) else load_clean() end
   if run.on_step then run.on_step(run, ok, ...) end
   return ok, ...
 end
@@ -861,14 +1294,29 @@ function _M.resume(co, ...)
     return co_resume(co, ...)
   end
   if run.abort.aborted or run.done then return false, "async run was aborted" end
-  local prev_run, prev_active = current_run, active
+  local displaced = nil
+  if ctx_co ~= nil then displaced = park() end
+  local mine = parked[co]
+  if mine ~= nil then
+    load(mine)
+  else
+    load_clean()
+    ctx_co = co
+  end
   current_run, active = run, run.tracking or 0
-  return resume_end(run, prev_run, prev_active, co_resume(co, ...))
+  return resume_end(run, displaced, co_resume(co, ...))
 end
 
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
-function internal.current_run() return current_run end
+--- The async run of the calling coroutine, if it is one.
+function internal.current_run()
+  if current_run == nil and npark == 0 then return nil end
+  local me = current()
+  if ctx_co == me then return current_run end
+  local c = parked[me]
+  return c and c.run
+end
 function internal.is_dead(co) return dead_runs[co] == true end
 --- The run of `co` was aborted: it is never resumed again.
 function internal.mark_dead(co)

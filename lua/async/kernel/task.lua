@@ -92,7 +92,7 @@ local function finish(run, ok, v)
   -- one commit: the run's writes (a transaction: a write that raises, in a
   -- custom equals say, rolls every one of them back and the run ends in the
   -- error state), the value and the status; effects run once, after
-  I.enter_batch()
+  local claimed = I.enter_batch()
   if ok then
     local okw, werr = pcall(kernel.transaction, apply_writes, run.writes)
     if okw then
@@ -106,7 +106,7 @@ local function finish(run, ok, v)
   end
   publish(a)
   I.set_current_run(prev_run)
-  I.leave_batch()
+  I.leave_batch(claimed)
 end
 
 local function on_step(run, ok, v)
