@@ -219,7 +219,17 @@ local function load(c, keep_gen)
   if c.held then release_jobs(c.held) end
 end
 
-local function current() return co_running() or MAIN end
+-- The calling coroutine (MAIN for the main thread). coroutine.running is
+-- not compiled: LuaJIT stitches the trace around it, and a return right
+-- after the stitched call aborts the continuation ("NYI: return to lower
+-- frame"), which sends every caller to the interpreter. The test on the
+-- result is a guard that snapshots first, so the return that follows is
+-- compiled.
+local function current()
+  local co = co_running()
+  if co == nil then return MAIN end
+  return co
+end
 
 local function is_clean()
   return batch_depth == 0 and computing == 0 and owner == 0 and active == 0 and current_run == nil
