@@ -88,6 +88,33 @@ describe("kernel robustness", function()
     end)
   end)
 
+  describe("a rolled-back nested transaction leaves no stale computed (found by spec/fuzz/kernel_model.lua)", function()
+    it("a computed recomputed to an equal value inside it is recomputed after the rollback", function()
+      local s = Async.signal(5)
+      local c = Async.computed(function()
+        local v = s()
+        if v % 3 == 0 then error("bad " .. v, 0) end
+        return v + 1
+      end)
+      local seen = {}
+      local d = Async.effect(function() seen[#seen + 1] = select(2, pcall(c)) end)
+      Async.transaction(function()
+        s:set(6)
+        assert(s() == 6)                       -- the read moves s's baseline to 6
+        pcall(Async.transaction, function()
+          Async.transaction(function()
+            s:set(5)
+            assert(c() == 6)                   -- c recomputed from 5: equal to its cache
+          end)
+          error("rollback", 0)
+        end)
+      end)
+      assert.are.equal(6, s:peek())
+      assert.are.same({ 6, "bad 6" }, seen)     -- not the value computed from the rolled-back 5
+      d()
+    end)
+  end)
+
   describe("loop schedulers", function()
     it("run jobs enqueued with no write to poke them, on a later tick", function()
       local loop = Async.manual_loop()

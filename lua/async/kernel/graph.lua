@@ -523,6 +523,10 @@ local function recompute_end(id, ok, v, old, prev_active, prev_computing, gen)
     if band(f, ERROR) ~= 0 then
       node.flags = band(f, NOT_ERROR)
     elseif seen[id] and equal(id, old, v) then
+      -- unchanged, but computed from values a rollback may undo (the
+      -- baselines of what it read move with it): logged so a rollback
+      -- marks it dirty again (found by spec/fuzz/kernel_model.lua)
+      if tx_depth > 0 then tx_log(-id, old, "val") end
       return false
     end
   else
