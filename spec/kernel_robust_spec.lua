@@ -115,6 +115,26 @@ describe("kernel robustness", function()
     end)
   end)
 
+  describe("a rolled-back inner transaction keeps what the outer one committed (found by spec/fuzz/kernel_model.lua)",
+    function()
+    it("an effect made dirty by a change the outer level read still runs", function()
+      local a, b = Async.signal(6), Async.signal(9)
+      local doubled = Async.computed(function() return a() * 2 end)
+      local seen = {}
+      local d = Async.effect(function() seen[#seen + 1] = a() .. "," .. b() end)
+      Async.transaction(function()
+        a:set(5)
+        assert(doubled() == 10)                 -- the outer level reads a's change
+        pcall(Async.transaction, function()
+          b:set(7)                               -- the effect also reads b
+          error("rollback", 0)
+        end)
+      end)
+      assert.are.same({ "6,9", "5,9" }, seen)  -- a = 5 was committed: the effect ran once
+      d()
+    end)
+  end)
+
   describe("loop schedulers", function()
     it("run jobs enqueued with no write to poke them, on a later tick", function()
       local loop = Async.manual_loop()

@@ -448,6 +448,24 @@ local function settle()
   if to_free[1] ~= nil or to_dispose[1] ~= nil or renotify[1] ~= nil then collect() end
 end
 
+-- Records the effects and async nodes a change of `id` confirmed inside a
+-- transaction is about to make dirty (ac_changed), so a rollback of this
+-- level knows which dirty flags are its own.
+local function note_dirty(id)
+  local marks = tx_marks[tx_depth]
+  local list = marks.dirtied
+  if list == nil then list = {}; marks.dirtied = list end
+  local l = G.nodes[id].subs
+  while l ~= 0 do
+    local link = G.links[l]
+    local sid = link.sub
+    local f = G.nodes[sid].flags
+    local kind = rshift(f, KIND_SHIFT)
+    if band(f, DIRTY) == 0 and (kind == K_EFFECT or kind == K_ASYNC) then list[#list + 1] = sid end
+    l = link.next_sub
+  end
+end
+
 -- ===== pull: bring a pending node up to date =====
 local update
 
@@ -553,14 +571,19 @@ end
 function update(id)
   local node = G.nodes[id]
   local f = node.flags
+  local changed
   if rshift(f, KIND_SHIFT) == K_SIGNAL then
     node.flags = band(f, NOT_DIRTY)
     local v = vals[id]
     local old = seen[id]
     seen[id] = v
-    return not equal(id, old, v)
+    changed = not equal(id, old, v)
+  else
+    changed = recompute(id)
   end
-  return recompute(id)
+  -- the pull marks its subscribers dirty when it changed
+  if changed and tx_depth > 0 then note_dirty(id) end
+  return changed
 end
 
 -- ===== signals =====
@@ -581,7 +604,10 @@ local function signal_get(s)
     local v, old = vals[id], seen[id]
     seen[id] = v
     -- re-read the node: a custom equals may have grown (moved) the array
-    if not equal(id, old, v) and G.nodes[id].subs ~= 0 then C.ac_changed(G, id) end
+    if not equal(id, old, v) and G.nodes[id].subs ~= 0 then
+      if tx_depth > 0 then note_dirty(id) end
+      C.ac_changed(G, id)
+    end
     if eq_error ~= nil then raise_eq_error() end
   end
   if active ~= 0 then C.ac_link(G, id, active) end
@@ -662,7 +688,10 @@ local computed_get
 -- brings `id` up to date; true when it was recomputed and changed
 local function refresh(id, f)
   if band(f, DIRTY) ~= 0 or (band(f, PENDING) ~= 0 and pull(id)) then
-    if recompute(id) then C.ac_changed(G, id) end
+    if recompute(id) then
+      if tx_depth > 0 then note_dirty(id) end
+      C.ac_changed(G, id)
+    end
     return true
   end
   return false
@@ -816,24 +845,39 @@ end
 -- compares with the restored value, so nothing below them reruns.
 -- An effect marked dirty by a value seen inside the transaction would run
 -- without checking: it is marked pending instead, so it checks its
--- dependencies (restored) and runs only if one really differs.
-local function recheck_subscribers(id)
+-- dependencies (restored) and runs only if one really differs. Not one
+-- that was made dirty before this level began (note_dirty lists of the
+-- enclosing levels): a change an outer level read and commits must still
+-- run it (downgraded, it missed its run; found by spec/fuzz/kernel_model.lua).
+local function recheck_subscribers(id, before)
   local l = G.nodes[id].subs
   while l ~= 0 do
     local link = G.links[l]
-    local sub = G.nodes[link.sub]
+    local sid = link.sub
+    local sub = G.nodes[sid]
     local f = sub.flags
     local kind = rshift(f, KIND_SHIFT)
-    if band(f, DIRTY) ~= 0 and (kind == K_EFFECT or kind == K_ASYNC) and not dirtied_elsewhere[link.sub] then
+    if band(f, DIRTY) ~= 0 and (kind == K_EFFECT or kind == K_ASYNC) and not dirtied_elsewhere[sid]
+        and not (before and before[sid]) then
       sub.flags = bor(band(f, NOT_DIRTY), PENDING)
     end
     l = link.next_sub
   end
 end
 
-local function rollback(from)
+-- `levels`: the enclosing transaction levels (1 .. tx_depth), whose
+-- note_dirty lists name the effects made dirty before this level began
+local function rollback(from, levels)
+  local before = nil
+  for lv = 1, levels do
+    local list = tx_marks[lv].dirtied
+    if list then
+      before = before or {}
+      for i = 1, #list do before[list[i]] = true end
+    end
+  end
   for i = tx_log_n, from, -1 do
-    recheck_subscribers(tx_log_ids[i] > 0 and tx_log_ids[i] or -tx_log_ids[i])
+    recheck_subscribers(tx_log_ids[i] > 0 and tx_log_ids[i] or -tx_log_ids[i], before)
   end
   for i = tx_log_n, from, -1 do
     local id, old, old_seen = tx_log_ids[i], tx_log_vals[i], tx_log_seen[i]
@@ -856,10 +900,20 @@ end
 
 local function tx_end(claimed, gen, ok, ...)
   if ctx_gen ~= gen then reclaim(gen) end
-  local start = tx_starts[tx_depth]
+  local start, marks = tx_starts[tx_depth], tx_marks[tx_depth]
   tx_starts[tx_depth], tx_marks[tx_depth] = nil, nil
   tx_depth = tx_depth - 1
-  if not ok then rollback(start) end
+  local dirtied = marks.dirtied
+  if not ok then
+    rollback(start, tx_depth)
+  elseif dirtied and tx_depth > 0 then
+    -- committed into the enclosing level: its rollback covers these too
+    local outer = tx_marks[tx_depth]
+    local list = outer.dirtied
+    if list == nil then outer.dirtied = dirtied else
+      for i = 1, #dirtied do list[#list + 1] = dirtied[i] end
+    end
+  end
   if tx_depth == 0 then
     for i = 1, tx_log_n do tx_log_ids[i], tx_log_vals[i], tx_log_seen[i] = nil, nil, nil end
     tx_log_n = 0
