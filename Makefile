@@ -115,7 +115,7 @@ bench: all
 	@echo "== 100,000 concurrent Async.delay coroutines"
 	build/asyncrt bench/timers.lua
 
-FUZZ_DRIVERS := chain router html json paths
+FUZZ_DRIVERS := chain router html json paths kernel_model
 
 fuzz: all
 	@FUZZ_LONG=1 luajit spec/fuzz/run.lua

@@ -135,6 +135,26 @@ describe("kernel robustness", function()
     end)
   end)
 
+  describe("a rollback puts back the baselines its reads moved (found by spec/fuzz/kernel_model.lua)", function()
+    it("an outer write first read inside a rolled-back inner level still reruns its readers", function()
+      local s = Async.signal(9)
+      local plus = Async.computed(function() return s() + 1 end)
+      local seen = {}
+      local d = Async.effect(function() seen[#seen + 1] = s() end)
+      Async.transaction(function()
+        s:set(1)                                -- the outer level's write
+        pcall(Async.transaction, function()
+          assert(plus() == 2)                   -- first read of it, inside the inner level
+          s:set(7)
+          error("rollback", 0)
+        end)
+      end)
+      assert.are.equal(1, s:peek())
+      assert.are.same({ 9, 1 }, seen)          -- the effect saw 9 and must see 1
+      d()
+    end)
+  end)
+
   describe("loop schedulers", function()
     it("run jobs enqueued with no write to poke them, on a later tick", function()
       local loop = Async.manual_loop()

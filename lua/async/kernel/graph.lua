@@ -576,6 +576,7 @@ function update(id)
     node.flags = band(f, NOT_DIRTY)
     local v = vals[id]
     local old = seen[id]
+    if tx_depth > 0 then tx_log(id, v, old) end   -- a rollback puts the baseline back too
     seen[id] = v
     changed = not equal(id, old, v)
   else
@@ -602,6 +603,10 @@ local function signal_get(s)
   if band(f, DIRTY) ~= 0 then
     node.flags = band(f, NOT_DIRTY)
     local v, old = vals[id], seen[id]
+    -- the read moves the readers' baseline: inside a transaction that is
+    -- logged, so a rollback puts back the baseline of before this level
+    -- (found by spec/fuzz/kernel_model.lua: an effect missed its run)
+    if tx_depth > 0 then tx_log(id, v, old) end
     seen[id] = v
     -- re-read the node: a custom equals may have grown (moved) the array
     if not equal(id, old, v) and G.nodes[id].subs ~= 0 then
