@@ -504,9 +504,11 @@ local function eval(id, fn, old)
   -- LuaJIT can compile; returning straight into pcall's frame is "NYI:
   -- return to lower frame" and gets every getter's trace blacklisted
   local v = fn(old)
-  -- `id` is kept live across the call: running_here reads it from this
-  -- frame (a compiled trace does not restore dead slots)
-  return v, id
+  -- `id` is kept live across the call (running_here reads it from this
+  -- frame, and a compiled trace does not restore dead slots); one result
+  -- only: a second one into pcall's frame is "NYI: return to lower frame"
+  if id == 0 then return nil end
+  return v
 end
 
 -- The second half of recompute, as its own function: code right after a
