@@ -172,7 +172,7 @@ local function one(r)
   --  * an effect reading a computed that raised again: an error is never
   --    equal to the previous result (kernel.md graph rule 6, decided as
   --    Preact), even the same error.
-  local cur = { marks = {}, lenient = false }
+  local cur = { marks = {}, lenient = false, self_disposed = {} }
   local function extra_kernel_run(name, e)
     local m = cur.marks[name]
     if not m then return false end
@@ -191,6 +191,9 @@ local function one(r)
           if mshow(i) ~= e.mseen[k] then changed = true; break end
         end
         if not changed and extra_kernel_run(name, e) then changed = true end
+        -- the same lenient rerun, of an effect whose cleanup disposes it:
+        -- the kernel's rerun was its disposal
+        if not changed and cur.lenient and cur.self_disposed[name] then changed = true end
         if changed then
           for _, c in ipairs(e.children) do model_dispose(c) end
           e.children = {}
@@ -221,7 +224,7 @@ local function one(r)
       for k = 1, spec.kids do kernel_effect(spec.kid_specs[k], name .. "/" .. kruns .. "." .. k, name) end
       if spec.raise then error("effect " .. name .. " raised", 0) end
       if spec.cleanup == "plain" then return function() tick() end end
-      if spec.cleanup == "self" then return function() tick(); dispose() end end
+      if spec.cleanup == "self" then return function() tick(); cur.self_disposed[name] = true; dispose() end end
     end, { scheduler = sched })
     e.kdispose = dispose
   end
@@ -297,7 +300,7 @@ local function one(r)
     local sigs = signal_ids()
     local marks = {}
     for _, name in ipairs(order) do marks[name] = { #kobs[name], #mobs[name] } end
-    cur.marks, cur.lenient = marks, false
+    cur.marks, cur.lenient, cur.self_disposed = marks, false, {}
     local ok, err = pcall(function()
       if op <= 6 and #sigs < MAX_SIGNALS then
         new_signal(value())
