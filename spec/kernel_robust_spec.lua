@@ -67,6 +67,63 @@ describe("kernel robustness", function()
     end)
   end)
 
+  describe("disposal at any moment is safe (more moments)", function()
+    it("disposing an owner while its child is queued: neither runs, nothing raises", function()
+      local s = Async.signal(0)
+      local child_runs, owner_runs = 0, 0
+      local dispose_owner
+      local killer = Async.effect(function() if s() == 1 then dispose_owner() end end)
+      dispose_owner = Async.scope(function()
+        Async.effect(function() owner_runs = owner_runs + 1; s() end)
+        Async.effect(function() child_runs = child_runs + 1; s() end)
+      end)
+      s:set(1)           -- the killer runs first (created first) and disposes the queued effects
+      assert.are.equal(1, owner_runs)
+      assert.are.equal(1, child_runs)
+      s:set(2)
+      assert.are.equal(1, child_runs)
+      killer()
+    end)
+
+    it("disposing an effect during a pull (a computed it reads disposes it) then during a cleanup", function()
+      local s = Async.signal(0)
+      local runs = 0
+      local dispose_e, dispose_other
+      local c = Async.computed(function() if s() == 2 then dispose_e() end return s() end)
+      dispose_other = Async.effect(function() s(); return function() if s() == 1 then dispose_other() end end end)
+      dispose_e = Async.effect(function() runs = runs + 1; c() end)
+      s:set(1)           -- dispose_other's cleanup disposes it
+      s:set(2)           -- e's pull runs c, which disposes e
+      s:set(3)
+      assert.are.equal(2, runs)
+      dispose_e(); dispose_other()
+    end)
+  end)
+
+  describe("an error that escapes a flush leaves the kernel usable", function()
+    it("the next write, batch and flush work; no job is lost or run twice", function()
+      local s, t = Async.signal(0), Async.signal(0)
+      local seen_t, boom_runs = {}, 0
+      local boom = Async.effect(function()
+        boom_runs = boom_runs + 1
+        if s() == 1 then error("boom", 0) end
+      end)
+      local other = Async.effect(function() seen_t[#seen_t + 1] = t() .. "/" .. s() end)
+      local ok, err = pcall(function() s:set(1) end)
+      assert.is_false(ok)
+      assert.are.equal("boom", err)
+      assert.are.same({ "0/0", "0/1" }, seen_t)      -- the other effect of that flush ran, once
+      t:set(1)                                       -- the next write works
+      assert.are.same({ "0/0", "0/1", "1/1" }, seen_t)
+      Async.batch(function() t:set(2); s:set(2) end) -- and the next batch
+      assert.are.same({ "0/0", "0/1", "1/1", "2/2" }, seen_t)
+      assert.are.equal(3, boom_runs)                 -- the raising effect stayed subscribed
+      Async.flush()
+      assert.are.same({ "0/0", "0/1", "1/1", "2/2" }, seen_t)
+      boom(); other()
+    end)
+  end)
+
   describe("a rolled-back transaction reruns nothing", function()
     it("effects see neither the writes nor an extra run", function()
       local a, b = Async.signal(1), Async.signal("x")
