@@ -174,8 +174,7 @@ local function one(r)
   --    Preact), even the same error.
   local cur = { marks = {}, lenient = false, self_disposed = {} }
   local function extra_kernel_run(name, e)
-    local m = cur.marks[name]
-    if not m then return false end
+    local m = cur.marks[name] or { 0, 0 }   -- made during this step
     local kl = kobs[name]
     local last = concat(e.mseen, ",")
     return #kl - m[1] > #mobs[name] - m[2] and kl[#mobs[name] - m[2] + m[1] + 1] == last
