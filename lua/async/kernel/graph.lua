@@ -897,8 +897,12 @@ local function rollback(from, levels)
       id = -id
       vals[id] = old
       seen[id] = old_seen ~= "none" or nil
+      -- dirty, and what reads it pending (ac_write): a reader that was
+      -- clean would keep a value derived from the rolled-back one (found
+      -- by spec/fuzz/kernel_model.lua)
+      C.ac_write(G, id)
       local node = G.nodes[id]
-      local f = bor(node.flags, DIRTY)
+      local f = node.flags
       node.flags = old_seen == "err" and bor(f, ERROR) or band(f, NOT_ERROR)
     end
   end
