@@ -23,6 +23,12 @@
   "use strict";
   var doc = document, win = window;
 
+  // The path prefix the app is mounted under, read from this script's own
+  // URL ("/shop" for /shop/__async/client.js, "" at the root): the
+  // endpoints are under it too.
+  var BASE = (function (m) { return m && m[1] || ""; })(/^(?:[a-z][\w+.-]*:\/\/[^\/]*)?(\/.*?)?\/__async\/client\.js(?:[?#].*)?$/i
+    .exec(doc.currentScript && doc.currentScript.src || ""));
+
   // ===== ATTRIBUTE PREFIXES =====
 
   var P = { async: "async:", signal: "signal:", on: "on:", class: "class:" };
@@ -557,7 +563,7 @@
     if (s.server) {
       var sent = {};
       s.args.forEach(function (a, i) { if (a.path) sent[a.path] = args[i]; });
-      return post("/__async/server/" + encodeURIComponent(s.server), { args: args, input: input(ctx), signals: sent }, el);
+      return post(BASE + "/__async/server/" + encodeURIComponent(s.server), { args: args, input: input(ctx), signals: sent }, el);
     }
     var fn = handlers[s.handler];
     if (typeof fn == "function") {
@@ -575,7 +581,7 @@
     var body = { args: args, input: input(ctx) };
     return queued(function () {
       body.signals = clientSignals();
-      return post("/__async/handler/" + encodeURIComponent(s.handler), body, el, function (env) {
+      return post(BASE + "/__async/handler/" + encodeURIComponent(s.handler), body, el, function (env) {
         if (env && env.stop) ctx.stopped = true;
       });
     });
@@ -704,7 +710,7 @@
     return new Proxy(function () {}, {
       get: function (_, k) { return k == "then" || typeof k != "string" ? undefined : ns(path ? path + "." + k : k); },
       apply: function (_, __, args) {
-        return post("/__async/server/" + encodeURIComponent(path), { args: args, input: {}, signals: {} });
+        return post(BASE + "/__async/server/" + encodeURIComponent(path), { args: args, input: {}, signals: {} });
       }
     });
   }

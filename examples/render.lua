@@ -2,7 +2,10 @@
 --
 --   luajit examples/render.lua NAME URL [--stream] [--document]
 --
--- NAME is an example module (product, components, streaming, partials, ssr).
+-- NAME is an example module (product, components, streaming, partials, ssr)
+-- or a served example app as NAME/app (counter/app, streaming/app, ...: the
+-- file examples/NAME/app.lua, rendered with the layout and runtime options
+-- it gives Async.main).
 -- The default prints rt:render(url).html (the route boundary and the
 -- snapshot); --document prints rt:render_document(url).html; --stream prints
 -- each chunk of rt:render_stream(url, write) with the (virtual) time it was
@@ -21,8 +24,23 @@ for i = 3, #arg do flags[arg[i]] = true end
 local loop = Async.manual_loop()
 Async.set_loop(loop)
 
-local app = require("examples." .. name)
-local rt = Async.create_app(app, { env = "development" })
+local app
+local opts = { env = "development" }
+if name:find("/", 1, true) then
+  -- loaded, not run: Async.main returns the app; keep the options it was given
+  local main = Async.main
+  Async.main = function(a, o)
+    o = o or {}
+    opts.layout = o.layout
+    for k, v in pairs(o.runtime or {}) do opts[k] = v end
+    return a
+  end
+  app = dofile("examples/" .. name .. ".lua")
+  Async.main = main
+else
+  app = require("examples." .. name)
+end
+local rt = Async.create_app(app, opts)
 
 local co = coroutine.create(function()
   if flags["--stream"] then

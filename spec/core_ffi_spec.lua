@@ -1,15 +1,16 @@
--- The cdef in lua/async/core.lua mirrors src/core/core.h: sizes and field
--- offsets agree with what the C library reports, and the flag constants of
--- the Lua side match the header.
+-- The FFI declarations are generated from src/core/core.h and layout.h
+-- (lua/async/kernel/cdef.lua; make test's C stage compares every struct size
+-- and offset with the C compiler's), the flag constants of the Lua side match
+-- the header, and bad ids are refused at the C boundary.
 local ffi = require("ffi")
 require("async")   -- the kernel creates the default scheduler
 local core = require("async.kernel.core")
 
 local C = core.C
 
-local function read_header()
+local function read_header(name)
   local path
-  for _, p in ipairs({ "src/core/core.h", "../src/core/core.h" }) do
+  for _, p in ipairs({ "src/core/" .. (name or "core.h"), "../src/core/" .. (name or "core.h") }) do
     local f = io.open(p)
     if f then f:close(); path = p; break end
   end
@@ -21,9 +22,11 @@ local function read_header()
 end
 
 describe("core FFI: the cdef mirrors core.h", function()
-  it("ac_node and ac_edge sizes equal the library's", function()
-    assert.equal(C.ac_node_size(), ffi.sizeof("ac_node"))
-    assert.equal(C.ac_link_size(), ffi.sizeof("ac_edge"))
+  it("is the one generated from the headers", function()
+    local cdef = require("async.kernel.cdef")
+    assert.truthy(cdef:find("struct ac_graph {", 1, true))
+    assert.truthy(cdef:find("AC_BAD_ID", 1, true))
+    assert.equal(ffi.sizeof("ac_node"), core.stats().node_bytes)
   end)
 
   it("memory budget: node <= 64 bytes, edge <= 48 bytes", function()
@@ -62,17 +65,10 @@ describe("core FFI: the cdef mirrors core.h", function()
     C.ac_node_free(G, s)
   end)
 
-  it("every shared struct has the size the C compiler gives it", function()
-    for _, name in ipairs({ "ac_node", "ac_edge", "ac_job", "ac_queue", "ac_set", "ac_sched",
-                            "ac_pull_frame", "ac_graph" }) do
-      assert.equal(C.ac_sizeof(name), ffi.sizeof(name), name)
-    end
-    assert.equal(-1, C.ac_sizeof("nope"))
-  end)
-
-  it("the header's structs and prototypes are all declared in the cdef", function()
+  it("the headers' structs and prototypes are all declared in the cdef", function()
     local h = read_header()
     if not h then pending("src/core/core.h not found from the current directory") return end
+    h = h .. read_header("layout.h")
     for name in h:gmatch("typedef struct (ac_[%w_]+)") do
       assert.is_true(pcall(ffi.typeof, "struct " .. name), "struct " .. name .. " missing from the cdef")
     end
@@ -105,5 +101,44 @@ describe("core FFI: the cdef mirrors core.h", function()
     end
     -- the embedder's ERROR bit is in the range core.h leaves to the embedder
     assert.is_true(core.ERROR >= bit.lshift(1, 9) and core.ERROR < bit.lshift(1, core.KIND_SHIFT))
+  end)
+end)
+
+describe("core FFI: bad ids are refused at the C boundary", function()
+  it("every entry point answers AC_BAD_ID for an id out of range or freed", function()
+    local G = core.G
+    local gone = C.ac_node_new(G, core.SIGNAL, 0, -1)
+    assert.equal(0, C.ac_node_free(G, gone))
+    for _, id in ipairs({ 0, -1, 50000000, G.node_top, gone }) do
+      assert.equal(core.BAD_ID, C.ac_write(G, id))
+      assert.equal(core.BAD_ID, C.ac_begin(G, id))
+      assert.equal(core.BAD_ID, C.ac_end(G, id))
+      assert.equal(core.BAD_ID, C.ac_pull(G, id))
+      assert.equal(core.BAD_ID, C.ac_dispose(G, id, 0))
+      assert.equal(core.BAD_ID, C.ac_node_free(G, id))
+      assert.equal(core.BAD_ID, C.ac_touch(G, id))
+      assert.equal(core.BAD_ID, C.ac_task_abort(G, id))
+      assert.equal(0, C.ac_task_start(G, id))
+    end
+  end)
+
+  it("a signal's id cannot be written, so `s.id = 5e7; s()` raises instead of crashing", function()
+    local Async = require("async")
+    local s = Async.signal(1)
+    assert.has_error(function() s.id = 5e7 end)
+    assert.equal(1, s())
+    local c = Async.computed(function() return s() + 1 end)
+    assert.has_error(function() c.id = 5e7 end)
+    assert.equal(2, c())
+  end)
+
+  it("a forged async signal id raises a bad id error", function()
+    local Async = require("async")
+    local a = Async.async_signal(function() return 1 end, { initial = 0 })
+    local id = a.id
+    a.id = 50000000
+    assert.has_error(function() a:set(2) end, "async: bad id (-2) publishing an async signal")
+    assert.has_error(function() a:restore({ value = 1 }) end)
+    a.id = id
   end)
 end)

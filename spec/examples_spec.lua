@@ -22,7 +22,7 @@ local CASES = {
   </template>
     <h1 signal:text="product.title">Keyboard</h1>
   
-</section></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"product":{"loading":false,"status":"ready","value":{"price":129.5,"title":"Keyboard"},"version":1},"router.error":null,"router.params":{"id":"sku-1"},"router.path":"/products/sku-1","router.pending":false,"router.query":{},"router.route":"/products/:id","router.url":"/products/sku-1"}}</script>]==] },
+</section></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"product":{"error":null,"loading":false,"status":"ready","value":{"price":129.5,"title":"Keyboard"},"version":1},"productId":"sku-1","router.error":null,"router.params":{"id":"sku-1"},"router.path":"/products/sku-1","router.pending":false,"router.query":{},"router.route":"/products/:id","router.url":"/products/sku-1"}}</script>]==] },
   { "product", "/products/sku-404", "render", status = 200, html = [==[
 <section async:boundary="route"><section async:boundary="product">
   <template async:loading="product">
@@ -36,7 +36,7 @@ local CASES = {
   </template>
     <p signal:text="product.$error.message">Product sku-404 was not found</p>
   
-</section></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"product":{"error":{"code":"not-found","message":"Product sku-404 was not found","name":"Error"},"loading":false,"status":"error","version":1},"router.error":null,"router.params":{"id":"sku-404"},"router.path":"/products/sku-404","router.pending":false,"router.query":{},"router.route":"/products/:id","router.url":"/products/sku-404"}}</script>]==] },
+</section></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"product":{"error":{"code":"not-found","message":"Product sku-404 was not found","name":"Error"},"loading":false,"status":"error","value":null,"version":1},"productId":"sku-404","router.error":null,"router.params":{"id":"sku-404"},"router.path":"/products/sku-404","router.pending":false,"router.query":{},"router.route":"/products/:id","router.url":"/products/sku-404"}}</script>]==] },
   { "components", "/", "render", status = 200, html = [==[
 <section async:boundary="route"><div id="app"><button
   type="button"
@@ -50,7 +50,7 @@ local CASES = {
   Toggle
 </button><article async:boundary="home.Product.1.product">
   <template async:loading="home.Product.1.product"><p>Loading...</p></template><template async:ready="home.Product.1.product"><h1 signal:text="home.Product.1.product.title"></h1></template><template async:error="home.Product.1.product"><p signal:text="home.Product.1.product.$error.message"></p></template><h1 signal:text="home.Product.1.product.title">Keyboard</h1>
-</article><h2 async:boundary="home.ProductTitle.1.product"><template async:ready="home.ProductTitle.1.product"><span signal:text="home.ProductTitle.1.product.title"></span></template><span signal:text="home.ProductTitle.1.product.title">Headphones</span></h2></div></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"home.Product.1.product":{"loading":false,"status":"ready","value":{"title":"Keyboard"},"version":1},"home.ProductTitle.1.product":{"loading":false,"status":"ready","value":{"title":"Headphones"},"version":1},"home.Toggle.1.signal.1":false,"router.error":null,"router.params":{},"router.path":"/","router.pending":false,"router.query":{},"router.route":"/","router.url":"/"}}</script>]==] },
+</article><h2 async:boundary="home.ProductTitle.1.product"><template async:ready="home.ProductTitle.1.product"><span signal:text="home.ProductTitle.1.product.title"></span></template><span signal:text="home.ProductTitle.1.product.title">Headphones</span></h2></div></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"home.Product.1.product":{"error":null,"loading":false,"status":"ready","value":{"title":"Keyboard"},"version":1},"home.ProductTitle.1.product":{"error":null,"loading":false,"status":"ready","value":{"title":"Headphones"},"version":1},"home.Toggle.1.signal.1":false,"router.error":null,"router.params":{},"router.path":"/","router.pending":false,"router.query":{},"router.route":"/","router.url":"/"}}</script>]==] },
   { "streaming", "/products/sku-1", "stream", chunks = {
       { 0, [==[
 <!doctype html>
@@ -69,18 +69,18 @@ local CASES = {
     <ul><li signal:text="recs.1.title"></li><li signal:text="recs.2.title"></li></ul>
   </template>
   <template async:error="recs"><p>No recommendations (<span signal:text="recs.$error.code"></span>)</p></template><p>Loading recommendations...</p>
-</aside></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"product":{"loading":true,"status":"loading","version":1},"recs":{"loading":true,"status":"loading","version":1},"router.error":null,"router.params":{"id":"sku-1"},"router.path":"/products/sku-1","router.pending":false,"router.query":{},"router.route":"/products/:id","router.url":"/products/sku-1"}}</script>]==] },
+</aside></section><script type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{"product":{"error":null,"loading":true,"status":"loading","value":null,"version":1},"productId":"sku-1","recs":{"error":null,"loading":true,"status":"loading","value":null,"version":1},"router.error":null,"router.params":{"id":"sku-1"},"router.path":"/products/sku-1","router.pending":false,"router.query":{},"router.route":"/products/:id","router.url":"/products/sku-1"}}</script>]==] },
       { 50, [==[
 <template async:fill="product">
     <article>
       <h1 signal:text="product.title">Keyboard</h1>
       <button type="button" on:click="selectProduct">Select</button>
     </article>
-  </template><script type="application/json" async:patch>{"signals":{"product":{"loading":false,"status":"ready","value":{"id":"sku-1","title":"Keyboard"},"version":1}}}</script>]==] },
+  </template><script type="application/json" async:patch>{"seq":1,"signals":{"product":{"error":null,"loading":false,"status":"ready","value":{"id":"sku-1","title":"Keyboard"},"version":1}}}</script>]==] },
       { 200, [==[
 <template async:fill="recs">
     <ul><li signal:text="recs.1.title">Wrist rest</li><li signal:text="recs.2.title">Keycaps</li></ul>
-  </template><script type="application/json" async:patch>{"signals":{"recs":{"loading":false,"status":"ready","value":[{"title":"Wrist rest"},{"title":"Keycaps"}],"version":1}}}</script>]==] },
+  </template><script type="application/json" async:patch>{"seq":2,"signals":{"recs":{"error":null,"loading":false,"status":"ready","value":[{"title":"Wrist rest"},{"title":"Keycaps"}],"version":1}}}</script>]==] },
       { 200, [==[
 </main></body></html>]==] },
       { 200, [==[

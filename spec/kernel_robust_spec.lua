@@ -278,3 +278,29 @@ describe("kernel robustness", function()
     end)
   end)
 end)
+
+describe("abort tokens", function()
+  it("a callback that unregisters another during cancel: the rest still run, the unregistered one does not", function()
+    local token = Async.abort_token()
+    local ran = {}
+    local off_b
+    token:on_abort(function() ran[#ran + 1] = "a"; off_b() end)
+    off_b = token:on_abort(function() ran[#ran + 1] = "b" end)
+    token:on_abort(function() ran[#ran + 1] = "c" end)
+    token:cancel("x")
+    assert.are.same({ "a", "c" }, ran)
+  end)
+
+  it("many registrations undone on a long-lived token do not pile up", function()
+    local token = Async.abort_token()
+    for _ = 1, 10000 do
+      local off = token:on_abort(function() end)
+      off()
+    end
+    assert.is_true(#token._cbs < 32)
+    local ran = false
+    token:on_abort(function() ran = true end)
+    token:cancel()
+    assert.is_true(ran)
+  end)
+end)

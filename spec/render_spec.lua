@@ -2,6 +2,7 @@
 -- of boundaries in every status, escaping of hostile values, the fragment and
 -- document forms, statuses and router.* signals, partial results, hard
 -- errors, validation and read_snapshot. Tables of cases with exact bytes.
+local E = require("support.errors")
 local Async = require("async")
 
 local HOSTILE = '</script><script>alert(1)</script>"\'<!--<img src=x onerror=alert(1)>'
@@ -287,13 +288,16 @@ describe("render: fragment and document forms", function()
     assert.are.same({ ["product:1"] = { id = 1 } }, Async.read_snapshot(out.html).cache.browser)
   end)
 
-  it("the snapshot holds only the signals the page needs, plus client state", function()
+  -- protocol.md "SSR output" (the contract this row used to contradict: it
+  -- asserted "only the signals the page needs, plus client state")
+  it("the snapshot holds every signal whose id does not start with _, computeds excepted", function()
     local rt = Async.create_app(make_app('<i signal:text="a"></i><b on:click="go(b)">x</b>',
-      { a = 1, b = 2, c = 3, d = 4 }, { handler = { go = function() end } }), { client_signals = { "d" } })
+      { a = 1, b = 2, c = 3, d = 4, _private = 5, twice = Async.computed(function() return 2 end) },
+      { handler = { go = function() end } }), { client_signals = { "d" } })
     local s = rt:render("/").signals
-    assert.are.same({ 1, 2, nil, 4 }, { s.a, s.b, s.c, s.d })
-    rt:client_signal("c")
-    assert.are.equal(3, rt:render("/").signals.c)
+    assert.are.same({ 1, 2, 3, 4 }, { s.a, s.b, s.c, s.d })
+    assert.is_nil(s._private)
+    assert.is_nil(s.twice)
   end)
 end)
 
@@ -507,6 +511,6 @@ describe("Async.read_snapshot", function()
   end
 
   it("a non-string argument is an error", function()
-    assert.has_error(function() Async.read_snapshot(nil) end, "read_snapshot expects an HTML string, got nil")
+    E.has_error(function() Async.read_snapshot(nil) end, "read_snapshot expects an HTML string, got nil")
   end)
 end)

@@ -2,6 +2,7 @@
 -- boundaries in settle order (each once), inlining of boundaries settled
 -- before the shell, timeouts and raising async signals rendering the error
 -- template, and write(nil) at the end of every stream. Exact bytes.
+local E = require("support.errors")
 local Async = require("async")
 
 local loop
@@ -70,19 +71,21 @@ describe("render_stream: order", function()
     assert.are.equal(3, #chunks)
     loop:advance(10)
     assert.are.equal("dead", coroutine.status(co))
-    local function fill(id, name, version)
+    -- seq counts the patches of the response from 1 (protocol.md "Streaming")
+    local function fill(id, name, version, seq)
       return '<template async:fill="' .. id .. '"><b signal:text="' .. id .. '.name">' .. name .. "</b></template>" ..
-        '<script type="application/json" async:patch>{"signals":{"' .. id .. '":{"loading":false,"status":"ready",' ..
-        '"value":{"name":"' .. name .. '"},"version":' .. version .. "}}}</script>"
+        '<script type="application/json" async:patch>{"seq":' .. seq .. ',"signals":{"' .. id .. '":{"error":null,' ..
+        '"loading":false,"status":"ready","value":{"name":"' .. name .. '"},"version":' .. version .. "}}}</script>"
     end
-    assert.are.same({ chunks[1], fill("c", "C", 1), fill("b", "B", 1), fill("a", "A", 1), "<END>" }, chunks)
+    assert.are.same({ chunks[1], fill("c", "C", 1, 1), fill("b", "B", 1, 2), fill("a", "A", 1, 3), "<END>" }, chunks)
   end)
 
   it("the shell's snapshot shows the pending boundaries loading", function()
     local rt = make_rt(boundary("a"), { a = after(10, { name = "A" }) })
     local chunks = stream(rt, { document = false })
     local snap = Async.read_snapshot(chunks[1])
-    assert.are.same({ loading = true, status = "loading", version = 1 }, snap.signals.a)
+    assert.are.same({ loading = true, status = "loading", version = 1, value = Async.null, error = Async.null },
+      snap.signals.a)
     loop:advance(10)
   end)
 
@@ -134,8 +137,8 @@ describe("render_stream: order", function()
     local chunks = stream(rt, { document = false })
     loop:advance(10)
     local patch = chunks[2]:match("<script type=\"application/json\" async:patch>(.-)</script>$")
-    assert.are.equal('{"signals":{"a":{"loading":false,"status":"ready","value":{"name":"A"},"version":1},' ..
-      '"count":7}}', patch)
+    assert.are.equal('{"seq":1,"signals":{"a":{"error":null,"loading":false,"status":"ready","value":{"name":"A"},' ..
+      '"version":1},"count":7}}', patch)
   end)
 
   it("a boundary nested in a pending one is sent with its parent, not before", function()
@@ -165,9 +168,9 @@ describe("render_stream: timeouts and errors", function()
     assert.are.equal(4, #chunks)
     assert.truthy(chunks[2]:find('^<template async:fill="fast">'))
     assert.are.equal('<template async:fill="slow"><em signal:text="slow.$error.code">timeout</em></template>' ..
-      '<script type="application/json" async:patch>{"signals":{"slow":{"error":{"code":"timeout",' ..
+      '<script type="application/json" async:patch>{"seq":2,"signals":{"slow":{"error":{"code":"timeout",' ..
       '"message":"Boundary slow timed out after 100 ms","name":"TimeoutError"},"loading":false,"status":"error",' ..
-      '"version":1}}}</script>', chunks[3])
+      '"value":null,"version":1}}}</script>', chunks[3])
     assert.are.equal("<END>", chunks[4])
     -- the timed-out run was cancelled: it never commits later
     loop:advance(1000)
@@ -183,8 +186,9 @@ describe("render_stream: timeouts and errors", function()
     loop:advance(20)
     assert.are.equal("dead", coroutine.status(co))
     assert.are.equal('<template async:fill="bad"><em signal:text="bad.$error.code">E_BOOM</em></template>' ..
-      '<script type="application/json" async:patch>{"signals":{"bad":{"error":{"code":"E_BOOM","message":"boom",' ..
-      '"name":"Error"},"loading":false,"status":"error","version":1}}}</script>', chunks[2])
+      '<script type="application/json" async:patch>{"seq":1,"signals":{"bad":{"error":{"code":"E_BOOM",' ..
+      '"message":"boom","name":"Error"},"loading":false,"status":"error","value":null,"version":1}}}</script>',
+      chunks[2])
     assert.truthy(chunks[3]:find('^<template async:fill="good"><b signal:text="good.name">G</b></template>'))
     assert.are.equal("<END>", chunks[4])
   end)
@@ -206,9 +210,8 @@ describe("render_stream: timeouts and errors", function()
 
   it("must run in a coroutine and needs a write function", function()
     local rt = make_rt("<p>x</p>", {})
-    assert.has_error(function() rt:render_stream("/", function() end) end,
-      "render_stream must be called from a coroutine")
-    assert.has_error(function() rt:render_stream("/", nil) end, "render_stream expects a write function, got nil")
+    E.has_error(function() rt:render_stream("/", function() end) end, "render_stream must be called from a coroutine")
+    E.has_error(function() rt:render_stream("/", nil) end, "render_stream expects a write function, got nil")
   end)
 
   it("returns the route status", function()

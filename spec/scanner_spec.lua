@@ -1,6 +1,7 @@
 -- Specs for async.scanner: tokens, compile errors, golden fills, escaping,
 -- prefixes, boundaries, bindings and the plan cache. Tables of cases with
 -- exact expectations.
+local E = require("support.errors")
 local scanner = require("async.html.scanner")
 
 local HOSTILE = "<img src=x onerror=alert(1)>"
@@ -332,7 +333,7 @@ describe("scanner prefixes", function()
   end)
 
   it("rejects bad prefix tables", function()
-    assert.has_error(function() scanner.compile("x", { prefixes = { signal = "" } }) end,
+    E.has_error(function() scanner.compile("x", { prefixes = { signal = "" } }) end,
       "scanner: prefixes.signal has an empty prefix")
   end)
 end)

@@ -1,50 +1,149 @@
 #!/usr/bin/env bash
 # Runs every test suite of asyncrt and ends with one line "N passed, N failed".
-# Stages: C core tests, busted specs (LuaJIT, then under asyncrt when it is
-# built), luacheck, and the rock check (luarocks make into a scratch tree).
+#
+# Counting is honest: a suite that crashes, hangs (each run has a time limit)
+# or reports nothing counts as failed; pending cases are counted and printed.
+# Stages:
+#   C tests            src/core and src/http, each "N passed, N failed"
+#   busted, together   every spec file in one LuaJIT process: its cases are counted
+#   busted, alone      each spec file in a process of its own: one check per file
+#   busted, asyncrt    the specs tagged `loop`, under build/asyncrt
+#   browser            client/async.js in Debian's Chromium (spec/browser), when installed
+#   sanitize, valgrind make sanitize (ASan+UBSan) and make valgrind, one check each
+#   luacheck, rock     one check each
 set -u
 cd "$(dirname "$0")/.."
-passed=0; failed=0
+passed=0; failed=0; pending=0
 logdir=build/test-logs; mkdir -p "$logdir"
+FILE_LIMIT=${FILE_LIMIT:-600}   # seconds per spec file run alone
+ALL_LIMIT=${ALL_LIMIT:-1800}    # seconds for all spec files together
 
 add() { passed=$((passed + $1)); failed=$((failed + $2)); }
 stage() { printf '\n== %s\n' "$1"; }
 
-# busted's terminal summary: "N successes / N failures / N errors / N pending"
-busted_counts() {
-  local log=$1 s f e
-  s=$(grep -Eo '[0-9]+ successes?' "$log" | tail -1 | grep -Eo '^[0-9]+')
-  f=$(grep -Eo '[0-9]+ failures?' "$log" | tail -1 | grep -Eo '^[0-9]+')
-  e=$(grep -Eo '[0-9]+ errors?' "$log" | tail -1 | grep -Eo '^[0-9]+')
-  echo "${s:-0} $(( ${f:-0} + ${e:-0} ))"
+# busted -o json: prints "P F E S" (successes, failures, errors, pending) or
+# nothing when the output is not a complete report (a crash, a hang)
+json_counts() {
+  luajit -e '
+    local ok, cjson = pcall(require, "cjson")
+    local s = io.read("*a")
+    local j = s:find("{", 1, true)
+    if not ok or not j then os.exit(1) end
+    local r = cjson.decode(s:sub(j))
+    if type(r) ~= "table" or not r.successes then os.exit(1) end
+    io.stdout:write(#r.successes, " ", #r.failures, " ", #r.errors, " ", #r.pendings, "\n"); io.stdout:flush()
+    for _, k in ipairs({ "failures", "errors" }) do
+      for _, t in ipairs(r[k]) do
+        io.stderr:write(k, ": ", t.name or "?", "\n  ", tostring(t.message or ""):sub(1, 2000), "\n")
+        if t.trace and t.trace.traceback then io.stderr:write(t.trace.traceback:sub(1, 1500), "\n") end
+      end
+    end
+    for _, t in ipairs(r.pendings) do io.stderr:write("pending: ", t.name or "?", "\n") end' 2>&1
 }
 
-stage "C core tests"
-if build/test_core > "$logdir/core.log" 2>&1; then rc=0; else rc=$?; fi
-cat "$logdir/core.log"
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/core.log" | tail -1)
-if [ -n "$line" ]; then
-  p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
-  add "$p" "$f"
-  [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
-else
-  add 0 1
-fi
+# runs busted with a time limit; counts its cases; a run without a complete
+# report counts as one failure
+run_busted() {  # name limit busted-args...
+  local name=$1 limit=$2; shift 2
+  local log="$logdir/$name.json" out
+  timeout "$limit" busted -o json "$@" > "$log" 2> "$logdir/$name.stderr"
+  local rc=$?
+  out=$(json_counts < "$log")
+  local counts
+  counts=$(printf '%s\n' "$out" | head -1)
+  if [ "$rc" = 124 ] || ! printf '%s' "$counts" | grep -Eq '^[0-9]+[[:space:]]+[0-9]+[[:space:]]+[0-9]+[[:space:]]+[0-9]+$'; then
+    echo "  $name: no complete report (exit $rc$( [ "$rc" = 124 ] && echo ", time limit ${limit}s")): counted as failed"
+    tail -20 "$logdir/$name.stderr" "$log" 2>/dev/null | sed 's/^/    /'
+    RB_P=0; RB_F=1; RB_S=0
+    return
+  fi
+  read -r s f e p <<<"$counts"
+  printf '%s\n' "$out" | tail -n +2 | sed 's/^/  /'
+  RB_P=$s; RB_F=$((f + e)); RB_S=$p
+  [ "$rc" = 0 ] || [ "$RB_F" -gt 0 ] || { echo "  $name: busted exited $rc with no failure reported: counted as failed"; RB_F=1; }
+}
 
-stage "busted specs (luajit)"
-busted --lua=luajit -o utfTerminal --exclude-tags=loop spec > "$logdir/busted.log" 2>&1
-cat "$logdir/busted.log"
-read -r p f <<<"$(busted_counts "$logdir/busted.log")"
-[ "$p" = 0 ] && [ "$f" = 0 ] && f=1   # busted died before running anything
-add "$p" "$f"
+# a C test program that ends with "N passed, N failed"
+c_tests() {  # title binary log
+  stage "$1"
+  if [ ! -x "$2" ]; then echo "  $2 is not built"; add 0 1; return; fi
+  if timeout "$FILE_LIMIT" "$2" > "$logdir/$3" 2>&1; then rc=0; else rc=$?; fi
+  tail -3 "$logdir/$3"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$3" | tail -1)
+  if [ -n "$line" ]; then
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    add "$p" "$f"
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
+  else
+    add 0 1
+  fi
+}
+
+c_tests "C core tests (src/core)" build/test_core core.log
+c_tests "C HTTP shim tests (src/http)" build/test_http http.log
+
+stage "busted: every spec file together, one LuaJIT process"
+run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
+echo "  $RB_P passed, $RB_F failed, $RB_S pending"
+add "$RB_P" "$RB_F"; pending=$((pending + RB_S))
+
+stage "busted: each spec file alone (one check per file)"
+alone_p=0; alone_f=0
+for f in spec/*_spec.lua; do
+  n=$(basename "$f" .lua)
+  run_busted "alone-$n" "$FILE_LIMIT" --lua=luajit --exclude-tags=loop "$f"
+  if [ "$RB_F" = 0 ]; then alone_p=$((alone_p + 1)); else alone_f=$((alone_f + 1)); echo "  FAILED alone: $f"; fi
+done
+echo "  $alone_p files passed alone, $alone_f failed"
+add "$alone_p" "$alone_f"
 
 if [ -x build/asyncrt ]; then
-  stage "busted specs under asyncrt (tag: loop)"
-  busted --lua=build/asyncrt -o utfTerminal --tags=loop spec > "$logdir/busted-asyncrt.log" 2>&1
-  cat "$logdir/busted-asyncrt.log"
-  read -r p f <<<"$(busted_counts "$logdir/busted-asyncrt.log")"
-  add "$p" "$f"
+  stage "busted: specs tagged loop, under build/asyncrt"
+  run_busted asyncrt "$ALL_LIMIT" --lua=build/asyncrt --tags=loop spec
+  echo "  $RB_P passed, $RB_F failed, $RB_S pending"
+  add "$RB_P" "$RB_F"; pending=$((pending + RB_S))
 fi
+
+if [ -x spec/browser/run.sh ]; then
+  stage "browser: client/async.js in Chromium"
+  if spec/browser/run.sh > "$logdir/browser.log" 2>&1; then rc=0; else rc=$?; fi
+  tail -15 "$logdir/browser.log"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser.log" | tail -1)
+  if [ -n "$line" ]; then
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    add "$p" "$f"
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
+  else
+    add 0 1
+  fi
+fi
+
+if [ -x spec/browser/e2e-ngx.sh ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/chromium ]; then
+  stage "browser: the examples inside nginx (e2e.mjs against async.ngx)"
+  if spec/browser/e2e-ngx.sh > "$logdir/browser-ngx.log" 2>&1; then rc=0; else rc=$?; fi
+  tail -8 "$logdir/browser-ngx.log"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser-ngx.log" | tail -1)
+  if [ -n "$line" ]; then
+    p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}
+    add "$p" "$f"
+    [ "$rc" = 0 ] || [ "$f" != 0 ] || add 0 1
+  else
+    add 0 1
+  fi
+fi
+
+# a make target that must pass, counted as one check
+make_check() {  # title target log
+  stage "$1"
+  if timeout "$ALL_LIMIT" make -s "$2" > "$logdir/$3" 2>&1; then
+    add 1 0; grep -E "passed, |successes|ERROR SUMMARY" "$logdir/$3" | tail -4
+  else
+    add 0 1; tail -40 "$logdir/$3"
+  fi
+}
+
+make_check "memory safety: C tests and specs under ASan+UBSan (make sanitize)" sanitize sanitize.log
+make_check "memory safety: C tests under valgrind (make valgrind)" valgrind valgrind.log
 
 stage "luacheck"
 if luacheck -q --no-color lua spec bench examples > "$logdir/luacheck.log" 2>&1; then
@@ -71,5 +170,6 @@ fi
 rm -rf "$tree"
 
 echo
+[ "$pending" = 0 ] || echo "($pending pending cases, listed above)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

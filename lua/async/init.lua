@@ -17,7 +17,7 @@ local html = require("async.html.template")
 local component = require("async.html.component")
 local ssr = require("async.ssr")
 
-local type, error, pairs, tostring, pcall = type, error, pairs, tostring, pcall
+local type, error, pairs, tostring, pcall, rawget, tonumber = type, error, pairs, tostring, pcall, rawget, tonumber
 
 local _M = {}
 
@@ -28,11 +28,13 @@ for _, name in ipairs({ "signal", "computed", "effect", "scope", "batch", "trans
   _M[name] = kernel[name]
 end
 _M.errors = kernel.errors
+local errors = kernel.errors
 
 -- loops and waiting (luv is loaded only when a luv loop is first needed)
 _M.delay = loop.delay
 _M.await = loop.await
 _M.manual_loop = loop.manual_loop
+_M.ngx_loop = loop.ngx_loop
 _M.get_loop = loop.get_loop
 _M.set_loop = loop.set_loop
 _M.now = loop.now
@@ -62,7 +64,7 @@ end
 
 --- Declares an async signal for a hub (instantiated per runtime, never run here).
 function _M.define_async(fn, opts)
-  if type(fn) ~= "function" then error("define_async expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("define_async expects a function, got " .. type(fn)) end
   return { __async_decl = true, fn = fn, opts = opts }
 end
 
@@ -77,13 +79,108 @@ function _M.use(kind, map)
   if type(kind) == "table" and map == nil then
     for k, m in pairs(kind) do
       if kernel.is_signal(m) or kernel.is_computed(m) or kernel.is_async(m) then
-        error("Async.use: pass { signal = { id = value } }, got a signal under '" .. tostring(k) .. "'", 2)
+        errors.argument("Async.use: pass { signal = { id = value } }, got a signal under '" .. tostring(k) .. "'")
       end
     end
   end
   local ok, err = pcall(hub.use, hub, kind, map)
   if not ok then error(err, 2) end
   return _M
+end
+
+-- ===== serving =====
+
+-- options of Async.serve that belong to the transport (the rest go to the
+-- request core, async.server.core)
+local TRANSPORT_OPTS = { host = true, port = true, timeouts = true, high_water = true, backlog = true }
+
+--- Serves apps over HTTP/1.1 on the luv loop (lua-api.md "Serving"); returns
+-- once listening: { port =, host =, url =, close = fn } or nil, err (the
+-- address could not be bound). opts: those of the request core
+-- (docs/endpoints.md: app | apps, public, root, env, layout, csp, limits,
+-- log, ...) and of the transport (docs/http.md: host, port, timeouts, ...).
+-- `public` relative paths are taken from the calling script's folder.
+function _M.serve(opts)
+  if type(opts) ~= "table" then error("Async.serve expects an options table, got " .. type(opts), 2) end
+  local core = require("async.server.core")
+  local transport = require("async.transport.luv")
+  local copts, topts = {}, {}
+  for k, v in pairs(opts) do
+    if TRANSPORT_OPTS[k] then topts[k] = v else copts[k] = v end
+  end
+  if copts.root == nil and type(copts.public) == "string" and copts.public:sub(1, 1) ~= "/" then
+    local src = debug.getinfo(2, "S").source
+    copts.root = src:sub(1, 1) == "@" and (src:sub(2):match("^(.*)/[^/]*$") or ".") or "."
+  end
+  local ok, handle = pcall(core.new, copts)
+  if not ok then error(handle, 2) end
+  local log = copts.log
+  topts.limits = copts.limits
+  topts.error_response = core.error_response
+  -- the core logs every request it answers; the transport only those it
+  -- refused before the core saw them (malformed, too large, timed out)
+  if log ~= nil and log ~= false then
+    local user = type(log) == "function" and log or nil
+    topts.log = function(entry)
+      if not entry.refused then return end
+      if user then return user(entry) end
+      io.stderr:write(string.format('%s "%s %s" %d %d %dms refused %s\n', tostring(entry.remote or "-"),
+        tostring(entry.method or "-"), tostring(entry.path or "-"), entry.status, entry.bytes or 0,
+        entry.ms or 0, tostring(entry.error or "")))
+    end
+  end
+  topts.host = topts.host or "127.0.0.1"
+  topts.port = topts.port or 8080
+  local srv, err = transport.listen(topts, handle)
+  if not srv then return nil, err end
+  return srv
+end
+
+-- Is the caller of Async.main the script being run? `return Async.main(app)`
+-- is a tail call, so the app file's own frame is gone: the script being run
+-- has no Lua frame above it (asyncrt and luajit call it from C), while a
+-- file loaded by dofile/require/a spec has its loader's chunk above.
+local function called_from_main_script()
+  local script = rawget(_G, "arg") and _G.arg[0]
+  if type(script) ~= "string" then return false end
+  local lua_frames, first = 0, nil
+  for level = 3, 200 do
+    local info = debug.getinfo(level, "S")
+    if info == nil then break end
+    if info.what ~= "C" then
+      lua_frames = lua_frames + 1
+      first = first or info.source
+    end
+  end
+  if lua_frames == 0 then return true end
+  local function norm(p) return (p:gsub("^@", ""):gsub("^%./", ""):gsub("/%./", "/")) end
+  return lua_frames == 1 and norm(first) == norm(script)   -- not a tail call
+end
+
+--- Ends an app file: `return Async.main(app, opts)`. When the file is the
+-- script being run (`asyncrt examples/counter/app.lua`) it serves the app
+-- (Async.serve with HOST and PORT from the environment, default
+-- 127.0.0.1:8080, and `public` relative to the file) and prints the URL;
+-- when the file is loaded by something else (a gallery, a spec) it only
+-- returns the app. opts are Async.serve's (opts.apps mounts more apps).
+function _M.main(app, opts)
+  if not called_from_main_script() then return app end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.apps == nil then o.app = o.app or app end
+  o.host = o.host or os.getenv("HOST") or "127.0.0.1"
+  o.port = o.port or tonumber(os.getenv("PORT") or "") or 8080
+  if o.log == nil then o.log = true end
+  if o.root == nil then o.root = _G.arg[0]:match("^(.*)/[^/]*$") or "." end
+  local srv, err = _M.serve(o)
+  if not srv then
+    io.stderr:write("asyncrt: cannot listen on ", o.host, ":", tostring(o.port), ": ", tostring(err), "\n")
+    os.exit(1)
+  end
+  print("asyncrt: serving " .. srv.url .. "/")
+  io.stdout:flush()
+  loop.on_shutdown(function() srv:close() end)
+  return app
 end
 
 --- A runtime of the default hub (opts as create_app's).

@@ -253,6 +253,35 @@ test("click -> Lua handler POST with the exact body and headers -> envelope appl
   await t.page.close();
 });
 
+test("mounted under a prefix: the client posts to <prefix>/__async/... (read from its own script URL)", async () => {
+  const page = await browser.context.newPage();
+  const posts = [];
+  const html = M.pages.lab.html.split('src="/__async/client.js"').join('src="/shop/__async/client.js"');
+  await page.route("**/*", async (route) => {
+    const req = route.request(), url = new URL(req.url());
+    if (url.pathname === "/shop/__async/client.js") {
+      return route.fulfill({ status: 200, contentType: "text/javascript", body: fs.readFileSync(CLIENT, "utf8") });
+    }
+    if (/^\/\w+\.js$/.test(url.pathname)) {
+      return route.fulfill({ status: 200, contentType: "text/javascript",
+        body: fs.readFileSync(path.join(HERE, "public", url.pathname.slice(1)), "utf8") });
+    }
+    if (req.method() === "POST") {
+      posts.push(url.pathname);
+      const ex = M.exchanges.find((e) => "/shop" + e.path === url.pathname && isDeepStrictEqual(e.body, req.postDataJSON()));
+      if (!ex) return route.fulfill({ status: 404, contentType: "application/json", body: "{}" });
+      return route.fulfill({ status: ex.status, contentType: "application/json", body: JSON.stringify(ex.response) });
+    }
+    return route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: html });
+  });
+  await page.goto(ORIGIN + "/shop/lab");
+  await ready(page);
+  await page.click("#inc");
+  await page.waitForFunction(() => document.querySelector("#count").textContent === "1");
+  assert.deepEqual(posts, ["/shop/__async/handler/increment"]);
+  await page.close();
+});
+
 test("quick clicks: handler calls go one at a time, in order, each with the previous answer's signals", async () => {
   for (const key of ["lab", "ssr"]) {
     const t = await open(key, { delay: 150 });
@@ -744,7 +773,7 @@ test("e2e.mjs passes against the Lua-backed stand-in server (mock.mjs)", async (
       (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
   });
   assert.equal(out.code, 0, out.stdout + out.stderr);
-  assert.match(out.stdout, /^6 passed, 0 failed, 0 skipped/m);
+  assert.match(out.stdout, /^13 passed, 0 failed, 0 skipped/m);
   assert.ok(fs.readdirSync(shots).length >= 8, "screenshots were not written");
   fs.rmSync(shots, { recursive: true, force: true });
 });

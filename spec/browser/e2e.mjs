@@ -6,9 +6,11 @@
 //   node spec/browser/e2e.mjs --mock            (Lua-backed stand-in, mock.mjs)
 //   node spec/browser/e2e.mjs --mock --defer    (same, client left deferred)
 //
-// Each scenario's page is ASYNC_E2E_<NAME>_URL (absolute, or relative to
-// ASYNC_BASE_URL); the defaults are the examples' routes (docs/client.md,
-// "End-to-end runner", lists the markup each scenario assumes). Only some:
+// ASYNC_BASE_URL is the gallery (build/asyncrt examples/gallery.lua): each
+// scenario's default page is its example under the gallery's prefix
+// (/counter/, /product/products/sku-1, ...); ASYNC_E2E_<NAME>_URL (absolute,
+// or relative to ASYNC_BASE_URL) points a scenario elsewhere. docs/client.md,
+// "End-to-end runner", lists the markup each scenario assumes. Only some:
 // ASYNC_E2E_ONLY=counter,router. Screenshots go to build/screenshots/
 // (ASYNC_E2E_SCREENSHOTS). Prints "N passed, N failed, N skipped"; exits 1
 // when a scenario failed.
@@ -167,7 +169,7 @@ async function counter(ctx) {
   const posts = ctx.net.filter((e) => e.method === "POST");
   assert.equal(posts.length, 6, "one POST per click");
   for (const p of posts) {
-    assert.match(p.path, /^\/__async\/handler\/increment$/);
+    assert.match(p.path, /^(\/[\w.~-]+)*\/__async\/handler\/increment$/, "the handler endpoint (under the app's mount)");
     assert.equal(p.headers["x-async-request"], "1");
     assert.match(p.headers["content-type"], /^application\/json/);
     assert.equal(p.status, 200);
@@ -215,7 +217,8 @@ async function router(ctx) {
   const texts = [(await boundaryTexts(page)).route];
   assert.ok(texts[0] != null, "no route boundary");
   const urls = [page.url()];
-  for (const href of ctx.links) {
+  for (const link of ctx.links) {
+    const href = new URL(link, ctx.url).pathname;
     await page.evaluate((h) => {
       if (document.querySelector(`a[href="${h}"]`)) return;
       const c = document.querySelector("[async\\:container], [data-async-container]") || document.body;
@@ -235,7 +238,9 @@ async function router(ctx) {
     await page.waitForFunction(() => window.Async.signals.get("router.pending") === false, null, { timeout: TIMEOUT });
     const now = (await boundaryTexts(page)).route;
     assert.notEqual(now, texts[texts.length - 1], `the route boundary did not change for ${href}`);
-    assert.equal(await page.evaluate(() => window.Async.signals.get("router.path")), new URL(want).pathname);
+    // router.path is the path inside the app: without the gallery's mount prefix
+    assert.equal(await page.evaluate(() => window.Async.signals.get("router.path")),
+      new URL(want).pathname.slice(ctx.prefix.length) || "/");
     texts.push(now);
     urls.push(want);
     await shot(page, `router-${new URL(want).pathname.replace(/\W+/g, "-")}`);
@@ -307,29 +312,261 @@ async function product(ctx) {
   }
 }
 
+// ===== the examples' own interactions =====
+
+// Waits for a POST to /__async/<kind>/<name> while `act` runs; returns the
+// response (status checked: 200, or 204 for a nil result).
+async function posted(page, kind, name, act) {
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === "POST" &&
+      new URL(r.url()).pathname.endsWith(`/__async/${kind}/${name}`), { timeout: TIMEOUT }),
+    act(),
+  ]);
+  assert.ok([200, 204].includes(resp.status()), `${kind} ${name} answered ${resp.status()}`);
+  const h = resp.request().headers();
+  assert.equal(h["x-async-request"], "1");
+  assert.match(h["content-type"], /^application\/json/);
+  return resp;
+}
+
+// Waits for the route partial a click (or submit) fetches.
+async function partialFetched(page, act) {
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.request().headers()["x-async-boundary"] === "route", { timeout: TIMEOUT }),
+    act(),
+  ]);
+  assert.equal(resp.request().headers().accept, "application/x-async-partial, application/json");
+  return resp;
+}
+
+// product: Refresh is a GET form: the router fetches the route partial
+// again and the product is loaded again (its fetch number goes up), no reload.
+async function productRefresh(ctx) {
+  const { page } = ctx;
+  await openPage(page, ctx.url);
+  await page.evaluate(() => { window.__e2eStay = 1; });
+  await page.waitForFunction(() => window.Async.signals.get("product.$status") === "ready", null, { timeout: TIMEOUT });
+  const fetch0 = await page.evaluate(() => window.Async.signals.get("product.fetch"));
+  assert.ok(Number.isInteger(fetch0), "no product.fetch");
+  await partialFetched(page, () => page.click('form[method="get"] button'));
+  await page.waitForFunction((n) => window.Async.signals.get("product.fetch") > n, fetch0, { timeout: TIMEOUT });
+  await page.waitForFunction(() => window.Async.signals.get("router.pending") === false, null, { timeout: TIMEOUT });
+  const shown = (await boundaryTexts(page)).product;
+  const fetch1 = await page.evaluate(() => window.Async.signals.get("product.fetch"));
+  assert.ok(shown.includes(`fetch #${fetch1}`), `the boundary shows "${shown}", not fetch #${fetch1}`);
+  assert.equal(page.url(), ctx.url, "the refresh changed the URL");
+  assert.equal(await page.evaluate(() => window.__e2eStay), 1, "the refresh reloaded the page");
+  await shot(page, "product-refreshed");
+}
+
+// streaming: the Select buttons arrived inside the fills; each runs the Lua
+// handler `select` with the title it shows.
+async function streamingSelect(ctx) {
+  const { page } = ctx;
+  await openPage(page, ctx.url);
+  for (const id of ["product", "reviews", "recs"]) {
+    await page.waitForFunction((i) => window.Async.signals.get(`${i}.$status`) === "ready", id, { timeout: TIMEOUT });
+  }
+  const out = attr("signal", "text", "selected");
+  assert.equal((await page.textContent(out)).trim(), "nothing yet");
+  const resp = await posted(page, "handler", "select", () => page.click(attr("on", "click", "select(product.title)")));
+  assert.deepEqual(JSON.parse(resp.request().postData()).args, ["Keyboard"]);
+  await textIs(page, out, "Keyboard");
+  await posted(page, "handler", "select", () => page.click(attr("on", "click", "select(recs.2.title)")));
+  await textIs(page, out, "Keycaps");
+  await shot(page, "streaming-selected");
+}
+
+// components: on:attach and on:visible run the page script's browser
+// handlers (no request); a click on a toggle runs the Lua handler `toggle`.
+async function components(ctx) {
+  const { page } = ctx;
+  await openPage(page, ctx.url);
+  const toggle = (k) => `.toggle[data-key="${k}"]`;
+  await page.waitForFunction(() => document.querySelectorAll('.toggle[data-attached="true"]').length === 3, null,
+    { timeout: TIMEOUT });
+  await page.waitForFunction((s) => document.querySelector(s).dataset.visible === "true", toggle("wifi"), { timeout: TIMEOUT });
+  assert.equal(await page.getAttribute(toggle("airplane"), "data-visible"), null, "below the fold, yet visible");
+  await page.waitForFunction(() => window.Async.signals.get("home.Product.1.product.$status") === "ready", null,
+    { timeout: TIMEOUT });
+  assert.equal((await boundaryTexts(page))["home.Product.1.product"], "Keyboard");
+  assert.equal(ctx.net.length, 0, "the lifecycle handlers made requests");
+  const wasOn = await page.evaluate((s) => document.querySelector(s).classList.contains("on"), toggle("bluetooth"));
+  const resp = await posted(page, "handler", "toggle", () => page.click(toggle("bluetooth")));
+  assert.equal(JSON.parse(resp.request().postData()).args[0].key, "bluetooth", "toggle($dataset) sends data-key");
+  await page.waitForFunction(([s, on]) => document.querySelector(s).classList.contains("on") === on,
+    [toggle("bluetooth"), !wasOn], { timeout: TIMEOUT });
+  await shot(page, "components-toggled");
+  await page.locator(toggle("airplane")).scrollIntoViewIfNeeded();
+  await page.waitForFunction((s) => document.querySelector(s).dataset.visible === "true", toggle("airplane"),
+    { timeout: TIMEOUT });
+  const log = (await page.textContent(attr("signal", "text", "lifecycle"))).split("\n");
+  for (const line of ["attach wifi", "attach bluetooth", "attach airplane", "visible wifi", "visible airplane"]) {
+    assert.ok(log.includes(line), `the lifecycle log has no "${line}": ${JSON.stringify(log)}`);
+  }
+  await shot(page, "components-visible");
+}
+
+// server-call: the form's server.greet.say($form) answers the greeting and
+// how often this name was greeted (kept in the server cache across requests).
+async function serverCall(ctx) {
+  const { page } = ctx;
+  await openPage(page, ctx.url);
+  await page.evaluate(() => { window.__e2eStay = 1; });
+  const name = `Ada ${Date.now() % 100000}`;
+  await page.fill('input[name="name"]', name);
+  for (const n of [1, 2]) {
+    const resp = await posted(page, "server", "greet.say", () => page.click("form button"));
+    const req = JSON.parse(resp.request().postData());
+    assert.deepEqual(req.args, [{ name }]);
+    const env = await resp.json();
+    assert.equal(env.signals && env.signals.greeted, n,
+      `greeting ${n} counted ${env.signals && env.signals.greeted}: the server cache did not keep the count across requests`);
+    await textIs(page, attr("signal", "text", "greeting"), `Hello, ${name}!`);
+    await textIs(page, attr("signal", "text", "greeted"), String(n));
+  }
+  await shot(page, "server-call-greeted");
+  await page.fill('input[name="name"]', "  ");
+  await posted(page, "server", "greet.say", () => page.press('input[name="name"]', "Enter"));
+  await textIs(page, attr("signal", "text", "greeting"), "Type a name first.");
+  assert.equal(page.url(), ctx.url, "the form navigated");
+  assert.equal(await page.evaluate(() => window.__e2eStay), 1, "the page reloaded");
+}
+
+// partials: the list partial's cards link to the product partial (nested
+// components), whose link leads back; each click swaps the route boundary.
+async function partials(ctx) {
+  const { page } = ctx;
+  await openPage(page, ctx.url);
+  await page.evaluate(() => { window.__e2eStay = 1; });
+  assert.equal(await page.locator("article.card").count(), 2);
+  const routeText = async () => (await boundaryTexts(page)).route;
+  const list = await routeText();
+  assert.match(list, /^Products Keyboard 129\.50 EUR \*\*\*\*- Headphones 89\.00 EUR \*\*\*\*\*$/);
+  await partialFetched(page, () => page.click("article.card >> nth=1 >> a"));
+  await page.waitForFunction(() => window.Async.signals.get("router.pending") === false, null, { timeout: TIMEOUT });
+  assert.equal(await routeText(), "Headphones 89.00 EUR ***** All products");
+  assert.equal(await page.title(), "Headphones");
+  assert.match(page.url(), /\/products\/sku-2$/);
+  await shot(page, "partials-product");
+  await partialFetched(page, () => page.click("text=All products"));
+  await page.waitForFunction((w) => {
+    const b = document.querySelector('[async\\:boundary="route"], [data-async-boundary="route"]');
+    return b.textContent.replace(/\s+/g, " ").trim() === w;
+  }, list, { timeout: TIMEOUT });
+  assert.equal(page.url(), ctx.url);
+  assert.equal(await page.evaluate(() => window.__e2eStay), 1, "a navigation reloaded the page");
+}
+
+// cache: three panels show one fill (single flight); "Ask again" is a hit
+// within the TTL (same fill); "Read the tip" reads the browser cache, no request.
+async function cache(ctx) {
+  const { page } = ctx;
+  await openPage(page, ctx.url);
+  for (const p of ["a", "b", "c"]) {
+    await page.waitForFunction((i) => window.Async.signals.get(`panel.${i}.$status`) === "ready", p, { timeout: TIMEOUT });
+  }
+  const fills = await page.evaluate(() => ["a", "b", "c"].map((p) => window.Async.signals.get(`panel.${p}.fill`)));
+  assert.ok(fills.every((f) => f === fills[0]), `three fills: ${fills}`);
+  const texts = await boundaryTexts(page);
+  assert.deepEqual(["a", "b", "c"].map((p) => texts[`panel.${p}`]),
+    ["A", "B", "C"].map((p) => `${p}: fill #${fills[0]}`));
+  const resp = await posted(page, "server", "report.check", () => page.click(attr("on", "click", "server.report.check()")));
+  const env = await resp.json();
+  assert.equal(env.value.fill, fills[0],
+    "asked again within the TTL, yet filled again: the server cache did not outlive the page's request");
+  await textIs(page, attr("signal", "text", "report.fill"), String(fills[0]));
+  await shot(page, "cache-hit");
+  const before = ctx.net.length;
+  await page.click(attr("on", "click", "readTip"));
+  await textIs(page, attr("signal", "text", "tip"), await page.evaluate(() => window.Async.cache.get("tip:today")));
+  assert.equal(ctx.net.length, before, "reading the browser cache made a request");
+  await shot(page, "cache-tip");
+}
+
+// ssr: activation changes nothing the server rendered (the snapshot panel
+// aside, which the page script fills); the panel shows the snapshot the
+// client read; the counter then runs over the Lua handler.
+function recordActivation() {
+  window.__mutations = [];
+  document.addEventListener("readystatechange", () => {
+    if (document.readyState !== "interactive") return;
+    new MutationObserver((list) => {
+      for (const m of list) {
+        const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+        if (el && !el.closest("pre.snapshot") && el.closest('[async\\:boundary="route"]')) {
+          window.__mutations.push(`${m.type} ${el.nodeName}`);
+        }
+      }
+    }).observe(document, { childList: true, subtree: true, characterData: true, attributes: true });
+  });
+}
+
+async function ssr(ctx) {
+  const { page } = ctx;
+  await page.addInitScript(recordActivation);
+  await openPage(page, ctx.url);
+  await page.waitForFunction(() => document.querySelector("pre.snapshot").textContent.startsWith("{"), null,
+    { timeout: TIMEOUT });
+  assert.deepEqual(await page.evaluate(() => window.__mutations), [], "activation changed the server's HTML");
+  const shown = JSON.parse(await page.textContent("pre.snapshot"));
+  const inPage = await page.evaluate(() => ({
+    count: window.Async.signals.get("count"), path: window.Async.signals.get("router.path"),
+    cached: window.Async.cache.get("product:123"),
+  }));
+  assert.equal(shown.signals.count, inPage.count);
+  assert.equal(shown.signals["router.path"], inPage.path);
+  assert.deepEqual(shown.cache.browser["product:123"], inPage.cached);
+  assert.deepEqual(inPage.cached, { id: "123", title: "Product 123" });
+  await shot(page, "ssr-snapshot");
+  const out = attr("signal", "text", "count");
+  await posted(page, "handler", "increment", () => page.click(attr("on", "click", "increment")));
+  await textIs(page, out, String(inPage.count + 1));
+  await shot(page, "ssr-after-click");
+}
+
+// The examples' pages under the gallery's prefixes (examples/gallery.lua).
+const GALLERY = {
+  counter: "/counter/", form: "/server-call/", router: "/router/", stream: "/streaming/",
+  product: "/product/products/sku-1", product404: "/product/products/sku-404", components: "/components/",
+  serverCall: "/server-call/", partials: "/partials/", cache: "/cache/", ssr: "/ssr/products/123",
+};
+
 // ===== runner =====
 
 async function main() {
   let mock, base = process.env.ASYNC_BASE_URL;
   if (argv.includes("--mock")) {
-    mock = await startMock({ asyncClient: argv.includes("--defer") ? [] : ["streaming", "product"] });
+    mock = await startMock({ deferClient: argv.includes("--defer") });
   } else if (!base) {
     console.error("usage: ASYNC_BASE_URL=http://host:port node spec/browser/e2e.mjs   (or --mock)");
     process.exit(2);
   }
-  const url = (name, key, def) => {
-    const v = process.env[`ASYNC_E2E_${name}_URL`] || (mock ? mock.urls[key] : def);
+  // a scenario's page: ASYNC_E2E_<NAME>_URL, else the mock's, else the
+  // example's page under the gallery's prefix
+  const url = (name, key) => {
+    const v = process.env[`ASYNC_E2E_${name}_URL`] || (mock ? mock.urls[key] : GALLERY[key]);
     return new URL(v, base || mock.urls.counter).href;
   };
+  // the router example's mount prefix ("" on its own, /router in the gallery)
+  const routerPrefix = process.env.ASYNC_E2E_ROUTER_PREFIX ??
+    (mock || process.env.ASYNC_E2E_ROUTER_URL ? "" : "/router");
   const scenarios = [
-    { name: "client-asset", run: clientAsset, url: url("COUNTER", "counter", "/"), page: false },
-    { name: "counter", run: counter, url: url("COUNTER", "counter", "/products/123") },
-    { name: "form", run: form, url: url("FORM", "form", "/") },
-    { name: "router", run: router, url: url("ROUTER", "router", "/"),
-      links: (process.env.ASYNC_E2E_ROUTER_LINKS || "/products/sku-1,/products/sku-2").split(",") },
-    { name: "streaming", run: streaming, url: url("STREAM", "stream", "/products/sku-1") },
-    { name: "product", run: product, url: url("PRODUCT", "product", "/products/sku-1"),
-      url404: url("PRODUCT_404", "product404", "/products/sku-404") },
+    { name: "client-asset", run: clientAsset, url: url("COUNTER", "counter"), page: false },
+    { name: "counter", run: counter, url: url("COUNTER", "counter") },
+    { name: "form", run: form, url: url("FORM", "form") },
+    { name: "router", run: router, url: url("ROUTER", "router"), prefix: routerPrefix,
+      links: (process.env.ASYNC_E2E_ROUTER_LINKS || "about,products/sku-1,nowhere").split(",") },
+    { name: "streaming", run: streaming, url: url("STREAM", "stream") },
+    { name: "product", run: product, url: url("PRODUCT", "product"), url404: url("PRODUCT_404", "product404") },
+    // the examples' own interactions (examples/NAME/README.md, "Click")
+    { name: "product-refresh", run: productRefresh, url: url("PRODUCT", "product") },
+    { name: "streaming-select", run: streamingSelect, url: url("STREAM", "stream") },
+    { name: "components", run: components, url: url("COMPONENTS", "components") },
+    { name: "server-call", run: serverCall, url: url("SERVER_CALL", "serverCall") },
+    { name: "partials", run: partials, url: url("PARTIALS", "partials") },
+    { name: "cache", run: cache, url: url("CACHE", "cache") },
+    { name: "ssr", run: ssr, url: url("SSR", "ssr") },
   ];
   const only = process.env.ASYNC_E2E_ONLY ? process.env.ASYNC_E2E_ONLY.split(",") : null;
   fs.rmSync(SHOTS, { recursive: true, force: true });

@@ -4,7 +4,8 @@
 // recorded timing, handler and server endpoints through rt:dispatch and
 // rt:call, route partials through rt:render). One port per example app.
 //
-//   node mock.mjs            prints the URLs and serves until Ctrl-C
+//   node mock.mjs            prints the URLs and serves until Ctrl-C (--defer:
+//                            the client deferred even where a layout says async)
 //   node e2e.mjs --mock      runs the e2e scenarios against it
 import { spawn } from "node:child_process";
 import crypto from "node:crypto";
@@ -71,9 +72,8 @@ function sendClient(req, res) {
   res.end(gzip ? zlib.gzipSync(js) : js);
 }
 
-// One app's server. opts.asyncClient lists the apps whose layout's deferred
-// client script is rewritten to `async` (docs/client.md, "Streaming and
-// defer").
+// One app's server. opts.deferClient rewrites a layout's `async` client
+// script to `defer` (docs/client.md, "Streaming and defer").
 function appServer(bridge, app, opts) {
   return http.createServer(async (req, res) => {
     try {
@@ -82,6 +82,12 @@ function appServer(bridge, app, opts) {
       if (url.pathname === "/lab.js") {
         res.writeHead(200, { "Content-Type": "text/javascript" });
         return res.end(fs.readFileSync(path.join(HERE, "public/lab.js")));
+      }
+      // an example's files (examples/public/NAME)
+      const file = app.startsWith("ex/") && req.method === "GET" && publicFile(app.slice(3), url.pathname);
+      if (file) {
+        res.writeHead(200, { "Content-Type": TYPES[path.extname(file)] || "application/octet-stream" });
+        return res.end(fs.readFileSync(file));
       }
       if (req.method === "POST") {
         const m = /^\/__async\/(handler|server)\/([^/]+)$/.exec(url.pathname);
@@ -107,7 +113,7 @@ function appServer(bridge, app, opts) {
         const wait = t0 + c.at * (opts.scale || 1) - Date.now();
         if (wait > 0) await new Promise((done) => setTimeout(done, wait));
         let html = c.html;
-        if (opts.asyncClient && opts.asyncClient.includes(app)) html = html.replace('<script src="/__async/client.js" defer>', '<script src="/__async/client.js" async>');
+        if (opts.deferClient) html = html.replace('<script src="/__async/client.js" async>', '<script src="/__async/client.js" defer>');
         res.write(html);
       }
       res.end();
@@ -118,13 +124,32 @@ function appServer(bridge, app, opts) {
   });
 }
 
+// The files an example serves from its public/ folder, by extension.
+const TYPES = { ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
+
+// examples/public/NAME/<pathname> when it is a file inside that folder.
+function publicFile(name, pathname) {
+  const dir = path.join(REPO, "examples", "public", name);
+  const file = path.resolve(dir, "." + decodeURIComponent(pathname));
+  if (!file.startsWith(dir + path.sep)) return null;
+  try { return fs.statSync(file).isFile() ? file : null; } catch { return null; }
+}
+
+// scenario key -> [app (spec/browser/apps/serve.lua), path]: the served
+// examples (examples/NAME/app.lua, "ex/NAME"), each on a port of its own,
+// as the gallery mounts each under a prefix of its own.
 const APPS = {
-  counter: ["ssr-plain", "/products/123"],
-  form: ["lab", "/lab"],
-  router: ["partials-plain", "/"],
-  stream: ["streaming", "/products/sku-1"],
-  product: ["product", "/products/sku-1"],
-  product404: ["product", "/products/sku-404"],
+  counter: ["ex/counter", "/"],
+  form: ["ex/server-call", "/"],
+  router: ["ex/router", "/"],
+  stream: ["ex/streaming", "/"],
+  product: ["ex/product", "/products/sku-1"],
+  product404: ["ex/product", "/products/sku-404"],
+  components: ["ex/components", "/"],
+  serverCall: ["ex/server-call", "/"],
+  partials: ["ex/partials", "/"],
+  cache: ["ex/cache", "/"],
+  ssr: ["ex/ssr", "/products/123"],
 };
 
 // Starts one server per app; returns { urls: { scenario -> URL }, close() }.
@@ -151,6 +176,6 @@ export async function startMock(opts = {}) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.join(HERE, "mock.mjs")) {
-  const m = await startMock({ asyncClient: process.argv.includes("--async-client") ? ["streaming", "product"] : [] });
+  const m = await startMock({ deferClient: process.argv.includes("--defer") });
   for (const [k, u] of Object.entries(m.urls)) console.log(`${k.padEnd(11)} ${u}`);
 }

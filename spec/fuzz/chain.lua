@@ -190,7 +190,10 @@ local function parse(s)
       return nil, "error message does not name the type: " .. err.message
     end
     local tok, text = pcall(tostring, err)
-    if not tok or not find(text, "invalid-handler-command: ", 1, true) then return nil, "tostring(err) is wrong" end
+    -- the library's error type: tostring is the message (a returned error has no position)
+    if not tok or text ~= err.message or err.code ~= "invalid-handler-command" then
+      return nil, "tostring(err) is wrong"
+    end
     return nil, nil, err
   end
   return steps

@@ -22,6 +22,7 @@ if is_script then util.script_paths() end
 
 require("async") -- installs the ref resolver (signal object -> registered id)
 local html = require("async.html.template")
+local errors = require("async.kernel.errors")
 local signals = require("async.app.registry")
 local ffi = require("ffi")
 
@@ -148,9 +149,12 @@ local function lines_of(src)
   return n + 1
 end
 
--- nil when err is a "template:LINE: message" error with LINE in range.
+-- nil when err is the library's error (kernel/errors.lua) whose message
+-- reads "template:LINE: message" with LINE in range.
 local function bad_error(err, src, what)
-  if type(err) ~= "string" then return what .. " raised a " .. type(err) .. ": " .. show(err) end
+  if not errors.is(err) then return what .. " raised a " .. type(err) .. ": " .. show(err) end
+  if tostring(err):find("^table: ") then return what .. " error prints as " .. tostring(err) end
+  err = err.message
   local line = match(err, "^template:(%d+): ")
   if not line then return what .. " error without a template:LINE: position: " .. err end
   line = tonumber(line)

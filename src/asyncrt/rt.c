@@ -290,8 +290,10 @@ static int rt_open_luv(lua_State *L)
 {
   int r;
   lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  if (g_loop_ready) {  /* loaded before, then package.loaded.luv was cleared */
+  if (g_loop_ready) {  /* loaded before, then package.loaded was cleared */
     lua_getfield(L, LUA_REGISTRYINDEX, "asyncrt.luv");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "uv");         /* both names again, as on first load */
     return 1;
   }
   if (rt_load_luv(L)) return lua_error(L);

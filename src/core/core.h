@@ -1,5 +1,5 @@
 /*
- * asyncrt reactive core: public C API.
+ * asyncrt reactive core: public C API (functions and constants).
  *
  * Plain C11, no Lua. The core keeps the *structure* of a reactive graph
  * (nodes, dependency links, owner trees, flags), the phased scheduler queues
@@ -8,26 +8,50 @@
  * when a pull needs a node brought up to date it returns that node's id, and
  * the embedder resumes the pull with whether the value changed.
  *
+ * The struct layouts the embedder reads directly (g->nodes, g->out, ...) are
+ * in layout.h, which includes this header. An embedder that only calls
+ * functions needs this header alone; the FFI declarations of the Lua side
+ * are generated from both (`make` writes lua/async/kernel/cdef.lua with
+ * tools/cdef.lua: core.h first, then layout.h).
+ *
  * Ids are int32 indices into arrays that may move when they grow: never keep
  * a pointer into g->nodes or g->links across a call that can allocate.
  * Id 0 is "none" everywhere.
  *
+ * Errors: every function that takes a node id checks it (1 <= id < node_top
+ * and the slot not free; one unsigned compare and one flag test) and returns
+ * AC_BAD_ID without touching anything when it is not; scheduler handles are
+ * checked against their slot's generation. Every function that allocates
+ * either succeeds or returns AC_OOM with the graph unchanged. Out of memory
+ * never loses a notification: a watcher whose queue push fails is flagged
+ * AC_RETRY and counted in g->retry, and ac_retry queues it later.
+ *
  * Caveats:
  *  - One graph per embedder state; not thread-safe.
- *  - Scheduler keys and scopes are small integers; the embedder interns its
+ *  - Scheduler keys and scopes are integers; the embedder interns its
  *    strings.
+ *  - Node ids are not generation-checked: an id kept after its node was freed
+ *    names whatever node reuses the slot.
  */
 #ifndef ASYNC_CORE_H
 #define ASYNC_CORE_H
 
 #include <stdint.h>
 
-#define AC_VERSION "0.1.0"
+#define AC_VERSION "0.2.0"
 
-/* Flag bits from 1u << 9 up to (not including) the kind bits belong to the
-   embedder; the core never reads or changes them. */
+/* ===== return codes ===== */
+/* Negative, so they never collide with an id, a count, a version or the
+   results of a pull (AC_CLEAN, AC_STALE) or of ac_end (0, 1, 2). */
+enum {
+  AC_OK     = 0,
+  AC_BAD_ID = -2,   /* a node id, scheduler handle or enum argument is not valid; nothing done */
+  AC_OOM    = -3    /* out of memory; nothing done (the graph is unchanged) */
+};
 
 /* ===== node flags ===== */
+/* Bits 9 and 10 belong to the embedder; the core never reads or changes
+   them. */
 enum {
   AC_MUTABLE        = 1u << 0,  /* has a value that can change (signal, computed, async) */
   AC_WATCHING       = 1u << 1,  /* effect or async: notified on change */
@@ -35,9 +59,10 @@ enum {
   AC_RECURSED       = 1u << 3,  /* notified while being evaluated */
   AC_DIRTY          = 1u << 4,  /* must be updated */
   AC_PENDING        = 1u << 5,  /* a dependency may have changed: check */
-  AC_QUEUED         = 1u << 6,  /* effect job waiting in its scheduler */
+  AC_QUEUED         = 1u << 6,  /* effect job waiting in its scheduler, or async node in g->async_notified */
   AC_DISPOSED       = 1u << 7,
   AC_FREE           = 1u << 8,  /* slot on the free list */
+  AC_RETRY          = 1u << 11, /* notified, but its queue push ran out of memory: ac_retry queues it */
   AC_KIND_SHIFT     = 12,
   AC_KIND_MASK      = 7u << 12
 };
@@ -65,196 +90,147 @@ enum {
 /* results of a pull */
 enum { AC_CLEAN = 0, AC_STALE = -1 };
 
-/* results of ac_sched_next */
-/* AC_SCHED_DROPPED: `out` is a job of a destroyed scope; the embedder frees it
-   and asks again. */
-enum { AC_SCHED_DONE = 0, AC_SCHED_JOB = 1, AC_SCHED_DROPPED = 2, AC_SCHED_DEPTH = -1 };
+/* the special results of ac_sched_step (every other nonzero result is a job
+   handle); written as literals so the FFI can read them */
+enum {
+  AC_STEP_DEPTH   = -2147483647 - 1,  /* INT32_MIN: past max_depth, the queues were cleared */
+  AC_STEP_DROPPED = -2147483647       /* a job of a destroyed scope: free last.handle */
+};
+
+/* scheduler handles are (generation << AC_SCHED_SLOT_BITS) | slot */
+enum { AC_SCHED_SLOT_BITS = 20, AC_SCHED_SLOT_MASK = (1 << 20) - 1 };
 
 typedef int32_t ac_id;
-
-typedef struct ac_node {
-  ac_id deps, deps_tail;        /* links to what this node reads */
-  ac_id subs, subs_tail;        /* links to who reads this node */
-  uint32_t flags;
-  ac_id owner;                  /* owning effect/scope (effects and scopes only) */
-  ac_id last_child;             /* owned effects/scopes, newest last */
-  ac_id prev_sibling, next_sibling;
-  int32_t sched;                /* scheduler index (effects and async) */
-  uint32_t version;             /* async: last started run */
-  uint32_t running;             /* async: version of the run in flight, 0 if none */
-} ac_node;
-
-typedef struct ac_link {
-  ac_id dep, sub;
-  ac_id prev_sub, next_sub;     /* in dep's subscriber list */
-  ac_id prev_dep, next_dep;     /* in sub's dependency list */
-  uint32_t version;             /* tracking cycle that last confirmed it */
-} ac_edge;
-
-typedef struct ac_job {
-  int32_t handle;               /* > 0: embedder job slot; < 0: -(effect or async node id) */
-  int32_t scope;                /* 0: none */
-  int32_t key;                  /* 0: no dedupe */
-  int32_t phase;
-} ac_job;
-
-typedef struct ac_queue {
-  ac_job *jobs;
-  int32_t head, len, cap;
-} ac_queue;
-
-typedef struct ac_set {         /* open addressing set of uint64 keys */
-  uint64_t *slots;
-  int32_t count, cap;           /* cap: power of two or 0 */
-} ac_set;
-
-typedef struct ac_sched {
-  ac_queue q[AC_NPHASES];
-  ac_set pending;               /* (phase, scope, key) of keyed jobs waiting */
-  ac_set dead_scopes;           /* destroyed scopes */
-  int32_t max_depth;
-  int32_t flushing;             /* a flush is in progress */
-  int32_t phase;                /* phase being run */
-  int32_t phase_end;            /* jobs of this phase that belong to this pass */
-  int32_t passes;
-  int32_t in_use;
-  int32_t listed;               /* in g->sched_list */
-  ac_job last;                  /* the job ac_sched_step handed out last */
-  uint32_t gen;                 /* generation of this slot (part of the handle) */
-  int32_t next_free;            /* free list of released slots (slot + 1) */
-} ac_sched;
-
-typedef struct ac_pull {        /* one resumable dependency check */
-  ac_id node;                   /* the node being checked */
-  ac_id link, sub;
-  int32_t depth, base, dirty, state, multi;
-} ac_pull_frame;
-
-typedef struct ac_graph {
-  ac_node *nodes;               /* nodes[0] is unused */
-  ac_edge *links;               /* links[0] is unused */
-  int32_t node_cap, link_cap;
-  int32_t node_top, link_top;   /* next never-used slot */
-  ac_id free_node, free_link;   /* free lists (through deps / next_dep) */
-  int32_t live_nodes, live_links;
-  uint32_t cycle;               /* tracking cycle counter */
-
-  ac_id *stack;                 /* link stack shared by pulls and propagation */
-  int32_t stack_len, stack_cap;
-  ac_pull_frame *pulls;               /* nested pulls, innermost last */
-  int32_t pull_len, pull_cap;
-
-  ac_id *async_notified;        /* async nodes notified since the embedder last drained */
-  int32_t async_len, async_cap;
-
-  ac_id *out;                   /* output buffer of ac_dispose */
-  int32_t out_len, out_cap;
-
-  ac_sched *scheds;
-  int32_t sched_len, sched_cap;
-  int32_t *sched_list;          /* schedulers that received jobs since the last take */
-  int32_t sched_list_len, sched_list_cap;
-  int32_t sched_free;           /* first released scheduler slot + 1, 0 if none */
-
-  int32_t oom;                  /* an allocation failed; the graph must not be used further */
-} ac_graph;
+typedef struct ac_graph ac_graph;   /* layout.h */
 
 /* ===== graph lifetime ===== */
+/* Creates an empty graph; NULL when out of memory. */
 ac_graph *ac_new(void);
+/* Frees a graph and everything it holds (NULL is ignored). */
 void ac_free(ac_graph *g);
+/* The core's version string (AC_VERSION). */
 const char *ac_version(void);
-int32_t ac_node_size(void);
-int32_t ac_link_size(void);
-/* sizeof of a shared struct by its C name ("ac_node", "ac_edge", "ac_job",
-   "ac_queue", "ac_set", "ac_sched", "ac_pull_frame", "ac_graph"), -1 if
-   unknown: the embedder's declarations are checked against it. */
-int32_t ac_sizeof(const char *type);
 
 /* ===== nodes ===== */
-/* Creates a node of `kind` owned by `owner` (0: none; only effects/scopes are owned).
-   Returns its id, or 0 when out of memory. */
+/* Creates a node of `kind` owned by `owner` (0: none; only effects/scopes are
+   owned). Returns its id (> 0), AC_BAD_ID (unknown kind, or owner not 0 and
+   not a live node) or AC_OOM. `sched` is the scheduler handle of an effect or
+   async node; it is checked when the node is queued, not here. */
 ac_id ac_node_new(ac_graph *g, int kind, ac_id owner, int32_t sched);
-/* Unlinks a node from everything and returns its slot to the free list.
-   Owned children must have been disposed first (ac_dispose does that). */
-void ac_node_free(ac_graph *g, ac_id id);
+/* Unlinks a node from everything and returns its slot to the free list; owned
+   children are freed with it (no order is reported). Never allocates.
+   AC_OK or AC_BAD_ID (also for an id already freed: freeing twice is safe). */
+int ac_node_free(ac_graph *g, ac_id id);
 /* Disposes `id` and everything it owns: children first, newest child first.
    Writes the disposed ids in that order to g->out and returns their count.
    With children_only, `id` itself stays. Disposed nodes are unlinked, marked
-   AC_DISPOSED and freed (their ids are reusable after the call). */
+   AC_DISPOSED and freed (their ids are reusable after the call). Never
+   allocates (g->out grows with the node array). Returns AC_BAD_ID for a free
+   id (disposing twice). */
 int32_t ac_dispose(ac_graph *g, ac_id id, int children_only);
 
 /* ===== tracking ===== */
 /* Starts a tracked run of `sub`: its dependency list will be rebuilt from the
-   following ac_link calls, reusing existing links in order. */
-void ac_begin(ac_graph *g, ac_id sub);
-/* Records that the running `sub` read `dep`. */
-void ac_link(ac_graph *g, ac_id dep, ac_id sub);
+   following ac_link calls, reusing existing links in order. AC_OK or
+   AC_BAD_ID. */
+int ac_begin(ac_graph *g, ac_id sub);
+/* Records that the running `sub` read `dep`. AC_OK, AC_BAD_ID, or AC_OOM:
+   the dependency was not recorded, and the run is marked incomplete so that
+   ac_end leaves `sub` dirty (a watcher is queued again, a computed's readers
+   are marked): the dependency is retried by the next run, never dropped. */
+int ac_link(ac_graph *g, ac_id dep, ac_id sub);
 /* Ends the run of `sub`: drops dependencies not read this time. Returns 1 if
-   `sub` was notified during its own run (it is re-queued), 2 if `sub` was
-   disposed during its run: its dependencies are dropped and the embedder
-   finishes the release with ac_dispose(g, sub, 0), which then frees it and
-   anything it created meanwhile (reported in g->out, not including sub). */
+   `sub` was notified during its own run or lost a link to AC_OOM (a watcher
+   is re-queued; a computed stays dirty), 2 if `sub` was disposed during its
+   run: its dependencies are dropped and the embedder finishes the release
+   with ac_dispose(g, sub, 0), which then frees it and anything it created
+   meanwhile (reported in g->out, not including sub). 0 otherwise, or
+   AC_BAD_ID. Never fails for lack of memory (a re-queue that does is
+   deferred to ac_retry, see below). */
 int ac_end(ac_graph *g, ac_id sub);
 
 /* ===== propagation ===== */
+/* These never fail for lack of memory: the walk uses a stack reserved when
+   nodes are created, and a watcher whose queue push fails is flagged
+   AC_RETRY for ac_retry. Each returns AC_OK or AC_BAD_ID. */
 /* `id` (a signal or async) was written with a new value: marks it dirty and its
    subscribers pending, queues effects into their schedulers and async nodes
    into g->async_notified. */
-void ac_write(ac_graph *g, ac_id id);
+int ac_write(ac_graph *g, ac_id id);
 /* After `id` was updated and changed: marks its direct subscribers dirty. */
-void ac_changed(ac_graph *g, ac_id id);
+int ac_changed(ac_graph *g, ac_id id);
 /* An async node committed a new value: its readers are dirty, everything below
    them pending. */
-void ac_touch(ac_graph *g, ac_id id);
+int ac_touch(ac_graph *g, ac_id id);
 /* Queues a watching node (effect: into its scheduler's effect phase; async:
-   into g->async_notified) unless it is queued already. */
-void ac_notify(ac_graph *g, ac_id id);
+   into g->async_notified) unless it is queued already. A node whose scheduler
+   handle was released is not queued (nothing is marked). */
+int ac_notify(ac_graph *g, ac_id id);
+/* Queues the watchers flagged AC_RETRY (g->retry of them). AC_OK when none is
+   left, AC_OOM when some still could not be queued. */
+int ac_retry(ac_graph *g);
 
 /* ===== pull (the resumable dependency check) ===== */
 /* Checks whether the pending node `id` must be updated. Returns AC_CLEAN (the
-   node's PENDING flag is cleared), AC_STALE (the node must be updated), or a
+   node's PENDING flag is cleared), AC_STALE (the node must be updated), a
    node id > 0 that the embedder must update first and then report with
-   ac_pull_resume(changed). Pulls nest. */
+   ac_pull_resume(changed), or AC_BAD_ID. Pulls nest. A pull never fails for
+   lack of memory: without room for its frame or stack it answers AC_STALE,
+   which is always safe (the node is recomputed, reading its deps). Nor does
+   it loop on a ring of computeds (it answers AC_STALE). */
 ac_id ac_pull(ac_graph *g, ac_id id);
+/* Resumes the innermost pull; AC_STALE when none is open. If a node was freed
+   while the pull waited, the pull is dropped and answers AC_STALE (or
+   AC_CLEAN when its own node is gone). */
 ac_id ac_pull_resume(ac_graph *g, int changed);
 /* Drops the innermost pull (the embedder failed while updating). */
 void ac_pull_abort(ac_graph *g);
-/* Marks `id` updated: clears DIRTY/PENDING; if changed, marks subscribers dirty. */
-void ac_updated(ac_graph *g, ac_id id, int changed);
 
 /* ===== async nodes ===== */
-int32_t ac_async_drain(ac_graph *g);          /* copies g->async_notified to g->out; returns count */
-uint32_t ac_task_start(ac_graph *g, ac_id id);   /* new run: version+1, returns it */
-int ac_task_abort(ac_graph *g, ac_id id);        /* 1 if a run was in flight */
-int ac_task_current(ac_graph *g, ac_id id, uint32_t version);
-int ac_task_commit(ac_graph *g, ac_id id, uint32_t version); /* 1 and ends the run if current */
+/* Copies the notified async nodes to g->out, clearing their QUEUED flag;
+   returns their count, or AC_OOM (nothing drained). */
+int32_t ac_async_drain(ac_graph *g);
+/* Starts a new run of async node `id`: version + 1 (never 0), which it
+   returns; 0 for a bad id or a node that is not async. */
+uint32_t ac_task_start(ac_graph *g, ac_id id);
+/* Ends the run in flight: 1 if there was one, 0 if not, AC_BAD_ID. */
+int ac_task_abort(ac_graph *g, ac_id id);
+/* Commits run `version` if it is the current one: 1 (and the run ends), 0 if
+   it is stale or aborted, AC_BAD_ID. */
+int ac_task_commit(ac_graph *g, ac_id id, uint32_t version);
 
 /* ===== scheduler ===== */
 /* Schedulers are named by handles ((generation << 20) | slot): a released
-   handle never reaches the scheduler that later reuses its slot. */
-int32_t ac_sched_new(ac_graph *g, int32_t max_depth);   /* returns a handle >= 0, -1 on OOM */
-void ac_sched_release(ac_graph *g, int32_t s);
-void ac_sched_free_all(ac_graph *g);
-/* Queues a job. Returns 1 if queued, 0 if dropped (dead scope or duplicate key), -1 on OOM. */
+   handle never reaches the scheduler that later reuses its slot (a slot whose
+   generation would wrap is retired, not reused). Every function below checks
+   its handle; a released one has nothing queued. */
+/* Creates a scheduler: a handle >= 0, or AC_OOM. */
+int32_t ac_sched_new(ac_graph *g, int32_t max_depth);
+/* Releases a scheduler (its queued jobs are dropped): AC_OK or AC_BAD_ID
+   (releasing twice). */
+int ac_sched_release(ac_graph *g, int32_t s);
+/* Queues the embedder's job `handle` (> 0) in `phase`. Returns 1 if queued,
+   0 if dropped (dead scope or duplicate (phase, scope, key) while pending),
+   AC_BAD_ID (released scheduler, handle <= 0, unknown phase) or AC_OOM
+   (nothing queued). */
 int ac_sched_push(ac_graph *g, int32_t s, int32_t phase, int32_t handle, int32_t scope, int32_t key);
-/* Next job of the flush in progress (starting one if needed). */
-int ac_sched_next(ac_graph *g, int32_t s, ac_job *out);
-/* The same as one scalar, for the embedder's hot loop: the job's handle
-   (the whole job is in g->scheds[s].last), 0 when the flush is done,
-   AC_STEP_DROPPED for a job of a destroyed scope (free last.handle), or
-   AC_STEP_DEPTH past max_depth (the queues were cleared). */
+/* The next job of the flush in progress (starting one if needed), for the
+   embedder's hot loop: the job's handle (the whole job is in
+   g->scheds[s & AC_SCHED_SLOT_MASK].last; < 0 is -(effect node id)), 0 when
+   the flush is done (also for a released handle), AC_STEP_DROPPED for a job
+   of a destroyed scope (free last.handle), or AC_STEP_DEPTH past max_depth
+   (the queues were cleared). */
 int32_t ac_sched_step(ac_graph *g, int32_t s);
-#define AC_STEP_DEPTH INT32_MIN
-#define AC_STEP_DROPPED (INT32_MIN + 1)
 /* Takes one scheduler off the list of those that received jobs; -1 if none. */
 int32_t ac_sched_take_one(ac_graph *g);
-int32_t ac_sched_size(ac_graph *g, int32_t s);    /* jobs waiting */
-void ac_sched_clear(ac_graph *g, int32_t s);
-void ac_sched_end(ac_graph *g, int32_t s);        /* abandon the flush in progress */
-void ac_sched_destroy_scope(ac_graph *g, int32_t s, int32_t scope);
-void ac_sched_revive_scope(ac_graph *g, int32_t s, int32_t scope);
-/* Copies to g->out the schedulers that received jobs since the last call and
-   returns their count. */
-int32_t ac_sched_take_dirty(ac_graph *g);
+/* Jobs waiting in all phases (0 for a released handle). */
+int32_t ac_sched_size(ac_graph *g, int32_t s);
+/* Drops every waiting job (effects lose their queued mark): AC_OK or AC_BAD_ID. */
+int ac_sched_clear(ac_graph *g, int32_t s);
+/* Marks `scope` (> 0) dead and drops its waiting jobs: AC_OK, AC_BAD_ID, or
+   AC_OOM (nothing changed). */
+int ac_sched_destroy_scope(ac_graph *g, int32_t s, int32_t scope);
+/* Lets `scope` queue jobs again: AC_OK or AC_BAD_ID. */
+int ac_sched_revive_scope(ac_graph *g, int32_t s, int32_t scope);
 
 #endif

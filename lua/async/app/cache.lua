@@ -20,6 +20,18 @@
 -- during the fill lets the fill return its result to its callers but keeps
 -- it out of the cache. If fn does not yield, everything is synchronous.
 --
+-- A fill never outlives its filler (kernel.md "Robustness rules": cancelling
+-- by never resuming). The filler's abort token is opts.abort, else the token
+-- its coroutine was given with `cache:enter_abort(co, token)` (a runtime
+-- gives a server function's self.abort, and its own token, fired by
+-- rt:destroy, to partials and handlers), else the token of the async run it
+-- is running in (ctx.abort). When that token fires, the fill is dropped at once (nothing
+-- is stored) and its waiters are woken on the next loop tick to try again:
+-- the first of them fills the key anew, the others wait for that fill. A
+-- fill whose fn raises is dropped too, and its waiters get the error. A
+-- filler with no abort token that is never resumed cannot be noticed: its
+-- waiters wait until the key is deleted, cleared or set (which wakes them).
+--
 -- Backends: an object with
 --   backend:get(key)          -> value, expires_at   (value nil: missing)
 --   backend:peek(key)         -> value, expires_at   (optional; no LRU touch)
@@ -27,16 +39,33 @@
 --   backend:delete(key)
 --   backend:clear(prefix)     prefix nil: everything
 --   backend:keys()            -> array of keys
+-- and, for a backend shared by processes (nginx workers, machines):
+--   backend:lock(key, abort)  -> release function, or nil, err
+--                                (optional) waits while another process
+--                                fills key, then holds the fill of key until
+--                                release() (or until the lock expires, so a
+--                                process that died does not block the key);
+--                                may return early, without holding it, when
+--                                key was filled meanwhile. get_or_set takes
+--                                it after its own single flight (within one
+--                                cache) and reads the key again before
+--                                filling, so one process fills a key at a time.
 -- Values reach the backend as given, except nil, which arrives as cache.NIL
 -- (a backend that serializes must round-trip it). expires_at is on the
 -- cache's clock; the cache checks it on every read, so a backend may keep
--- expired entries. The default backend is cache.memory({ max_entries = N }):
+-- expired entries (a backend that expires entries itself returns nil for
+-- expires_at). The default backend is cache.memory({ max_entries = N }):
 -- a bounded LRU (hash table + doubly linked list, O(1) per operation).
+-- async.app.cache_shdict is the backend on an nginx lua_shared_dict (all
+-- workers of a machine); a cross-machine backend (Redis, memcached) has the
+-- same shape: string keys, values serialized, lock with an expiry.
 
 local type, error, pairs, setmetatable, tostring, require, pcall =
   type, error, pairs, setmetatable, tostring, require, pcall
 local find, sub, format = string.find, string.sub, string.format
 local co_running = coroutine.running
+local graph_internal = require("async.kernel.graph")._internal
+local errors = require("async.kernel.errors")
 local os_time, sort = os.time, table.sort
 
 local _M = {}
@@ -53,11 +82,11 @@ _M.DEFAULT_MAX_ENTRIES = DEFAULT_MAX_ENTRIES
 function _M.define(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
-    error("cache.define: expected an options table, got " .. type(opts), 2)
+    errors.argument("cache.define: expected an options table, got " .. type(opts))
   end
   local ttl = opts.ttl
   if ttl ~= nil and (type(ttl) ~= "number" or ttl < 0 or ttl ~= ttl) then
-    error("cache.define: ttl must be a number of milliseconds >= 0, got " .. tostring(ttl), 2)
+    errors.argument("cache.define: ttl must be a number of milliseconds >= 0, got " .. tostring(ttl))
   end
   return { __async_cache = true, ttl = ttl }
 end
@@ -81,7 +110,7 @@ Memory.__index = Memory
 function _M.memory(opts)
   local max = opts and opts.max_entries or DEFAULT_MAX_ENTRIES
   if type(max) ~= "number" or max < 1 then
-    error("cache.memory: max_entries must be a number >= 1, got " .. tostring(max), 2)
+    errors.argument("cache.memory: max_entries must be a number >= 1, got " .. tostring(max))
   end
   local head = {} -- sentinel: head.next is the most recent, head.prev the least
   head.next, head.prev = head, head
@@ -190,9 +219,23 @@ local function default_await(start, abort)
   return require("async.loop").await(start, abort)
 end
 
-local function check_key(key, level)
+local function default_defer(fn)
+  return require("async.loop").get_loop():defer(fn)
+end
+
+-- what a woken waiter receives when the fill it waited for was dropped
+local RETRY = setmetatable({}, { __tostring = function() return "cache.RETRY" end })
+
+-- The abort token of the async run executing in coroutine co, if any.
+local function run_abort(co)
+  local run = graph_internal.current_run()
+  if run ~= nil and run.co == co then return run.abort end
+  return nil
+end
+
+local function check_key(key)
   if type(key) ~= "string" then
-    error("cache: key must be a string, got " .. type(key), level + 1)
+    errors.argument("cache: key must be a string, got " .. type(key))
   end
 end
 
@@ -208,6 +251,8 @@ function _M.new(opts)
     _now = opts.now or default_now,
     _backend = opts.backend or _M.memory({ max_entries = opts.max_entries }),
     _await = opts.await or default_await,
+    _defer = opts.defer or default_defer,
+    _abort_of = setmetatable({}, { __mode = "k" }), -- coroutine -> its caller's token (enter_abort)
     _fills = {}, -- key -> in-flight fill { co=, waiters=, store= }
   }, Cache)
   if opts.policies then
@@ -219,10 +264,10 @@ end
 -- Registers a policy descriptor under an id (a key or a key prefix).
 function Cache:register(id, policy)
   if type(id) ~= "string" then
-    error("cache: policy id must be a string, got " .. type(id), 2)
+    errors.argument("cache: policy id must be a string, got " .. type(id))
   end
   if not is_policy(policy) then
-    error(format('cache: policy "%s" must be made by define_cache({ ttl = ms })', id), 2)
+    errors.argument(format('cache: policy "%s" must be made by define_cache({ ttl = ms })', id))
   end
   self._policies[id] = policy
   return self
@@ -249,7 +294,8 @@ function Cache:ttl_for(key, opts)
   local p
   if id ~= nil then
     p = policies[id]
-    if not p then error(format('cache: policy "%s" is not defined', tostring(id)), 3) end
+    if not p then errors.raise("cache-policy-not-defined",
+      format('cache: policy "%s" is not defined', tostring(id))) end
   else
     p = policies[key]
     if not p then
@@ -329,6 +375,21 @@ local function cancel_fills(self, key, prefix)
   end
 end
 
+-- Drops a fill whose filler was aborted: nothing is stored, the entry is
+-- released and every waiter is woken on the next tick to try again.
+local function abandon(self, key, fill)
+  if fill.done then return end
+  fill.done = true
+  fill.store = false
+  if self._fills[key] == fill then self._fills[key] = nil end
+  local waiters = fill.waiters
+  fill.waiters = {}
+  if #waiters == 0 then return end
+  self._defer(function()
+    for i = 1, #waiters do pcall(waiters[i], RETRY) end
+  end)
+end
+
 -- Deletes key (and keeps an in-flight fill of it from being stored).
 function Cache:delete(key)
   check_key(key, 2)
@@ -339,7 +400,7 @@ end
 -- Deletes every key starting with prefix (all when prefix is nil).
 function Cache:clear(prefix)
   if prefix ~= nil and type(prefix) ~= "string" then
-    error("cache: prefix must be a string or nil, got " .. type(prefix), 2)
+    errors.argument("cache: prefix must be a string or nil, got " .. type(prefix))
   end
   if prefix == "" then prefix = nil end
   cancel_fills(self, nil, prefix)
@@ -378,35 +439,75 @@ end
 
 -- The value of key, or the result of fn(key), stored with opts' policy.
 -- Concurrent calls for one key share one run of fn (see the top comment).
--- opts: cache (policy id), abort (token for waiting callers).
+-- opts: cache (policy id), abort (the caller's token: a waiter stops
+-- waiting when it fires, a filler's fill is dropped).
 function Cache:get_or_set(key, fn, opts)
   check_key(key, 2)
   if type(fn) ~= "function" then
-    error("cache:get_or_set: expected a function, got " .. type(fn), 2)
+    errors.argument("cache:get_or_set: expected a function, got " .. type(fn))
   end
-  local value, found = lookup(self, key, true)
-  if found then return value end
-
   local co = co_running()
-  local fill = self._fills[key]
-  if fill then
+  local abort = opts and opts.abort or (co and self._abort_of[co]) or run_abort(co)
+  local fill
+  while true do
+    local value, found = lookup(self, key, true)
+    if found then return value end
+    fill = self._fills[key]
+    if not fill then break end
     if fill.co == co then
-      error(format('cache:get_or_set("%s"): the fill of this key asked for the same key', key), 2)
+      errors.raise("cache-recursive-fill",
+        format('cache:get_or_set("%s"): the fill of this key asked for the same key', key))
     end
     local waiters = fill.waiters
     local ok, result = self._await(function(resume)
       waiters[#waiters + 1] = resume
-    end, opts and opts.abort)
-    if ok then return result end
-    error(result, 0)
+    end, abort)
+    if ok ~= RETRY then   -- RETRY: the fill was dropped; look again
+      if ok then return result end
+      error(result, 0)
+    end
   end
 
   if opts and opts.cache ~= nil then self:ttl_for(key, opts) end -- unknown policy: fail before running fn
-  fill = { co = co, waiters = {}, store = true }
+  fill = { co = co, waiters = {}, store = true, done = false }
   self._fills[key] = fill
-  local ok, result = pcall(fn, key)
+  local unregister
+  if abort then
+    if abort.aborted then
+      self._fills[key] = nil
+      abort:check()
+    end
+    unregister = abort:on_abort(function() abandon(self, key, fill) end)
+  end
+  -- a backend shared by processes: one of them fills the key at a time
+  local release, ok, result, settled
+  if self._backend.lock then
+    local lok, r = pcall(self._backend.lock, self._backend, key, abort)
+    if not lok then                      -- the wait raised (aborted): as if fn had
+      ok, result, settled = false, r, true
+    else
+      release = r
+      local v, filled = lookup(self, key, true)
+      if filled then                     -- another process filled it meanwhile
+        ok, result, settled = true, v, true
+        fill.store = false
+      end
+    end
+  end
+  if not settled then ok, result = pcall(fn, key) end
+  if unregister then unregister() end
   if self._fills[key] == fill then self._fills[key] = nil end
-  if ok and fill.store then store(self, key, result, opts) end
+  if fill.done then   -- dropped meanwhile (its waiters were sent to try again)
+    if release then release() end
+    if ok then return result end
+    error(result, 0)
+  end
+  fill.done = true
+  if ok and fill.store then
+    local sok, serr = pcall(store, self, key, result, opts)
+    if not sok then ok, result = false, serr end
+  end
+  if release then release() end
   -- resume every waiter even if one of them raises; then raise the first
   local waiters, werr = fill.waiters, nil
   for i = 1, #waiters do
@@ -416,6 +517,25 @@ function Cache:get_or_set(key, fn, opts)
   if werr ~= nil then error(werr, 0) end
   if ok then return result end
   error(result, 0)
+end
+
+-- ===== ABORT TOKENS OF CALLERS =====
+
+-- Makes `abort` the token of get_or_set calls made from coroutine co (until
+-- leave_abort): a runtime sets a server function's self.abort, and its own
+-- token for partials and handlers, around the call. Returns the previous
+-- token of co, for leave_abort. Keys are weak: a coroutine never resumed
+-- again is collected with its entry.
+function Cache:enter_abort(co, abort)
+  if co == nil then return nil end
+  local map = self._abort_of
+  local prev = map[co]
+  map[co] = abort
+  return prev
+end
+
+function Cache:leave_abort(co, prev)
+  if co ~= nil then self._abort_of[co] = prev end
 end
 
 _M.Cache = Cache

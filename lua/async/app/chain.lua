@@ -24,7 +24,8 @@
 -- `{ code = "invalid-handler-command", message = "..." }` (tostring() gives
 -- "invalid-handler-command: <message>").
 
-local type, error, setmetatable, format = type, error, setmetatable, string.format
+local type, error, format = type, error, string.format
+local errors = require("async.kernel.errors")
 local find, sub, match, gmatch = string.find, string.sub, string.match, string.gmatch
 
 local _M = {}
@@ -43,10 +44,9 @@ local CLIENT_ONLY = { ["$event"] = true, ["$el"] = true }
 _M.LOCALS = LOCALS
 _M.CLIENT_ONLY = CLIENT_ONLY
 
-local ERR_MT = { __tostring = function(e) return e.code .. ": " .. e.message end }
-
+-- the library's one error type (kernel/errors.lua), code invalid-handler-command
 local function make_error(message)
-  return setmetatable({ code = CODE, message = message }, ERR_MT)
+  return errors.new(CODE, message)
 end
 
 local function trim(s)
@@ -163,7 +163,7 @@ end
 -- Like parse, but raises the error table.
 function _M.check(chain)
   local steps, err = _M.parse(chain)
-  if not steps then error(err, 2) end
+  if not steps then error(errors.locate(err), 0) end
   return steps
 end
 

@@ -19,8 +19,8 @@ local cache_mod = require("async.app.cache")
 local async_signal = require("async.kernel.task")
 local errors = require("async.kernel.errors")
 
-local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall =
-  type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall
+local type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall =
+  type, pairs, ipairs, tostring, setmetatable, getmetatable, pcall
 local sort, concat = table.sort, table.concat
 
 local _M = {}
@@ -65,35 +65,36 @@ _M.deep_copy = deep_copy
 
 -- ===== declarations =====
 
-local function check_map(what, map, level)
+local function check_map(what, map)
   if type(map) ~= "table" then
-    error("Async.use: the " .. what .. " declarations must be a table, got " .. type(map), level + 1)
+    errors.raise("invalid-declaration", "Async.use: the " .. what .. " declarations must be a table, got " .. type(map))
   end
   return map
 end
 
-local function check_entry(kind, id, v, level)
-  level = level + 1
+local function check_entry(kind, id, v)
   if type(id) ~= "string" or id == "" then
-    error("Async.use: " .. kind .. " ids must be non-empty strings, got " .. tostring(id), level)
+    errors.raise("invalid-declaration", "Async.use: " .. kind .. " ids must be non-empty strings, got " .. tostring(id))
   end
   if kind == "handler" or kind == "server" or kind == "partial" then
     if type(v) ~= "function" then
-      error("Async.use: " .. kind .. ' "' .. id .. '" must be a function, got ' .. type(v), level)
+      errors.raise("invalid-declaration",
+        "Async.use: " .. kind .. ' "' .. id .. '" must be a function, got ' .. type(v))
     end
   elseif kind == "route" then
     if type(v) ~= "table" or not v.__async_route then
-      error('Async.use: route "' .. id .. '" must be Async.define_route(partial_id), got ' .. type(v), level)
+      errors.raise("invalid-declaration",
+        'Async.use: route "' .. id .. '" must be Async.define_route(partial_id), got ' .. type(v))
     end
     local ok, err = pcall(router_mod.compile, id)
-    if not ok then error(errors.message(err):gsub("^[^:]*:%d+: ", ""), level) end
+    if not ok then errors.raise("invalid-route", errors.message(err)) end
   elseif kind == "component" then
     if type(v) ~= "table" or type(v.fn) ~= "function" then
-      error('Async.use: component "' .. id .. '" must be Async.define_component(fn)', level)
+      errors.raise("invalid-declaration", 'Async.use: component "' .. id .. '" must be Async.define_component(fn)')
     end
   elseif kind == "cache" then
     if not cache_mod.is_policy(v) then
-      error('Async.use: cache "' .. id .. '" must be Async.define_cache({ ttl = ms })', level)
+      errors.raise("invalid-declaration", 'Async.use: cache "' .. id .. '" must be Async.define_cache({ ttl = ms })')
     end
   end
 end
@@ -127,8 +128,8 @@ local function validate(kind, map, level)
   if kind == "cache" then
     for side, policies in pairs(map) do
       if side ~= "browser" and side ~= "server" then
-        error("Async.use: cache declarations are split into browser and server, got '" .. tostring(side) .. "'",
-          level)
+        errors.raise("invalid-declaration",
+          "Async.use: cache declarations are split into browser and server, got '" .. tostring(side) .. "'")
       end
       check_map("cache." .. side, policies, level)
       for id, p in pairs(policies) do check_entry("cache", id, p, level) end
@@ -143,10 +144,10 @@ end
 local IS_DECL_KIND = { cache = true }
 for _, k in ipairs(DECL_KINDS) do IS_DECL_KIND[k] = true end
 
-local function check_kind(kind, level)
+local function check_kind(kind)
   if IS_DECL_KIND[kind] then return end
-  error("Async.use: unknown kind '" .. tostring(kind) ..
-    "' (expected signal, handler, server, partial, route, component or cache)", level + 1)
+  errors.raise("invalid-declaration", "Async.use: unknown kind '" .. tostring(kind) ..
+    "' (expected signal, handler, server, partial, route, component or cache)")
 end
 
 --- Registers declarations: use({ kind = map, ... }) or use(kind, map).
@@ -214,10 +215,10 @@ end
 -- (boundary, default "route"; server; status).
 function _M.define_route(partial_id, opts)
   if type(partial_id) ~= "string" or partial_id == "" then
-    error("define_route expects a partial id string, got " .. tostring(partial_id), 2)
+    errors.argument("define_route expects a partial id string, got " .. tostring(partial_id))
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("define_route options must be a table, got " .. type(opts), 2)
+    errors.argument("define_route options must be a table, got " .. type(opts))
   end
   opts = opts or {}
   return { partial = partial_id, boundary = opts.boundary or "route", server = opts.server, status = opts.status,
@@ -231,12 +232,13 @@ local ENVELOPE_FIELDS = { value = true, signals = true, cache = true, boundary =
 -- redirect=, error=, status=, title=, cache= }.
 function _M.result(t)
   if t == nil then t = {} end
-  if type(t) ~= "table" then error("Async.result expects a table, got " .. type(t), 2) end
+  if type(t) ~= "table" then errors.argument("Async.result expects a table, got " .. type(t)) end
   local env = {}
   for k, v in pairs(t) do
     if not ENVELOPE_FIELDS[k] then
-      error("Async.result: unknown field '" .. tostring(k) .. "' (expected value, signals, cache, boundary, " ..
-        "html, redirect, title, status or error)", 2)
+      errors.argument(
+        "Async.result: unknown field '" .. tostring(k) .. "' (expected value, signals, cache, boundary, " ..
+        "html, redirect, title, status or error)")
     end
     env[k] = v
   end
@@ -266,7 +268,8 @@ _M.inspector = inspector
 
 local function check_inspect_kind(kind)
   if not IS_INSPECT_KIND[kind] then
-    error("registry: unknown kind '" .. tostring(kind) .. "' (expected " .. concat(INSPECT_KINDS, ", ") .. ")", 3)
+    errors.argument(
+      "registry: unknown kind '" .. tostring(kind) .. "' (expected " .. concat(INSPECT_KINDS, ", ") .. ")")
   end
 end
 

@@ -8,9 +8,11 @@
 local kernel = require("async.kernel.graph")
 local async_signal = require("async.kernel.task")
 local errors = require("async.kernel.errors")
+local null = require("async.app.json").null
 
-local type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next =
-  type, error, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next
+local xpcall, error = xpcall, error
+local type, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next =
+  type, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next
 local sub, find, gmatch, floor = string.sub, string.find, string.gmatch, math.floor
 local is_signal, is_computed, is_async = kernel.is_signal, kernel.is_computed, async_signal.is_async
 local untrack = kernel.untrack
@@ -26,10 +28,14 @@ local function reactive(v)
 end
 _M.is_reactive = reactive
 
-local new_error = errors.new
 
 local Signals = {}
 Signals.__index = Signals
+
+-- Paths resolved per registry, at most (a path can come from a client: the
+-- cache is emptied when it is full, so a stream of fresh paths costs memory
+-- bounded by this, and the paths in use are cached again at once).
+_M.PATH_CACHE_MAX = 1024
 
 --- A new registry; `init` is an optional map id -> signal (or plain value).
 function _M.new(opts)
@@ -37,7 +43,8 @@ function _M.new(opts)
   local self = setmetatable({
     map = {},              -- id -> signal object
     order = {},            -- ids in registration order
-    cache = {},            -- path -> { id, rest segments } (cleared on (un)register)
+    cache = {},            -- path -> { id, rest segments } (cleared on (un)register and when full)
+    cache_n = 0,           -- entries in cache
     scheduler = opts.scheduler,
     context = opts.context, -- { server=, cache= } for async signal ctx
     root = opts.root,       -- the kernel root (a runtime's) that owns its computeds and subscriptions
@@ -76,7 +83,12 @@ local function resolve(self, path)
   end
   if not id then return nil end
   local segs = rest and split(rest) or {}
+  local n = self.cache_n
+  if n >= _M.PATH_CACHE_MAX then
+    self.cache, n = {}, 0
+  end
   self.cache[path] = { id, segs }
+  self.cache_n = n + 1
   return id, segs
 end
 Signals.resolve = resolve
@@ -86,40 +98,41 @@ local function empty_segment(path)
   return sub(path, 1, 1) == "." or sub(path, -1) == "." or find(path, "..", 1, true) ~= nil
 end
 
-local function check_path(path, level)
+local function check_path(path)
   if type(path) ~= "string" or path == "" then
-    error("signal path must be a non-empty string, got " .. (path == "" and '""' or tostring(path)), level + 1)
+    errors.raise("invalid-signal-path",
+      "signal path must be a non-empty string, got " .. (path == "" and '""' or tostring(path)))
   end
   if empty_segment(path) then
-    error('signal path "' .. path .. '" has an empty segment', level + 1)
+    errors.raise("invalid-signal-path", 'signal path "' .. path .. '" has an empty segment')
   end
 end
 
 -- the seed names the first segment of an unknown path
 local function not_registered(path)
   local first = path:match("^[^.]*")
-  error(new_error("signal-not-registered", 'Signal "' .. first .. '" is not registered.',
-    'Register it via Async.use({ signal = { ["' .. first .. '"] = Async.signal(value) } })'), 3)
+  errors.raise("signal-not-registered", 'Signal "' .. first .. '" is not registered.',
+    'Register it via Async.use({ signal = { ["' .. first .. '"] = Async.signal(value) } })')
 end
 
 --- Registers `sig` (a signal, computed or async signal; a plain value
 -- becomes a signal) under `id`.
 function Signals:register(id, sig)
   if type(id) ~= "string" or id == "" then
-    error("signal id must be a non-empty string, got " .. tostring(id), 2)
+    errors.raise("invalid-signal-path", "signal id must be a non-empty string, got " .. tostring(id))
   end
   if empty_segment(id) then
-    error('signal id "' .. id .. '" has an empty segment', 2)
+    errors.raise("invalid-signal-path", 'signal id "' .. id .. '" has an empty segment')
   end
   if self.map[id] ~= nil then
-    error(new_error("signal-already-registered", 'Signal "' .. id .. '" is already registered.',
-      "Unregister it first, or use signals:ensure(id, init) to reuse it"), 2)
+    errors.raise("signal-already-registered", 'Signal "' .. id .. '" is already registered.',
+      "Unregister it first, or use signals:ensure(id, init) to reuse it")
   end
   if not reactive(sig) then sig = kernel.signal(sig) end
   self.map[id] = sig
   self.order[#self.order + 1] = id
   id_of[sig] = id
-  self.cache = {}
+  self.cache, self.cache_n = {}, 0
   return sig
 end
 
@@ -132,7 +145,7 @@ function Signals:unregister(id)
     if self.order[i] == id then table.remove(self.order, i); break end
   end
   if is_async(sig) then sig:dispose() end
-  self.cache = {}
+  self.cache, self.cache_n = {}, 0
   return true
 end
 
@@ -236,9 +249,9 @@ local function assign(v, segs, from, value)
 end
 
 local function read_only()
-  error(new_error("signals-read-only",
+  errors.raise("signals-read-only",
     "self.signals is read-only in a server function",
-    "Return changes in an envelope: Async.result({ signals = { [path] = value } })"), 3)
+    "Return changes in an envelope: Async.result({ signals = { [path] = value } })")
 end
 
 --- Writes a path: the root signal gets a new value (containers copied).
@@ -250,11 +263,11 @@ function Signals:set(path, value)
   if id == nil then not_registered(path) end
   local sig = self.map[id]
   if is_computed(sig) then
-    error('cannot write "' .. path .. '": "' .. id .. '" is a computed', 2)
+    errors.raise("signal-not-writable", 'cannot write "' .. path .. '": "' .. id .. '" is a computed')
   end
   if is_async(sig) and segs[1] and META[segs[1]] then
     if segs[1] == "$value" and #segs == 1 then sig:set(value); return value end
-    error('cannot write "' .. path .. '": async signal meta paths are read-only', 2)
+    errors.raise("signal-not-writable", 'cannot write "' .. path .. '": async signal meta paths are read-only')
   end
   if #segs == 0 then sig:set(value); return value end
   sig:set(assign(sig:peek(), segs, 1, value))
@@ -264,7 +277,7 @@ end
 --- Writes fn(current) to a path.
 function Signals:update(path, fn)
   if self.readonly then read_only() end
-  if type(fn) ~= "function" then error("update expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("update expects a function, got " .. type(fn)) end
   return self:set(path, fn(self:peek(path)))
 end
 
@@ -273,7 +286,7 @@ end
 -- function. Runs on the registry's scheduler.
 function Signals:subscribe(path, fn)
   check_path(path, 2)
-  if type(fn) ~= "function" then error("subscribe expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("subscribe expects a function, got " .. type(fn)) end
   local id = resolve(self, path)
   if id == nil then not_registered(path) end
   local sig = self.map[id]
@@ -286,25 +299,44 @@ function Signals:subscribe(path, fn)
   return dispose
 end
 
+-- The kernel reports a computed that reads itself as a string raised at
+-- the library's line (the registry's read). Turned into the library's error
+-- type at the line of the app's computed that made the read: this runs as
+-- xpcall's handler, before the stack unwinds. Other errors pass unchanged.
+local CYCLE = "Cycle detected: a computed read itself"
+local function cycle_to_error(e)
+  if type(e) == "string" and find(e, CYCLE, 1, true) then
+    return errors.locate(errors.new("cycle-detected", CYCLE,
+      "a computed may not read itself, directly or through other computeds"))
+  end
+  return e
+end
+
+local function run_computed(fn, self)
+  local ok, v = xpcall(fn, cycle_to_error, self)
+  if not ok then error(v, 0) end
+  return v
+end
+
 --- Registers a computed; fn(signals) derives it.
 function Signals:computed(id, fn, opts)
-  if type(fn) ~= "function" then error("computed expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("computed expects a function, got " .. type(fn)) end
   local root = self.root
   if root ~= nil then
     local o = { root = root }
     for k, v in pairs(opts or {}) do o[k] = v end
     opts = o
   end
-  return self:register(id, kernel.computed(function() return fn(self) end, opts))
+  return self:register(id, kernel.computed(function() return run_computed(fn, self) end, opts))
 end
 
 --- Registers an async signal; fn(ctx) runs as a coroutine, ctx.signals = this registry.
 function Signals:async_signal(id, fn, opts)
-  if type(fn) ~= "function" then error("async_signal expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("async_signal expects a function, got " .. type(fn)) end
   check_path(id, 2)
   if self.map[id] ~= nil then
-    error(new_error("signal-already-registered", 'Signal "' .. id .. '" is already registered.',
-      "Unregister it first, or use signals:ensure(id, init) to reuse it"), 2)
+    errors.raise("signal-already-registered", 'Signal "' .. id .. '" is already registered.',
+      "Unregister it first, or use signals:ensure(id, init) to reuse it")
   end
   local o = {}
   if opts then for k, v in pairs(opts) do o[k] = v end end
@@ -343,19 +375,38 @@ end
 -- form); ids not registered yet become signals. Computeds are skipped.
 function Signals:restore(snap)
   if self.readonly then read_only() end
-  if type(snap) ~= "table" then error("restore expects a snapshot table, got " .. type(snap), 2) end
+  if type(snap) ~= "table" then errors.argument("restore expects a snapshot table, got " .. type(snap)) end
   kernel.batch(function()
     for id, v in pairs(snap) do
       local sig = self.map[id]
       if sig == nil then
         self:register(id, kernel.signal(v))
       elseif is_async(sig) then
-        if type(v) == "table" and (v.status ~= nil or v.loading ~= nil) then sig:restore(v) else sig:set(v) end
+        if type(v) == "table" and (v.status ~= nil or v.loading ~= nil) then
+          -- JSON null stands for an absent value or error (wire_snapshot)
+          if v.value == null or v.error == null then
+            local copy = {}
+            for k, x in pairs(v) do if x ~= null then copy[k] = x end end
+            v = copy
+          end
+          sig:restore(v)
+        else
+          sig:set(v)
+        end
       elseif is_signal(sig) then
         sig:set(v)
       end
     end
   end)
+end
+
+--- An async signal's snapshot form as it goes over the wire (protocol.md
+-- "SSR output"): `value` and `error` always present, json.null when absent.
+function _M.wire_snapshot(sig)
+  local snap = sig:snapshot()
+  if snap.value == nil then snap.value = null end
+  if snap.error == nil then snap.error = null end
+  return snap
 end
 
 -- what a read-only view lets through
@@ -371,7 +422,7 @@ function Signals:readonly_view()
     __index = function(_, k)
       if READS[k] then
         return function(v, ...)
-          if v ~= view then error("call signals:" .. k .. "(...) with a colon", 2) end
+          if v ~= view then errors.argument("call signals:" .. k .. "(...) with a colon") end
           return base[k](base, ...)
         end
       end

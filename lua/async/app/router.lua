@@ -18,7 +18,8 @@
 -- static are indexed by it, so a lookup only tries the routes of the path's
 -- first segment plus the routes that start with a param or splat.
 
-local type, error, tostring, tonumber = type, error, tostring, tonumber
+local errors = require("async.kernel.errors")
+local type, tostring, tonumber = type, tostring, tonumber
 local setmetatable, getmetatable, ipairs, pairs = setmetatable, getmetatable, ipairs, pairs
 local sub, find, match, gsub, byte, char, format =
   string.sub, string.find, string.match, string.gsub, string.byte, string.char, string.format
@@ -107,7 +108,7 @@ end
 -- ===== PATTERNS =====
 
 local function bad_pattern(pattern, why)
-  error(format("Invalid route pattern %q: %s", tostring(pattern), why), 4)
+  errors.raise("invalid-route", format("Invalid route pattern %q: %s", tostring(pattern), why))
 end
 
 -- A Lua pattern ends at a NUL byte (LuaJIT), so "\0" is written "%z".
@@ -119,7 +120,7 @@ end
 -- first } or raises naming the pattern.
 local function compile(pattern)
   if type(pattern) ~= "string" then
-    error(format("Invalid route pattern: expected a string, got %s", type(pattern)), 3)
+    errors.raise("invalid-route", format("Invalid route pattern: expected a string, got %s", type(pattern)))
   end
   local c = { pattern = pattern, len = #pattern, names = {}, splat = false }
   if pattern == "*" then
@@ -327,7 +328,7 @@ end
 -- or nil (see not_matched_error).
 function Router:match(url)
   if type(url) ~= "string" then
-    error("router:match: expected a path string, got " .. type(url), 2)
+    errors.argument("router:match: expected a path string, got " .. type(url))
   end
   local path, query = split_url(url)
   local best, caps

@@ -17,6 +17,9 @@ local errors = require("async.kernel.errors")
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
 local rawget = rawget
+local sub = string.sub
+local apply_client_signals  -- below
+local co_running = coroutine.running
 local traceback = debug.traceback
 local os_getenv = os.getenv
 
@@ -67,24 +70,26 @@ end
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
 -- scheduler, request, env ("development" | "production"), now (clock),
 -- on_error(err, trace, what) (the log hook), browser_cache_entries,
--- server_cache_entries.
+-- server_cache_entries, server_cache_backend (a cache backend shared by
+-- runtimes, app/cache.lua "Backends": a lua_shared_dict under nginx).
 function _M.create_app(app, opts)
   app = resolve_app(app)
   if type(app) ~= "table" or getmetatable(app) ~= App then
-    error("create_app expects an app from Async.define_app(), got " .. type(app), 2)
+    errors.argument("create_app expects an app from Async.define_app(), got " .. type(app))
   end
-  if opts ~= nil and type(opts) ~= "table" then error("create_app options must be a table, got " .. type(opts), 2) end
+  if opts ~= nil and type(opts) ~= "table" then errors.argument(
+    "create_app options must be a table, got " .. type(opts)) end
   opts = opts or {}
   local env = opts.env or os_getenv("ASYNC_ENV") or "development"
   if env ~= "development" and env ~= "production" then
-    error('create_app: env must be "development" or "production", got ' .. tostring(env), 2)
+    errors.argument('create_app: env must be "development" or "production", got ' .. tostring(env))
   end
   local target = opts.target or "server"
   if target ~= "server" and target ~= "browser" then
-    error('create_app: target must be "server" or "browser", got ' .. tostring(target), 2)
+    errors.argument('create_app: target must be "server" or "browser", got ' .. tostring(target))
   end
   if opts.scheduler ~= nil and (type(opts.scheduler) ~= "table" or type(opts.scheduler.enqueue) ~= "function") then
-    error("create_app: scheduler must be made by Async.create_scheduler, got " .. type(opts.scheduler), 2)
+    errors.argument("create_app: scheduler must be made by Async.create_scheduler, got " .. type(opts.scheduler))
   end
   local own_scheduler = opts.scheduler == nil
   local sched = opts.scheduler or kernel.create_scheduler({ strategy = target == "server" and "manual" or "sync" })
@@ -104,8 +109,11 @@ function _M.create_app(app, opts)
     browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries,
                               base = app.decl["cache.browser"] }),
     server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries,
-                             base = app.decl["cache.server"] }),
+                             base = app.decl["cache.server"], backend = opts.server_cache_backend }),
   }
+  -- fired by destroy: releases what the runtime's partials and handlers
+  -- hold across a wait (a single-flight fill of their caches)
+  rt.abort = abort_mod.new()
   rt.server = rt:server_proxy(nil)
   -- the kernel root owns the runtime's effects, subscriptions and computeds
   -- (and keeps their functions alive only as long as the runtime lives)
@@ -252,8 +260,10 @@ end
 -- ===== error envelopes =====
 
 -- Is `e` an error the app raised on purpose (a table with a string code)?
+-- A misuse of the library's API (code invalid-argument) is an internal error:
+-- its message says nothing a client should read.
 local function is_public(e)
-  return type(e) == "table" and type(e.code) == "string"
+  return type(e) == "table" and type(e.code) == "string" and not (errors.is(e) and e.code == "invalid-argument")
 end
 
 -- The envelope for a raised value. Development: its message (and `stack`
@@ -287,7 +297,7 @@ end
 -- ===== server functions =====
 
 local function unwrap(env)
-  if env.error then error(errors.from(env.error), 0) end
+  if env.error then error(errors.locate(errors.from(env.error)), 0) end
   return env.value
 end
 
@@ -330,14 +340,14 @@ function Runtime:server_proxy(parent)
         if type(k) ~= "string" then return nil end
         if k == "call" and path == nil then
           return function(proxy, id, ...)
-            if type(proxy) ~= "table" then error('use self.server:call("id", ...) with a colon', 2) end
+            if type(proxy) ~= "table" then errors.argument('use self.server:call("id", ...) with a colon') end
             return call(id, ...)
           end
         end
         return node(path and (path .. "." .. k) or k)
       end,
       __call = function(_, ...)
-        if path == nil then error("self.server is not callable; call self.server.<id>(...)", 2) end
+        if path == nil then errors.argument("self.server is not callable; call self.server.<id>(...)") end
         return call(path, ...)
       end,
     })
@@ -387,11 +397,23 @@ function Runtime:call(id, args, opts)
     request = request,
     headers = opts.headers or (parent and parent.headers) or (request and request.headers) or {},
     cookies = opts.cookies or (parent and parent.cookies) or (request and request.cookies) or {},
-    abort = opts.abort or (parent and parent.abort) or abort_mod.new(),
+    abort = opts.abort or (parent and parent.abort),
     runtime = self, nested_signals = nil,
   }, ServerCtx)
+  -- a call without a token of its own gets one that the runtime's destroy fires
+  local unlink
+  if ctx.abort == nil then
+    local token = abort_mod.new()
+    ctx.abort = token
+    unlink = self.abort:on_abort(function(reason) token:cancel(reason) end)
+  end
   ctx.server = self:server_proxy(ctx)
+  -- a fill this call starts is released when its token fires
+  local co, c = co_running(), self.cache.server
+  local prev = c:enter_abort(co, ctx.abort)
   local ok, res = xpcall(fn, on_fail, ctx, unpack(args, 1, args.n or #args))
+  c:leave_abort(co, prev)
+  if unlink then unlink() end
   if not ok then
     report(self, res.err, res.trace, "server " .. id)
     return error_envelope(res.err, self.env, "runtime-error", res.trace)
@@ -433,14 +455,98 @@ function HandlerCtx:redirect(url) self.effects.redirect = url end
 --- Asks the client to swap `html` into boundary `boundary`.
 function HandlerCtx:swap(boundary, html) self.effects.boundary, self.effects.html = boundary, tostring(html) end
 
--- committed values of a registry's writable signals
+-- committed values of a registry's writable signals; an async signal's
+-- state is its value, status and version (any of them changing is a change)
 local function values(sigs)
   local out = {}
   for _, id in ipairs(sigs.order) do
     local sig = sigs.map[id]
-    if not kernel.is_computed(sig) then out[id] = sig:peek() end
+    if async_signal.is_async(sig) then
+      out[id] = { sig:peek(), sig._status, sig._version }
+    elseif not kernel.is_computed(sig) then
+      out[id] = sig:peek()
+    end
   end
   return out
+end
+
+local function changed_since(sig, was)
+  if async_signal.is_async(sig) then
+    return was == nil or was[1] ~= sig:peek() or was[2] ~= sig._status or was[3] ~= sig._version
+  end
+  return was ~= sig:peek()
+end
+
+-- protocol.md "Lua handlers": the client's signals are untrusted input
+_M.MAX_CLIENT_PATHS = 1000
+
+-- A warning about client input: the runtime's log hook (on_error(msg, nil,
+-- what)) or opts.log in development; nothing in production.
+local function warn(rt, msg)
+  if rt.env ~= "development" then return end
+  if rt.on_error then
+    pcall(rt.on_error, msg, nil, "dispatch signals")
+  elseif rt.opts.log then
+    pcall(rt.opts.log, msg)
+  else
+    io.stderr:write("asyncrt: ", msg, "\n")
+  end
+end
+
+-- Why the client may not write `path` (nil: it may). Only paths through
+-- an id the app registered; never `_x` or `router.*`; never an async signal
+-- (its state is the server's: a snapshot the client sends back would
+-- otherwise become a plain value) or a computed.
+local function refused(sigs, path)
+  if type(path) ~= "string" then return "a path that is not a string" end
+  local ok, id = pcall(sigs.resolve, sigs, path)
+  if not ok or id == nil then return "an id the app does not register" end
+  if sub(id, 1, 1) == "_" or sub(path, 1, 1) == "_" then return "a private id (_x)" end
+  if id == "router" or sub(id, 1, 7) == "router." then return "router state" end
+  local sig = sigs.map[id]
+  if async_signal.is_async(sig) then return "an async signal (the server's state)" end
+  if kernel.is_computed(sig) then return "a computed" end
+  return nil
+end
+
+--- Applies the signals a client sent with a handler call: at most
+-- MAX_CLIENT_PATHS paths, each to a signal the app registers (refused()
+-- says which); everything else is ignored with a warning in development.
+function apply_client_signals(rt, sent)
+  local sigs = rt.signals
+  local paths, n, extra = {}, 0, 0
+  for path in pairs(sent) do
+    if n < _M.MAX_CLIENT_PATHS then
+      n = n + 1
+      paths[n] = path
+    else
+      extra = extra + 1
+    end
+  end
+  if extra > 0 then
+    warn(rt, "dispatch: the client sent more than " .. _M.MAX_CLIENT_PATHS .. " signal paths; " .. extra ..
+      " ignored")
+  end
+  local strings = {}
+  for i = 1, n do
+    local path = paths[i]
+    local why = refused(sigs, path)
+    if why then
+      warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", tostring(path)) .. ": " .. why)
+    else
+      strings[#strings + 1] = path
+    end
+  end
+  table.sort(strings)
+  kernel.batch(function()
+    for _, path in ipairs(strings) do
+      local ok, err = pcall(sigs.set, sigs, path, sent[path])
+      if not ok then
+        warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", path) .. ": " ..
+          errors.message(err))
+      end
+    end
+  end)
 end
 
 --- Runs Lua handler `name` in-process as the handler endpoint does, with
@@ -456,16 +562,12 @@ function Runtime:dispatch(name, args, opts)
       'Handler "' .. tostring(name) .. '" is not registered.', "Register via Async.use({ handler })") }
   end
   local sigs = self.signals
-  if opts.signals then
-    local sent = opts.signals
-    local ok, err = pcall(kernel.batch, function()
-      for _, path in ipairs(sorted_keys(sent)) do
-        if sigs:resolve(path) then sigs:set(path, sent[path]) else sigs:register(path, kernel.signal(sent[path])) end
-      end
-    end)
-    if not ok then
-      return error_envelope(err, self.env, "invalid-signals", nil)
+  if opts.signals ~= nil then
+    if type(opts.signals) ~= "table" then
+      return { [RESULT] = 1, error = async_error("invalid-signals",
+        "signals must be an object of path -> value, got " .. type(opts.signals)) }
     end
+    apply_client_signals(self, opts.signals)
   end
   local before = values(sigs)
   local ctx = setmetatable({
@@ -473,7 +575,10 @@ function Runtime:dispatch(name, args, opts)
     event = opts.event or {}, request = opts.request or self.request, runtime = self, effects = {},
   }, HandlerCtx)
   args = args or {}
+  local co, c = co_running(), self.cache.browser
+  local prev = c:enter_abort(co, self.abort)
   local ok, res = xpcall(fn, on_fail, ctx, unpack(args, 1, args.n or #args))
+  c:leave_abort(co, prev)
   if self.scheduler.strategy == "manual" then pcall(self.scheduler.flush, self.scheduler) end
   if not ok then
     report(self, res.err, res.trace, "handler " .. name)
@@ -482,8 +587,8 @@ function Runtime:dispatch(name, args, opts)
   local changed = {}
   for _, id in ipairs(sigs.order) do
     local sig = sigs.map[id]
-    if not kernel.is_computed(sig) and before[id] ~= sig:peek() then
-      changed[id] = async_signal.is_async(sig) and sig:snapshot() or sig:peek()
+    if not kernel.is_computed(sig) and changed_since(sig, before[id]) then
+      changed[id] = async_signal.is_async(sig) and signals_mod.wire_snapshot(sig) or sig:peek()
     end
   end
   local env = { [RESULT] = 1, signals = changed }
@@ -513,7 +618,7 @@ end
 local function ssr_of(rt, what)
   local ssr = rt.app.ssr
   if ssr == nil then
-    error("rt:" .. what .. ": this app has no renderer; make it with require(\"async\").define_app()", 3)
+    errors.argument("rt:" .. what .. ": this app has no renderer; make it with require(\"async\").define_app()")
   end
   return ssr
 end
@@ -530,6 +635,7 @@ end
 --- Destroys the runtime's state: component scopes destroyed (their effects
 -- stopped), signals unregistered (async runs aborted).
 function Runtime:destroy()
+  pcall(self.abort.cancel, self.abort, "destroyed")
   for _, scope in ipairs(sorted_keys(self.scopes)) do
     local inst = self.scopes[scope]
     if inst then

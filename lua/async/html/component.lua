@@ -11,6 +11,7 @@
 local kernel = require("async.kernel.graph")
 local signals_mod = require("async.app.registry")
 local errors = require("async.kernel.errors")
+local escape_attr = require("async.html.escape").attr
 
 local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
   pcall, ipairs
@@ -25,10 +26,10 @@ Instance.__index = Instance
 -- without being registered (a registered component takes its id).
 function _M.define_component(fn, name)
   if type(fn) ~= "function" then
-    error("define_component expects a function, got " .. type(fn), 2)
+    errors.argument("define_component expects a function, got " .. type(fn))
   end
   if name ~= nil and (type(name) ~= "string" or name == "" or name:find("[%s.]")) then
-    error("define_component: name must be a non-empty string without dots or spaces, got " .. tostring(name), 2)
+    errors.argument("define_component: name must be a non-empty string without dots or spaces, got " .. tostring(name))
   end
   return { fn = fn, name = name, __async_component = true }
 end
@@ -37,7 +38,7 @@ end
 local function local_id(self, kind, name)
   if name ~= nil then
     if type(name) ~= "string" or name == "" or name:find("[%s()%;,]") then
-      error("component " .. kind .. " names must be non-empty strings without spaces, got " .. tostring(name), 3)
+      errors.argument("component " .. kind .. " names must be non-empty strings without spaces, got " .. tostring(name))
     end
     return self.id .. "." .. name
   end
@@ -61,7 +62,7 @@ end
 --- A scoped computed; fn(self) derives it. self:computed(fn) generates its id.
 function Instance:computed(name, fn)
   if fn == nil and type(name) == "function" then name, fn = nil, name end
-  if type(fn) ~= "function" then error("component computed expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("component computed expects a function, got " .. type(fn)) end
   local id = local_id(self, "computed", name)
   self.owned[#self.owned + 1] = id
   return self.runtime.signals:computed(id, function() return fn(self) end)
@@ -70,7 +71,7 @@ end
 --- A scoped async signal; fn(ctx) is its coroutine.
 function Instance:async_signal(name, fn, opts)
   if type(name) == "function" then name, fn, opts = nil, name, fn end
-  if type(fn) ~= "function" then error("component async_signal expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("component async_signal expects a function, got " .. type(fn)) end
   local id = local_id(self, "async", name)
   self.owned[#self.owned + 1] = id
   return self.runtime.signals:async_signal(id, fn, opts)
@@ -89,7 +90,7 @@ end
 -- fields come from the instance (props, id, ...).
 function Instance:handler(name, fn)
   if fn == nil then name, fn = nil, name end
-  if type(fn) ~= "function" then error("component handler expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("component handler expects a function, got " .. type(fn)) end
   if name == nil and self.generated[fn] then return self.generated[fn] end
   local id = local_id(self, "handler", name)
   local inst = self
@@ -119,10 +120,10 @@ end
 -- function: the ready view.
 function Instance.suspense(_, ref, views)
   local id = type(ref) == "string" and ref or signals_mod.id_of[ref]
-  if id == nil then error("suspense expects a registered async signal or its id", 2) end
+  if id == nil then errors.argument("suspense expects a registered async signal or its id") end
   if type(views) == "function" then views = { ready = views } end
   if type(views) ~= "table" then
-    error("suspense expects a view function or a table of views, got " .. type(views), 2)
+    errors.argument("suspense expects a view function or a table of views, got " .. type(views))
   end
   local html = require("async.html.template")
   local out = {}
@@ -130,10 +131,10 @@ function Instance.suspense(_, ref, views)
     local view = views[status]
     if view ~= nil then
       if type(view) ~= "function" then
-        error('suspense view "' .. status .. '" must be a function, got ' .. type(view), 2)
+        errors.argument('suspense view "' .. status .. '" must be a function, got ' .. type(view))
       end
       local body = view(ref)
-      out[#out + 1] = '<template async:' .. status .. '="' .. html.escape(id) .. '">' ..
+      out[#out + 1] = '<template async:' .. status .. '="' .. escape_attr(id) .. '">' ..
         tostring(body == nil and "" or body) .. "</template>"
     end
   end
@@ -145,11 +146,12 @@ local EVENTS = { attach = true, visible = true, destroy = true }
 --- Lifecycle callbacks: attach and visible run in the browser; destroy here
 -- too, when the instance is destroyed.
 function Instance:on(event, fn)
-  if event == "mount" then error('Component lifecycle "mount" was removed; use self:on("attach", fn)', 2) end
+  if event == "mount" then errors.argument('Component lifecycle "mount" was removed; use self:on("attach", fn)') end
   if not EVENTS[event] then
-    error('Unsupported component lifecycle event "' .. tostring(event) .. '" (expected attach, visible or destroy)', 2)
+    errors.argument(
+      'Unsupported component lifecycle event "' .. tostring(event) .. '" (expected attach, visible or destroy)')
   end
-  if type(fn) ~= "function" then error("component on() expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("component on() expects a function, got " .. type(fn)) end
   local list = self.lifecycle[event]
   list[#list + 1] = fn
 end
@@ -191,13 +193,13 @@ function _M.render(rt, parent, comp, props)
   if type(comp) == "string" then
     local found = rt.components[comp]
     if found == nil then
-      error(errors.new("component-not-registered", 'Component "' .. comp .. '" is not registered.',
-        "Register via Async.use({ component })"), 2)
+      errors.raise("component-not-registered", 'Component "' .. comp .. '" is not registered.',
+        "Register via Async.use({ component })")
     end
     name, comp = comp, found
   end
   if type(comp) ~= "table" or type(comp.fn) ~= "function" then
-    error("render expects a component from Async.define_component, got " .. type(comp), 2)
+    errors.argument("render expects a component from Async.define_component, got " .. type(comp))
   end
   name = name or (rt.component_names and rt.component_names[comp]) or comp.name or "anonymous"
   parent = parent or "component"

@@ -16,7 +16,7 @@
 -- knows void elements, the common optional end tags and `/>` in svg/math.
 -- Malformed input is reported as a value (`nil, err`), never raised.
 
-local type, tostring, pairs, ipairs, pcall, error = type, tostring, pairs, ipairs, pcall, error
+local type, tostring, pairs, ipairs, pcall = type, tostring, pairs, ipairs, pcall
 local setmetatable, rawget, tonumber, schar = setmetatable, rawget, tonumber, string.char
 local sfind, ssub, sbyte, slower, sgsub, smatch, sformat =
   string.find, string.sub, string.byte, string.lower, string.gsub, string.match, string.format
@@ -26,6 +26,8 @@ if not has_tnew then tnew = function() return {} end end
 local floor, huge = math.floor, math.huge
 
 local chain = require("async.app.chain")
+local escape = require("async.html.escape")
+local errors = require("async.kernel.errors")
 
 local _M = { _VERSION = "0.1" }
 
@@ -71,12 +73,7 @@ local function forbidden_attr(name)
   return ssub(name, 1, 2) == "on" or name == "srcdoc"
 end
 
-local URL_ATTRS = {
-  href = true, src = true, action = true, formaction = true, ["xlink:href"] = true, poster = true,
-  cite = true, data = true, background = true, ping = true, manifest = true, codebase = true,
-}
-local SAFE_SCHEMES = { http = true, https = true, mailto = true, tel = true }
-_M.UNSAFE_URL = "about:invalid#async-unsafe-url"
+_M.UNSAFE_URL = escape.UNSAFE_URL
 
 local DEFAULT_PREFIXES = { async = "async:", signal = "signal:", on = "on:", class = "class:" }
 _M.DEFAULT_PREFIXES = DEFAULT_PREFIXES
@@ -110,28 +107,10 @@ end
 
 -- ===== ESCAPING =====
 
-local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
-
--- True when s has one of & < > " ' (plain finds: LuaJIT compiles them, ~14x
--- faster than one pattern find on short strings).
-local function has_special(s)
-  return sfind(s, "&", 1, true) or sfind(s, "<", 1, true) or sfind(s, ">", 1, true)
-    or sfind(s, '"', 1, true) or sfind(s, "'", 1, true)
-end
-
--- HTML text content: & < > escaped, and " ' too, so text stays inert even
--- where a browser would disagree with the scanner about the context.
-local function escape_text(s)
-  if not has_special(s) then return s end
-  return (sgsub(s, "[&<>\"']", ESC))
-end
+-- Escaping is async.html.escape's (one module for templates and bindings);
+-- these names stay for the code that used them.
+local escape_text, escape_attr = escape.text, escape.attr
 _M.escape_text = escape_text
-
--- A double- or single-quoted attribute value: & < > " ' escaped.
-local function escape_attr(s)
-  if not has_special(s) then return s end
-  return (sgsub(s, "[&<>\"']", ESC))
-end
 _M.escape_attr = escape_attr
 
 -- Static attribute text from the template, re-quoted with '"': character
@@ -191,15 +170,6 @@ local function truthy(v)
   if type(v) == "number" and v ~= v then return false end
   if type(v) == "userdata" then return false end -- JSON null
   return true
-end
-
-local function safe_url(s)
-  if not sfind(s, ":", 1, true) then return s end -- no scheme
-  local u = sgsub(s, "[%z\1-\32]", "")
-  local scheme = smatch(u, "^([%a][%w+.%-]*):")
-  if not scheme then return s end
-  if SAFE_SCHEMES[slower(scheme)] then return s end
-  return _M.UNSAFE_URL
 end
 
 -- ===== TOKENIZER =====
@@ -419,24 +389,25 @@ _M._tokenize = tokenize
 local function prefix_list(v, kind)
   if type(v) == "string" then return { v } end
   if type(v) == "table" then return v end
-  error("scanner: prefixes." .. kind .. " must be a string or a list of strings", 3)
+  errors.argument("scanner: prefixes." .. kind .. " must be a string or a list of strings")
 end
 
-local configs_by_key = {}
+local configs_by_key, configs_n = {}, 0
 local configs_by_table = setmetatable({}, { __mode = "k" })
+_M.MAX_CONFIGS = 64 -- prefix configs kept (each with its plan cache); all dropped when more are made
 
 -- A config: { key, list = { {prefix, kind} } longest first, first = { [byte] = true } }.
 local function get_config(prefixes)
   if prefixes == nil then prefixes = DEFAULT_PREFIXES end
   local cfg = configs_by_table[prefixes]
   if cfg then return cfg end
-  if type(prefixes) ~= "table" then error("scanner: opts.prefixes must be a table", 3) end
+  if type(prefixes) ~= "table" then errors.argument("scanner: opts.prefixes must be a table") end
   local list, parts = {}, {}
   for _, kind in ipairs({ "async", "signal", "on", "class" }) do
     local v = prefixes[kind]
     if v == nil then v = DEFAULT_PREFIXES[kind] end
     for _, p in ipairs(prefix_list(v, kind)) do
-      if type(p) ~= "string" or p == "" then error("scanner: prefixes." .. kind .. " has an empty prefix", 3) end
+      if type(p) ~= "string" or p == "" then errors.argument("scanner: prefixes." .. kind .. " has an empty prefix") end
       list[#list + 1] = { slower(p), kind }
     end
   end
@@ -452,8 +423,13 @@ local function get_config(prefixes)
   local key = concat(parts, "\0")
   cfg = configs_by_key[key]
   if not cfg then
+    if configs_n >= _M.MAX_CONFIGS then
+      configs_by_key, configs_n = {}, 0
+      configs_by_table = setmetatable({}, { __mode = "k" })
+    end
     cfg = { key = key, list = list, first = first, cache = { cur = {}, old = {}, n = 0 } }
     configs_by_key[key] = cfg
+    configs_n = configs_n + 1
   end
   configs_by_table[prefixes] = cfg
   return cfg
@@ -831,7 +807,7 @@ local function compile(html, cfg, opts)
             add_edit(tok.ins, tok.ins - 1, t)
           end
           t.open = " " .. t.raw_name .. '="'
-          t.url = URL_ATTRS[target] or nil
+          t.url = escape.url_attribute(target) and true or nil
           if target == "class" then
             t.is_class = true
             t.static = t.static or ""
@@ -944,6 +920,11 @@ end
 -- Drops every cached plan.
 function _M.cache_clear()
   for _, cfg in pairs(configs_by_key) do cfg.cache = { cur = {}, old = {}, n = 0 } end
+end
+
+-- Number of prefix configs kept.
+function _M.config_count()
+  return configs_n
 end
 
 -- Number of cached plans (all configs).
@@ -1134,7 +1115,7 @@ local function attr_value(h, resolve)
         value = ""
       else
         v = (v ~= false or kind == "value") and to_text(v) or nil
-        if v and h.url then v = safe_url(v) end
+        if v and h.url then v = escape.url_for(h.name, v) end
         value = v and escape_attr(v) or false
       end
     end

@@ -9,7 +9,8 @@
 -- and nothing else: no calls, no operators, so data can never run code.
 --
 -- Each template string is scanned once for its HTML context and compiled
--- (loadstring of generated code, cached by template string, as etlua does)
+-- (loadstring of generated code, cached by template string, as etlua does;
+-- the cache is bounded, see cache_size)
 -- into one function that joins precomputed static chunks and escaped values.
 --
 -- Values:
@@ -33,13 +34,15 @@
 -- Errors: compile errors and render errors read "template:LINE: message"
 -- (or "NAME:LINE:" with html.compile(s, { name = NAME })).
 
-local type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs =
-  type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs
+local type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs, select =
+  type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs, select
 local loadstring, setfenv = loadstring, setfenv
 local find, gsub, sub, lower, match, format =
   string.find, string.gsub, string.sub, string.lower, string.match, string.format
 local concat = table.concat
 local registry = require("async.app.registry")
+local errors = require("async.kernel.errors")
+local array_mt = require("async.app.json").array_mt
 
 local _M = {}
 
@@ -68,16 +71,12 @@ function _M.is_safe(v)
   return getmetatable(v) == SAFE
 end
 
--- ===== ESCAPING =====
+-- ===== ESCAPING (async.html.escape, shared with the scanner) =====
 
+local escape_mod = require("async.html.escape")
+local escape = escape_mod.text
+local SPECIAL = escape_mod.SPECIAL
 local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
-local SPECIAL = "[&<>\"']"
-
--- Escapes a string for HTML text and quoted attribute values.
-local function escape(s)
-  if find(s, SPECIAL) then return (gsub(s, SPECIAL, ESC)) end
-  return s
-end
 _M.escape = escape
 
 -- fn(value, attr_name) -> id string or nil; by default a signal object's
@@ -90,15 +89,24 @@ local resolve_ref = default_resolve
 -- into its registered id; nil restores the default.
 function _M.set_ref_resolver(fn)
   if fn ~= nil and type(fn) ~= "function" then
-    error("html.set_ref_resolver: expected a function or nil, got " .. type(fn), 2)
+    errors.argument("html.set_ref_resolver: expected a function or nil, got " .. type(fn))
   end
   resolve_ref = fn or default_resolve
 end
 
 local function index_raw(v, key) return v[key] end
 
+-- A template error (the library's error type, kernel/errors.lua): its
+-- message names the template line ("template:3: ..."), its position the
+-- line of the app that compiled or rendered the template.
+local function template_error(code, name, line, msg)
+  local e = errors.new(code, format("%s:%d: %s", name, line, msg))
+  e.template, e.template_line = name, line
+  error(errors.locate(e), 0)
+end
+
 local function render_error(name, line, msg)
-  error(format("%s:%d: %s", name, line, msg), 0)
+  template_error("template-render", name, line, msg)
 end
 
 -- Renders any non-string value; sep joins array elements.
@@ -110,7 +118,7 @@ local function render_value(v, name, line, sep)
   if t == "table" then
     local mt = getmetatable(v)
     if mt == SAFE then return v.html end
-    if mt == nil then
+    if mt == nil or mt == array_mt then   -- a decoded JSON array carries array_mt
       local n = #v
       if n == 0 and next(v) ~= nil then
         render_error(name, line, "cannot render a table that is not an array")
@@ -171,6 +179,33 @@ local function helpers(name)
       render_error(name, line, format("no id for a function in binding attribute %q", attr))
     end
     return h.attr(v, line)
+  end
+
+  -- The value of a URL attribute: static parts (template source) and values
+  -- alternate, `s1, v1, s2, ..., sn`. The whole value is checked as the
+  -- browser will read it (async.html.escape.url, or .srcset): an unsafe
+  -- one becomes escape.UNSAFE_URL, as the scanner's signal:attr:href does.
+  function h.url(line, kind, ...)
+    local n = select("#", ...)
+    local out, whole = {}, {}
+    for i = 1, n do
+      local p = select(i, ...)
+      local o = i % 2 == 1 and p or h.attr(p, line)
+      out[i] = o
+      whole[i] = escape_mod.decode(o)
+    end
+    local value = concat(whole)
+    local checked = kind == "srcset" and escape_mod.srcset(value) or escape_mod.url(value)
+    if checked ~= value then return escape_mod.UNSAFE_URL end
+    return concat(out)
+  end
+
+  -- A value inside <script type="application/json">: JSON, "<" as \u003c.
+  function h.json(v, line)
+    if getmetatable(v) == SAFE then v = v.html end
+    local ok, out = pcall(escape_mod.json, v)
+    if not ok then render_error(name, line, "cannot write a value as JSON in <script>: " .. errors.message(out)) end
+    return out
   end
 
   -- Indexes one step of a dotted path: nil stays nil, tables and userdata
@@ -253,6 +288,7 @@ local function scan(src, name)
   local pos, len = 1, #src
   local state = "text"
   local tag, attr_name, rawtag = nil, nil, nil
+  local tag_start, raw_kind, value_start = 1, nil, nil
 
   -- The line of position p (1-based); compile time only. Positions only
   -- grow while scanning, so lines are counted from the last call on
@@ -266,7 +302,7 @@ local function scan(src, name)
   end
 
   local function fail(msg, at_line)
-    error(format("%s:%d: %s", name, at_line or line_at(pos), msg), 0)
+    template_error("template-syntax", name, at_line or line_at(pos), msg)
   end
 
   local function flush()
@@ -278,6 +314,52 @@ local function scan(src, name)
 
   local function put(s)
     static[#static + 1] = s
+  end
+
+  -- The state after a start tag's ">": raw text for script, style,
+  -- textarea and title (raw_kind: "script", "json" for a JSON data block,
+  -- "style" or "text"), else text.
+  local function enter_content()
+    if not rawtag then return "text" end
+    if rawtag == "script" then
+      local head = sub(src, tag_start, pos)
+      local t = match(head, '[%s/]type%s*=%s*"([^"]*)"') or match(head, "[%s/]type%s*=%s*'([^']*)'")
+        or match(head, "[%s/]type%s*=%s*([^%s>]+)")
+      raw_kind = escape_mod.json_script_type(t) and "json" or "script"
+    elseif rawtag == "style" then
+      raw_kind = "style"
+    else
+      raw_kind = "text"
+    end
+    return "rawtext"
+  end
+
+  -- A quoted value of a URL attribute holding {{ }}: its pieces from index
+  -- `from` on become one "url" node, checked whole at render time.
+  local function group_url(from)
+    if not from then return end
+    local kind = escape_mod.url_attribute(lower(attr_name))
+    if not kind then return end
+    local parts, cur, first = {}, {}, nil
+    for i = from, #pieces do
+      local p = pieces[i]
+      if type(p) == "string" then
+        cur[#cur + 1] = p
+      else
+        parts[#parts + 1] = concat(cur)
+        cur = {}
+        parts[#parts + 1] = p
+        first = first or p
+      end
+      pieces[i] = nil
+    end
+    parts[#parts + 1] = concat(cur)
+    if not first then
+      pieces[from] = parts[1]
+      return
+    end
+    pieces[from] = { ctx = "url", kind = kind == "srcset" and "srcset" or "url", parts = parts, line = first.line,
+                     attr = attr_name }
   end
 
   -- Reads "{{ ... }}" at pos; returns the node and the position after "}}".
@@ -299,7 +381,17 @@ local function scan(src, name)
     local two = sub(src, pos, pos + 1)
 
     if two == "{{" then
-      if state == "text" or state == "rawtext" or state == "comment" then
+      if state == "rawtext" and raw_kind == "script" then
+        fail("{{ }} inside <script> is not allowed: no escaping makes a value safe in JavaScript; put it in "
+          .. '<script type="application/json"> (written as JSON) or in a data- attribute')
+      elseif state == "rawtext" and raw_kind == "style" then
+        fail("{{ }} inside <style> is not allowed: CSS is not escaped; use a class, or a style attribute")
+      elseif state == "rawtext" and raw_kind == "json" then
+        flush()
+        local node
+        node, pos = read_expr("json")
+        pieces[#pieces + 1] = node
+      elseif state == "text" or state == "rawtext" or state == "comment" then
         flush()
         local node
         node, pos = read_expr("text")
@@ -313,6 +405,11 @@ local function scan(src, name)
         local node
         node, pos = read_expr(is_binding(attr_name) and "bind" or "attr")
         put('"'); flush()
+        local url_kind = escape_mod.url_attribute(lower(attr_name))
+        if url_kind then
+          node = { ctx = "url", kind = url_kind == "srcset" and "srcset" or "url", parts = { "", node, "" },
+                   line = node.line, attr = attr_name }
+        end
         pieces[#pieces + 1] = node
         put('"')
         local nextc = sub(src, pos, pos)
@@ -335,6 +432,7 @@ local function scan(src, name)
           local tname = match(src, "^</?([%w:-]+)", pos)
           put(sub(src, pos, pos + #tname + (close and 1 or 0)))
           pos = pos + #tname + 1 + (close and 1 or 0)
+          tag_start = pos - #tname - 1 - (close and 1 or 0)
           tag = lower(tname)
           state = close and "endtag" or "before_attr"
           rawtag = (not close and RAWTEXT[tag]) and tag or nil
@@ -365,7 +463,7 @@ local function scan(src, name)
     elseif state == "before_attr" then
       put(c); pos = pos + 1
       if c == ">" then
-        state = rawtag and "rawtext" or "text"
+        state = enter_content()
       elseif c ~= "/" and not find(c, "%s") then
         attr_name = c
         state = "attr_name"
@@ -389,16 +487,22 @@ local function scan(src, name)
       end
     elseif state == "before_value" then
       put(c); pos = pos + 1
-      if c == '"' then state = "dq"
-      elseif c == "'" then state = "sq"
-      elseif c == ">" then state = rawtag and "rawtext" or "text"
+      if c == '"' then state = "dq"; flush(); value_start = #pieces + 1
+      elseif c == "'" then state = "sq"; flush(); value_start = #pieces + 1
+      elseif c == ">" then state = enter_content()
       elseif not find(c, "%s") then state = "unquoted" end
     elseif state == "dq" or state == "sq" then
       put(c); pos = pos + 1
-      if (state == "dq" and c == '"') or (state == "sq" and c == "'") then state = "before_attr" end
+      if (state == "dq" and c == '"') or (state == "sq" and c == "'") then
+        static[#static] = nil   -- the closing quote goes after the value's group
+        flush()
+        group_url(value_start)
+        put(c)
+        state = "before_attr"
+      end
     elseif state == "unquoted" then
       if c == ">" then
-        put(c); pos = pos + 1; state = rawtag and "rawtext" or "text"
+        put(c); pos = pos + 1; state = enter_content()
       elseif find(c, "%s") then
         put(c); pos = pos + 1; state = "before_attr"
       else
@@ -453,6 +557,14 @@ local function generate(pieces)
       operands[#operands + 1] = format("text(%s, %d)", path_code(p, long), p.line)
     elseif p.ctx == "attr" then
       operands[#operands + 1] = format("attr(%s, %d)", path_code(p, long), p.line)
+    elseif p.ctx == "json" then
+      operands[#operands + 1] = format("json(%s, %d)", path_code(p, long), p.line)
+    elseif p.ctx == "url" then
+      local args = {}
+      for i, part in ipairs(p.parts) do
+        if i % 2 == 1 then args[i] = format("%q", part) else args[i] = path_code(part, long) end
+      end
+      operands[#operands + 1] = format("url(%d, %q, %s)", p.line, p.kind, concat(args, ", "))
     else
       operands[#operands + 1] = format("bind(%s, %d, %q)", path_code(p, long), p.line, p.attr)
     end
@@ -465,7 +577,7 @@ local function generate(pieces)
   else
     body = "concat({ " .. concat(operands, ", ") .. " })"
   end
-  return "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type, walk, LONG = ...\n" ..
+  return "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type, walk, LONG, url, json = ...\n" ..
     "return function(env)\n" ..
     "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
     "  return setmetatable({ html = " .. body .. " }, SAFE)\n" ..
@@ -474,32 +586,69 @@ end
 
 -- ===== COMPILING =====
 
-local compiled = {} -- cache key -> render function
+-- Compiled templates, cached by template string in two generations: a hit
+-- in the old one moves to the current one; when the current one holds
+-- cache_size entries it becomes the old one (and the old one is dropped).
+-- At most 2 * cache_size templates are kept, however many distinct strings
+-- an app compiles (a template built from request data is a fresh string
+-- per request), and the templates in use stay compiled.
+_M.cache_size = 512
+local compiled = { cur = {}, old = {}, n = 0 }
+
+local function cache_get(key)
+  local c = compiled
+  local fn = c.cur[key]
+  if fn then return fn end
+  fn = c.old[key]
+  if fn then
+    c.old[key] = nil
+    if c.n >= _M.cache_size then c.old, c.cur, c.n = c.cur, {}, 0 end
+    c.cur[key], c.n = fn, c.n + 1
+  end
+  return fn
+end
+
+local function cache_set(key, fn)
+  local c = compiled
+  if c.n >= _M.cache_size then c.old, c.cur, c.n = c.cur, {}, 0 end
+  c.cur[key], c.n = fn, c.n + 1
+end
+
+-- The number of compiled templates kept.
+function _M.cache_count()
+  local n = 0
+  for _ in pairs(compiled.cur) do n = n + 1 end
+  for _ in pairs(compiled.old) do n = n + 1 end
+  return n
+end
 local EMPTY = {}
 
 local function check_env(env)
   if env == nil then return EMPTY end
-  error("template: expected an env table, got " .. type(env), 3)
+  errors.argument("template: expected an env table, got " .. type(env))
 end
 
 -- Compiles a template; returns the render function fn(env) -> safe HTML.
 -- opts.name replaces "template" in error messages. Cached per string.
 function _M.compile(src, opts)
   if type(src) ~= "string" then
-    error("html: expected a template string, got " .. type(src), 2)
+    errors.argument("html: expected a template string, got " .. type(src))
   end
   local name = opts and opts.name or "template"
   local key = name == "template" and src or name .. "\0" .. src
-  local fn = compiled[key]
+  local fn = cache_get(key)
   if fn then return fn end
   local pieces = scan(src, name)
   local code, long = generate(pieces)
-  local chunk, err = loadstring(code, "=" .. name)
-  if not chunk then error(format("%s: internal error compiling template: %s", name, err), 0) end
+  local chunk, err = loadstring(code, "=" .. errors.GENERATED .. name)
+  if not chunk then
+    errors.raise("template-internal", format("%s: internal error compiling template: %s", name, err))
+  end
   setfenv(chunk, {})
   local h = helpers(name)
-  local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type, h.walk, long)
-  compiled[key] = render
+  local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type, h.walk, long,
+    h.url, h.json)
+  cache_set(key, render)
   return render
 end
 
@@ -522,17 +671,17 @@ end
 -- drops compiled templates, whose contexts depend on them.
 function _M.set_binding_prefixes(list)
   if type(list) ~= "table" then
-    error("html.set_binding_prefixes: expected an array of prefixes, got " .. type(list), 2)
+    errors.argument("html.set_binding_prefixes: expected an array of prefixes, got " .. type(list))
   end
   local copy = {}
   for i = 1, #list do copy[i] = lower(list[i]) end
   extra_prefixes = copy
-  compiled = {}
+  compiled = { cur = {}, old = {}, n = 0 }
 end
 
 -- Drops every compiled template.
 function _M.clear_cache()
-  compiled = {}
+  compiled = { cur = {}, old = {}, n = 0 }
 end
 
 return _M

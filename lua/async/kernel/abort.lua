@@ -1,7 +1,10 @@
 --- Abort tokens: cancellation for coroutines and the I/O they start.
 -- A token is aborted at most once; `on_abort` callbacks run in registration
 -- order when it is, and at once when registered on an aborted token.
-local setmetatable, pcall, error, type = setmetatable, pcall, error, type
+local errors = require("async.kernel.errors")
+
+local setmetatable, getmetatable, pcall, error, type, tostring = setmetatable, getmetatable, pcall, error, type,
+  tostring
 
 local _M = {}
 
@@ -28,11 +31,27 @@ function Abort:on_abort(fn)
     return function() end
   end
   local cbs = self._cbs
-  if not cbs then cbs = {}; self._cbs = cbs end
+  if not cbs then cbs = { holes = 0 }; self._cbs = cbs end
   cbs[#cbs + 1] = fn
+  -- unregistering leaves a hole (false) rather than shifting the list: a
+  -- callback may unregister another while cancel walks the list, and the
+  -- one after it must still run; holes are compacted when they pile up
   return function()
     for i = 1, #cbs do
-      if cbs[i] == fn then table.remove(cbs, i); return end
+      if cbs[i] == fn then
+        cbs[i] = false
+        cbs.holes = cbs.holes + 1
+        if cbs.holes > 8 and cbs.holes * 2 > #cbs and self._cbs == cbs then
+          local j = 0
+          for k = 1, #cbs do
+            local f = cbs[k]
+            cbs[k] = nil
+            if f then j = j + 1; cbs[j] = f end
+          end
+          cbs.holes = 0
+        end
+        return
+      end
     end
   end
 end
@@ -48,17 +67,33 @@ function Abort:cancel(reason)
   if not cbs then return end
   local first
   for i = 1, #cbs do
-    local ok, err = pcall(cbs[i], self.reason)
-    if not ok and first == nil then first = err end
+    local f = cbs[i]
+    if f then
+      local ok, err = pcall(f, self.reason)
+      if not ok and first == nil then first = err end
+    end
   end
   if first ~= nil then error(first, 0) end
 end
 
+--- The error a wait raises when `token` is aborted: the library's error
+-- type (kernel/errors.lua) named "AbortError", code "aborted", message
+-- "aborted: REASON", at the caller's line.
+function _M.error(token)
+  local e = setmetatable({ name = "AbortError", code = "aborted", message = "aborted: " .. tostring(token.reason) },
+    errors.mt)
+  e.source, e.line = errors.where(3)
+  return e
+end
+
+--- Is `e` the error of an aborted wait?
+function _M.is_error(e)
+  return type(e) == "table" and e.name == "AbortError"
+end
+
 --- Raises the abort error if the token is aborted.
 function Abort:check()
-  if self.aborted then
-    error({ name = "AbortError", message = "aborted: " .. tostring(self.reason), code = "aborted" }, 0)
-  end
+  if self.aborted then error(_M.error(self), 0) end
 end
 
 return _M

@@ -11,6 +11,7 @@ local core = require("async.kernel.core")
 local scheduler = require("async.kernel.scheduler")
 
 local C, G = core.C, core.G
+local fail = core.fail
 local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
 local co_resume, co_status, co_running = coroutine.resume, coroutine.status, coroutine.running
@@ -68,6 +69,17 @@ local current_run = nil  -- async run whose coroutine is running (its writes are
 local run_of = setmetatable({}, { __mode = "kv" })
 -- coroutines of aborted runs: never resumed again (weak keys, no values to leak)
 local dead_runs = setmetatable({}, { __mode = "k" })
+-- [hook for async.loop.ngx] runs are threads their loop resumes (see
+-- run_suspend below). A run that waits on nginx without async.loop (a raw
+-- ngx.sleep, a cosocket) leaves its context current while other threads
+-- run: a write is the current run's only when it comes from the run's own
+-- thread (else from whichever run's thread is writing, or none).
+local threaded_runs = false
+local function threaded_check(run)
+  local co = co_running()
+  if run.co == co then return run end
+  return run_of[co]
+end
 
 -- ===== the context belongs to the coroutine that opened it =====
 -- The globals above (active .. current_run) are the context of one
@@ -410,6 +422,7 @@ end
 -- ===== settling: after the outermost write, batch or transaction =====
 local function drain_async()
   local n = C.ac_async_drain(G)
+  if n < 0 then fail(n, "handing out async signals", 2) end
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
   for i = 1, n do
@@ -435,6 +448,8 @@ local function poke_schedulers()
 end
 
 local function settle()
+  -- notifications the core could not queue for lack of memory (AC_RETRY)
+  local lost = G.retry ~= 0 and C.ac_retry(G) ~= 0
   if G.async_len ~= 0 and async_hook then drain_async() end
   if G.sched_list_len ~= 0 then
     if G.sched_list_len == 1 then
@@ -446,6 +461,7 @@ local function settle()
     end
   end
   if to_free[1] ~= nil or to_dispose[1] ~= nil or renotify[1] ~= nil then collect() end
+  if lost then error("async: out of memory queueing effects (they run once memory is available)", 0) end
 end
 
 -- Records the effects and async nodes a change of `id` confirmed inside a
@@ -591,8 +607,8 @@ end
 
 -- ===== signals =====
 ffi.cdef [[
-typedef struct async_signal { int32_t id; } async_signal;
-typedef struct async_computed { int32_t id; } async_computed;
+typedef struct async_signal { const int32_t id; } async_signal;
+typedef struct async_computed { const int32_t id; } async_computed;
 ]]
 
 local Signal = {}
@@ -617,7 +633,10 @@ local function signal_get(s)
     end
     if eq_error ~= nil then raise_eq_error() end
   end
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read") end
+  end
   return vals[id]
 end
 
@@ -636,12 +655,23 @@ local function signal_set(s, v)
         error("Cannot write to a signal inside a computed", 2)
       end
       local run = current_run
+      if run ~= nil and threaded_runs then run = threaded_check(run) end
       if run ~= nil then
         local w = run.writes
         w[#w + 1] = s
         w[#w + 1] = v
         return
       end
+    end
+  elseif current_run ~= nil then
+    -- a run made current by its loop (run_resumed, ngx threads)
+    local run = current_run
+    if threaded_runs then run = threaded_check(run) end
+    if run ~= nil then
+      local w = run.writes
+      w[#w + 1] = s
+      w[#w + 1] = v
+      return
     end
   end
   local id = s.id
@@ -650,7 +680,11 @@ local function signal_set(s, v)
   if eq_error ~= nil then raise_eq_error() end
   if tx_depth > 0 then tx_log(id, old, seen[id]) end
   vals[id] = v
-  C.ac_write(G, id)
+  local r = C.ac_write(G, id)
+  if r ~= 0 then
+    vals[id] = old
+    fail(r, "writing a signal")
+  end
   if batch_depth == 0 then settle() end
 end
 
@@ -683,7 +717,7 @@ function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
-  if id == 0 then error("async: out of memory creating a signal", 2) end
+  if id <= 0 then fail(id, "creating a signal", 2) end
   vals[id], seen[id] = value, value
   if eq then eqs[id] = eq end
   return SignalT(id)
@@ -765,7 +799,10 @@ function computed_get(c)
     refresh(id, f)
     if eq_error ~= nil then raise_eq_error() end
   end
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read") end
+  end
   if band(G.nodes[id].flags, ERROR) ~= 0 then error(vals[id], 0) end
   return vals[id]
 end
@@ -796,7 +833,7 @@ function _M.computed(fn, opts)
   local eq = check_opts(opts, "computed")
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
-  if id == 0 then error("async: out of memory creating a computed", 2) end
+  if id <= 0 then fail(id, "creating a computed", 2) end
   local h = home_for(opts and opts.root, owner)
   fns[id] = fn
   h[id] = fn
@@ -995,7 +1032,7 @@ end
 -- Returns the first error raised by a cleanup.
 local function dispose_tree(id, children_only)
   local n = C.ac_dispose(G, id, children_only and 1 or 0)
-  if n == 0 then return nil end
+  if n <= 0 then return nil end   -- nothing owned, or disposed already (AC_BAD_ID)
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
   local pending = {}
@@ -1164,7 +1201,7 @@ function _M.effect(fn, opts)
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local h = home_for(root, owner)
   local id = C.ac_node_new(G, K_EFFECT, owner ~= 0 and owner or (root and root.id or 0), sched.index)
-  if id == 0 then error("async: out of memory creating an effect", 2) end
+  if id <= 0 then fail(id, "creating an effect", 2) end
   fns[id] = fn
   h[id] = fn
   home_of[id] = h
@@ -1188,9 +1225,9 @@ function _M.scope(fn, opts)
   if e ~= true and e ~= false then return in_own_context(e, _M.scope, fn, opts) end
   local root = opts and opts.root
   local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
-  if id == 0 then
+  if id <= 0 then
     if e then release() end
-    error("async: out of memory creating a scope", 2)
+    fail(id, "creating a scope", 2)
   end
   home_of[id] = home_for(root, owner)
   local tok = { disposed = false }
@@ -1231,7 +1268,7 @@ end
 function _M.root()
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SCOPE, 0, -1)
-  if id == 0 then error("async: out of memory creating a root", 2) end
+  if id <= 0 then fail(id, "creating a root", 2) end
   local home = {}
   home_of[id] = home
   root_serial = root_serial + 1
@@ -1337,7 +1374,10 @@ function internal.leave_batch(claimed)
   end
 end
 function internal.track(id)
-  if active ~= 0 then C.ac_link(G, id, active) end
+  if active ~= 0 then
+    local r = C.ac_link(G, id, active)
+    if r ~= 0 then fail(r, "tracking a read", 3) end
+  end
 end
 function internal.set_error_state(id, is_err)
   local node = G.nodes[id]
@@ -1386,16 +1426,61 @@ function _M.resume(co, ...)
   return resume_end(run, displaced, co_resume(co, ...))
 end
 
+-- ===== hook: runs that their event loop resumes itself (async.loop.ngx) =====
+-- Under nginx an async run is a light thread: nginx resumes it after a wait,
+-- not _M.resume, so nothing above marks it current. The ngx loop calls
+-- run_suspend(co) just before a run's thread waits and run_resumed(co) just
+-- after, so the run is current (its writes buffered until commit, its reads
+-- untracked) exactly while its thread runs, and the context of whatever ran
+-- before is restored when it waits again or ends. A first segment is left
+-- alone: task.start_run holds that context around the spawn. Both do nothing
+-- for a coroutine that is not a live run. (Waits that bypass async.loop,
+-- a raw ngx.sleep or cosocket inside a run, are not seen here; the
+-- per-coroutine tracking context of kernel9 covers those.)
+
+--- A run's thread is about to wait: restores the context it entered.
+function internal.run_suspend(co)
+  local run = run_of[co]
+  if run == nil or not run.entered then return end
+  run.entered = false
+  current_run, active = run.saved_run, run.saved_active
+end
+
+--- A run's thread was resumed by its loop: makes the run current again.
+-- Returns false when the run was aborted or has ended (its code must not
+-- go on: the caller parks the thread until it is killed).
+function internal.run_resumed(co)
+  local run = run_of[co]
+  if run == nil then return not dead_runs[co] end
+  if run.abort.aborted or run.done then return false end
+  if not run.entered then
+    run.entered = true
+    run.saved_run, run.saved_active = current_run, active
+    current_run, active = run, 0
+  end
+  return true
+end
+
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
 --- The async run of the calling coroutine, if it is one.
 function internal.current_run()
-  if current_run == nil and npark == 0 then return nil end
+  if npark == 0 then
+    local run = current_run
+    if run ~= nil and threaded_runs then run = threaded_check(run) end
+    return run
+  end
   local me = current()
-  if ctx_co == me then return current_run end
+  if ctx_co == me then
+    local run = current_run
+    if run ~= nil and threaded_runs then run = threaded_check(run) end
+    return run
+  end
   local c = parked[me]
   return c and c.run
 end
+--- Runs are threads of their loop (task.set_spawner says so).
+function internal.set_threaded_runs(on) threaded_runs = on and true or false end
 function internal.is_dead(co) return dead_runs[co] == true end
 --- The run of `co` was aborted: it is never resumed again.
 function internal.mark_dead(co)

@@ -70,7 +70,7 @@ function _M.new(opts, kernel)
     error("on_error must be a function, got " .. type(opts.on_error), 2)
   end
   local index = C.ac_sched_new(G, max_depth)
-  if index < 0 then error("async: out of memory creating a scheduler", 2) end
+  if index < 0 then core.fail(index, "creating a scheduler", 2) end
   local s = setmetatable({
     index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
     on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
@@ -125,8 +125,8 @@ function Scheduler:enqueue(phase, fn, opts)
   if r ~= 1 then
     self.jobs[h] = nil
     self.free[#self.free + 1] = h
-    if r < 0 then error("async: out of memory queueing a job", 2) end
-    return false
+    if r == core.OOM then core.fail(r, "queueing a job", 2) end
+    return false   -- dropped: duplicate key, destroyed scope, or a released scheduler (AC_BAD_ID)
   end
   -- a loop scheduler flushes on a later tick by itself: no write has to
   -- poke it (a flush in progress picks the job up)

@@ -14,12 +14,14 @@ local kernel = require("async.kernel.graph")
 local Abort = require("async.kernel.abort")
 
 local C, G = core.C, core.G
+local fail = core.fail
 local I = kernel._internal
 local vals = I.vals()
 local run_of = I.run_of()
 local band = bit.band
 local DIRTY, PENDING = core.DIRTY, core.PENDING
-local type, error, setmetatable, tostring, co_create = type, error, setmetatable, tostring, coroutine.create
+local type, error, setmetatable, tostring, pcall, co_create, co_running =
+  type, error, setmetatable, tostring, pcall, coroutine.create, coroutine.running
 local resume = kernel.resume
 
 local _M = {}
@@ -46,7 +48,8 @@ end
 _M.normalize_error = normalize_error
 
 local function publish(a)
-  C.ac_touch(G, a.id)
+  local r = C.ac_touch(G, a.id)
+  if r ~= 0 then fail(r, "publishing an async signal", 3) end
 end
 
 --- Aborts the run in flight, if any. The coroutine is never resumed again.
@@ -86,7 +89,11 @@ local function finish(run, ok, v)
   run.done = true
   run_of[run.co] = nil
   local a = run.a
-  if C.ac_task_commit(G, a.id, run.version) == 0 then return end   -- stale or aborted
+  local committed = C.ac_task_commit(G, a.id, run.version)
+  if committed ~= 1 then                                            -- stale or aborted
+    if committed < 0 then fail(committed, "committing an async run") end
+    return
+  end
   a.run = nil
   local prev_run = I.set_current_run(nil)
   -- one commit: the run's writes (a transaction: a write that raises, in a
@@ -118,12 +125,49 @@ local function on_step(run, ok, v)
   end
 end
 
+-- ===== hook: runs as threads of the event loop (async.loop.ngx) =====
+-- By default a run is a coroutine the kernel creates and resumes itself
+-- (kernel.resume). Under nginx a run must be a light thread (ngx.thread) so
+-- that its waits suspend only the run, not whoever started it. The loop
+-- layer installs `spawner(body, abort, ...)`: it runs body(...) as a new
+-- thread now, returns once body first waits or has ended, and kills the
+-- thread when `abort` fires (an aborted run is never resumed); it returns
+-- false when it cannot spawn here (nginx's init phase, say), and the run is
+-- then a plain coroutine. While the thread runs, the ngx loop keeps the run
+-- current through kernel._internal.run_suspend/run_resumed.
+local spawner = nil
+
+--- Sets (or with nil, removes) the spawner; async.loop calls it when the
+-- active loop changes.
+function _M.set_spawner(fn)
+  spawner = fn
+  I.set_threaded_runs(fn ~= nil)
+end
+
+-- The body of a run's thread: registers the coroutine as the run's, runs
+-- the async function, then commits (or, when it ended inside its first
+-- segment, leaves the commit to start_run, as on_step does).
+local function run_thread(run, ctx)
+  local co = co_running()
+  run.co = co
+  run_of[co] = run
+  local ok, v = pcall(run.a.fn, ctx)
+  -- an aborted run's thread is killed while it waits, so it never gets here
+  I.run_suspend(co)   -- back to the context the thread was resumed in
+  if run.tracking then
+    run.result_ok, run.result = ok, v
+  elseif not run.done then
+    finish(run, ok, v)
+  end
+end
+
 --- Starts a run now.
 function start_run(a)
   if a.disposed then return end
   local id = a.id
   abort_run(a, "superseded")
   local version = C.ac_task_start(G, id)
+  if version == 0 then fail(core.BAD_ID, "starting an async run") end
   local abort = Abort.new()
   local run = { a = a, version = version, abort = abort, writes = {}, on_step = on_step, tracking = id }
   a.run = run
@@ -135,11 +179,17 @@ function start_run(a)
     signals = a.context and a.context.signals, server = a.context and a.context.server,
     cache = a.context and a.context.cache,
   }, Ctx)
-  local co = co_create(a.fn)
-  run.co = co
-  run_of[co] = run
   local prev = I.begin_tracking(id)
-  resume(co, ctx)
+  local prev_run = spawner and I.set_current_run(run)
+  if not (spawner and spawner(run_thread, abort, run, ctx)) then
+    if spawner then I.set_current_run(prev_run) end
+    local co = co_create(a.fn)
+    run.co = co
+    run_of[co] = run
+    resume(co, ctx)
+  else
+    I.set_current_run(prev_run)
+  end
   run.tracking = nil
   I.end_tracking(id, prev)
   if run.result_ok ~= nil then finish(run, run.result_ok, run.result) end
@@ -183,7 +233,7 @@ function _M.async_signal(fn, opts)
   opts = opts or {}
   local sched = opts.scheduler or kernel.default_scheduler()
   local id = C.ac_node_new(G, core.ASYNC, 0, sched.index)
-  if id == 0 then error("async: out of memory creating an async signal", 2) end
+  if id <= 0 then fail(id, "creating an async signal", 2) end
   local a = setmetatable({
     id = id, fn = fn, sched = sched, name = opts.name, context = opts.context, opts_decl = opts,
     _status = "idle", _error = nil, _version = 0, has_value = false, queued = false, gen = 0,
@@ -254,6 +304,8 @@ function AsyncSignal:restore(snap)
   vals[self.id] = snap.value
   self._error = snap.error and normalize_error(snap.error) or nil
   self._version = tonumber(snap.version) or 0
+  local r = C.ac_task_abort(G, self.id)      -- checks the id before the FFI write below
+  if r < 0 then fail(r, "restoring an async signal", 2) end
   G.nodes[self.id].version = self._version   -- the next run is version + 1
   self.has_value = status == "ready" or snap.value ~= nil
   if status == "ready" or status == "error" then

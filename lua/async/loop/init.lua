@@ -6,13 +6,16 @@
 -- are served by one wake-up). Three kinds:
 --   manual_loop()  time moves only through :advance(ms); for tests
 --   luv_loop()     libuv through luv (the loop asyncrt runs)
---   ngx_loop()     ngx.timer.at / ngx.sleep / ngx.now under OpenResty
---                  (written against the ngx_lua docs; not tested here)
+--   ngx_loop()     nginx's own primitives under OpenResty: async runs are
+--                  ngx.thread light threads, delay is ngx.sleep, await a
+--                  semaphore (loop/ngx.lua; docs/openresty.md)
 -- delay/await suspend the running coroutine on the active loop; an abort
 -- token cancels the wait: its timer is closed and the coroutine is never
--- resumed again. See docs/asyncrt.md.
-local setmetatable, error, type, tostring, pcall, require, rawget, select =
-      setmetatable, error, type, tostring, pcall, require, rawget, select
+-- resumed again. spawn(fn, ...) runs fn in a task of its own that may wait
+-- beside its starter (a coroutine, or an nginx light thread). See
+-- docs/asyncrt.md.
+local error, type, tostring, pcall, require, rawget, select =
+      error, type, tostring, pcall, require, rawget, select
 local check = require("async.loop.check")
 local check_ms, check_fn = check.ms, check.fn
 local manual = require("async.loop.manual")
@@ -21,7 +24,8 @@ local ngx_loop = require("async.loop.ngx")
 local kernel = require("async.kernel.graph")
 local task = require("async.kernel.task")
 local scheduler = require("async.kernel.scheduler")
-local co_running, co_yield, co_status = coroutine.running, coroutine.yield, coroutine.status
+local co_running, co_yield, co_status, co_create, co_resume =
+      coroutine.running, coroutine.yield, coroutine.status, coroutine.create, coroutine.resume
 local traceback = debug.traceback
 local ceil = math.ceil
 local unpack = unpack
@@ -30,21 +34,12 @@ local _M = {}
 
 -- ===== abort errors =====
 
-local AbortError = {}
-AbortError.__index = AbortError
-AbortError.__tostring = function(e) return e.message end
-
--- The error raised by delay/await when called with an aborted token; the
--- same shape as abort.lua's `check()` error.
-local function abort_error(abort)
-  return setmetatable({ name = "AbortError", code = "aborted",
-                        message = "aborted: " .. tostring(abort.reason) }, AbortError)
-end
+-- The error raised by delay/await when called with an aborted token: the
+-- one abort:check() raises (the library's error type, at the caller's line).
+local abort_error = require("async.kernel.abort").error
 
 --- Is `e` the error delay/await raise for an aborted token?
-function _M.is_abort_error(e)
-  return type(e) == "table" and e.name == "AbortError"
-end
+_M.is_abort_error = require("async.kernel.abort").is_error
 
 --- The loop kinds (each module's `new`).
 _M.manual_loop = manual.new
@@ -54,6 +49,16 @@ _M.ngx_loop = ngx_loop.new
 -- ===== the active loop =====
 
 local active_loop
+
+-- Async runs are threads of loops that have them (ngx): the kernel is given
+-- the active loop's spawner, or none.
+local function install(l)
+  if type(l.spawn_run) == "function" then
+    task.set_spawner(function(body, abort, ...) return l:spawn_run(body, abort, ...) end)
+  else
+    task.set_spawner(nil)
+  end
+end
 
 local function default_loop()
   if rawget(_G, "ngx") ~= nil then return _M.ngx_loop() end
@@ -69,6 +74,7 @@ function _M.get_loop()
   if l == nil then
     l = default_loop()
     active_loop = l
+    install(l)
   end
   return l
 end
@@ -83,6 +89,7 @@ function _M.set_loop(l)
     error("set_loop: expected a loop (with now, timer and defer), got " .. tostring(l), 2)
   end
   active_loop = l
+  install(l)
   return l
 end
 
@@ -125,6 +132,16 @@ local function resume(co, ...)
   local run = is_run(co)
   local ok, err = kernel_resume(co, ...)
   if not ok and not run then _M.on_error(err, co) end
+end
+
+-- Inside nginx a coroutine.yield from a request's thread returns at once:
+-- waiting there on any loop but the ngx loop would spin.
+local function check_served(l, what)
+  local g = rawget(_G, "ngx")
+  if l.await == nil and type(g) == "table" and type(g.get_phase) == "function" then
+    error(what .. ": inside nginx only the ngx loop can wait (the active loop would yield to nginx, " ..
+      "which resumes at once: a busy loop); use Async.set_loop(Async.ngx_loop()) or leave the default", 3)
+  end
 end
 
 -- Waiting inside a batch would hold the batch open for every coroutine (the
@@ -186,11 +203,8 @@ function _M.delay(ms, abort)
   check_ms(ms, "delay")
   check_abort(abort, "delay")
   local l = _M.get_loop()
-  if l.sleep then  -- ngx: sleep in place
-    l:sleep(ms)
-    if abort and abort.aborted then error(abort_error(abort), 2) end
-    return
-  end
+  if l.delay then return l:delay(ms, abort) end   -- ngx: in the running thread
+  check_served(l, "Async.delay")
   local uv = l._luv
   if uv then return luv_delay(uv, co, ms, abort) end
   local fired, unregister = false, nil
@@ -218,6 +232,8 @@ function _M.await(start, abort)
   check_not_batched("Async.await")
   check_fn(start, "await")
   check_abort(abort, "await")
+  local l = _M.get_loop()
+  if l.await then return l:await(start, abort, abort_error) end   -- ngx: a semaphore
   local state = "starting"   -- starting | waiting | done | aborted
   local results, unregister
   local function done(...)
@@ -240,12 +256,28 @@ function _M.await(start, abort)
     error(err, 0)
   end
   if state == "starting" then
+    check_served(l, "Async.await")
     state = "waiting"
     repeat co_yield() until state == "done"
   elseif state == "aborted" then
     error(abort_error(abort), 2)
   end
   return unpack(results, 1, results.n)
+end
+
+-- ===== tasks =====
+
+--- Runs fn(...) in a task of its own now, until it first waits or ends, so
+-- that it can wait beside the caller (the server's renderer and app-code
+-- workers): a coroutine resumed here, or under nginx a light thread.
+-- Returns the task (a coroutine) and what the first resume returned
+-- (true, or false and the error fn raised before its first wait).
+function _M.spawn(fn, ...)
+  check_fn(fn, "spawn")
+  local l = _M.get_loop()
+  if l.spawn then return l:spawn(fn, ...) end
+  local co = co_create(fn)
+  return co, co_resume(co, ...)
 end
 
 -- ===== shutdown =====

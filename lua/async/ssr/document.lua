@@ -1,12 +1,11 @@
 --- Whole documents: the app's layout (or the default one) around a rendered
 -- page, loading the browser client (protocol.md "The served document").
 local render = require("async.ssr.render")
-local scanner = require("async.html.scanner")
-local html_mod = require("async.html.template")
 
-local error, tostring = error, tostring
-local escape_attr = scanner.escape_attr or html_mod.escape
-local escape_text = scanner.escape_text or html_mod.escape
+local tostring = tostring
+local escape = require("async.html.escape")
+local errors = require("async.kernel.errors")
+local escape_attr, escape_text = escape.attr, escape.text
 
 local _M = {}
 
@@ -27,7 +26,7 @@ function _M.layout_parts(rt, title)
   local whole = tostring(layout({ title = title or rt.opts.title, body = marker, client = rt.opts.client_url,
     runtime = rt }))
   local i = whole:find(marker, 1, true)
-  if not i then error("layout must insert page.body", 0) end
+  if not i then errors.raise("invalid-layout", "layout must insert page.body") end
   return whole:sub(1, i - 1), whole:sub(i + #marker)
 end
 

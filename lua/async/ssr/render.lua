@@ -11,7 +11,6 @@
 -- the snapshot the browser client activates from. Streaming sends the shell
 -- at once and each boundary as its async signal settles.
 local kernel = require("async.kernel.graph")
-local hub = require("async.app.hub")
 local scanner = require("async.html.scanner")
 local component = require("async.html.component")
 local json = require("async.app.json")
@@ -19,6 +18,7 @@ local snapshots = require("async.ssr.snapshot")
 local router_mod = require("async.app.router")
 local async_signal = require("async.kernel.task")
 local html_mod = require("async.html.template")
+local errors = require("async.kernel.errors")
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable =
   type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable
@@ -26,7 +26,7 @@ local concat, remove = table.concat, table.remove
 local co_running = coroutine.running
 local is_async, is_computed = async_signal.is_async, kernel.is_computed
 local floor, tonumber, rawget = math.floor, tonumber, rawget
-local escape_attr = scanner.escape_attr or html_mod.escape
+local escape_attr = require("async.html.escape").attr
 
 local _M = {}
 
@@ -57,9 +57,6 @@ end
 
 local function loop_mod() return require("async.loop") end
 
-local function render_error(code, message, hint)
-  return hub.error(code, message, hint)
-end
 
 
 --- Sets the router.* signals of a runtime.
@@ -90,13 +87,14 @@ local function to_html(v, id)
   if t == "string" then return v end
   if v == nil then return "" end
   if html_mod.is_safe(v) then return tostring(v) end
-  if t == "table" and getmetatable(v) == nil and (v[1] ~= nil or next(v) == nil) then
+  local mt = t == "table" and getmetatable(v)
+  if t == "table" and (mt == nil or mt == json.array_mt) and (v[1] ~= nil or next(v) == nil) then
     local parts = {}
     for i = 1, #v do parts[i] = to_html(v[i], id) end
     return concat(parts)
   end
-  error(render_error("invalid-partial-result", 'Partial "' .. tostring(id) .. '" returned a ' .. t ..
-    "; expected a template result, a string, a list of those or { html = ... }"), 0)
+  errors.raise("invalid-partial-result", 'Partial "' .. tostring(id) .. '" returned a ' .. t ..
+    "; expected a template result, a string, a list of those or { html = ... }")
 end
 
 local PartialCtx = {}
@@ -113,15 +111,21 @@ end
 function _M.run_partial(self, id, params, route)
   local fn = self.partials[id]
   if fn == nil then
-    error(render_error("partial-not-registered", 'Partial "' .. tostring(id) .. '" is not registered.',
-      "Register via Async.use({ partial })"), 0)
+    errors.raise("partial-not-registered", 'Partial "' .. tostring(id) .. '" is not registered.',
+      "Register via Async.use({ partial })")
   end
   local ctx = setmetatable({
     id = id, params = params or {}, route = route, signals = self.signals, server = self.server,
     cache = self.cache.server, browser_cache = self.cache.browser, request = self.request,
     runtime = self, instances = {},
   }, PartialCtx)
-  local res = fn(ctx, ctx.params)
+  -- fills the partial starts are released when the runtime is destroyed
+  local co, sc, bc = co_running(), self.cache.server, self.cache.browser
+  local prev_s, prev_b = sc:enter_abort(co, self.abort), bc:enter_abort(co, self.abort)
+  local okp, res = pcall(fn, ctx, ctx.params)
+  sc:leave_abort(co, prev_s)
+  bc:leave_abort(co, prev_b)
+  if not okp then error(res, 0) end
   local out = { status = nil, title = nil }
   if type(res) == "table" and not html_mod.is_safe(res) and res[1] == nil then
     out.html = res.html
@@ -358,7 +362,7 @@ local function validate(rt, plan, name)
   end
   local msg = "render: " .. concat(problems, "; ")
   if rt.env == "development" then
-    error(render_error("invalid-binding", msg), 0)
+    errors.raise("invalid-binding", msg)
   end
   log_line(rt, msg)
   return b, nil
@@ -496,7 +500,7 @@ local function compile_or_fail(rt, html, name)
   local plan, err = scanner.compile(html, { prefixes = rt.opts.attributes })
   if not plan then
     local msg = "render: cannot read the HTML of " .. (name or "the page") .. ": " .. tostring(err)
-    if rt.env == "development" then error(render_error("invalid-html", msg), 0) end
+    if rt.env == "development" then errors.raise("invalid-html", msg) end
     log_line(rt, msg)
     return nil
   end
@@ -528,7 +532,7 @@ end
 
 local function run_route(rt, url)
   if type(url) ~= "string" or url == "" then
-    error("render expects a URL string, got " .. tostring(url), 3)
+    errors.argument("render expects a URL string, got " .. tostring(url))
   end
   local path = router_mod.split_url(url)
   local m = rt.router:match(path)
@@ -588,7 +592,9 @@ end
 -- opts.document = false: the bare fragment (no boundary section, no snapshot).
 -- Inside a coroutine it waits (opts.timeout, default 10 s) for the async
 -- signals the page needs; one still loading at the deadline is cancelled and
--- renders its error template with $error.code = "timeout".
+-- renders its error template with $error.code = "timeout". opts.abort (a
+-- token): cancelling it ends the wait at once and raises the CLOSED error
+-- (the client went away; the runtime's runs are left to rt:destroy).
 function _M.render(self, url, opts)
   opts = opts or {}
   local res = run_route(self, url)
@@ -599,7 +605,7 @@ function _M.render(self, url, opts)
     local ids = needed_loading(self, b, res.started)
     if #ids > 0 then
       local timeout = opts.timeout or DEFAULT_TIMEOUT
-      local left = wait_settled(self, ids, timeout)
+      local left = wait_settled(self, ids, timeout, nil, opts.abort)
       if #left > 0 then override = time_out(self, left, timeout) end
       pump(self)
     end

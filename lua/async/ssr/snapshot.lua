@@ -1,8 +1,23 @@
 --- The page snapshot (protocol.md "SSR output"): the JSON the browser client
 -- activates from, written into an async:snapshot script, and read back.
 local json = require("async.app.json")
+local kernel = require("async.kernel.graph")
+local task = require("async.kernel.task")
+local registry = require("async.app.registry")
+local errors = require("async.kernel.errors")
 
-local type, error, pairs, ipairs = type, error, pairs, ipairs
+local type, pairs = type, pairs
+local sub = string.sub
+local is_async, is_signal, wire_snapshot = task.is_async, kernel.is_signal, registry.wire_snapshot
+
+-- an override state with value and error present (json.null when absent)
+local function with_nulls(o)
+  local c = {}
+  for k, v in pairs(o) do c[k] = v end
+  if c.value == nil then c.value = json.null end
+  if c.error == nil then c.error = json.null end
+  return c
+end
 
 local _M = {}
 
@@ -12,35 +27,42 @@ _M.ROUTER_IDS = ROUTER_IDS
 
 -- ===== snapshots =====
 
---- The ids of the signals the page needs: bound, named in chains, boundaries,
--- router.*, and client state (opts.client_signals, rt:client_signal).
-local function wanted(rt, b, shape)
+--- The page snapshot (protocol.md "SSR output"): every signal of the
+-- request's runtime whose id does not start with "_", computeds excepted
+-- (they are derived), whatever wrote it (the partial, its table form's
+-- `signals`, a component, an async run); async signals in their wire
+-- snapshot form (value and error always present). `override` replaces
+-- async states (timeouts, a boundary that failed to render). Returns the
+-- signals, the browser cache, and the set of ids sent.
+function _M.snapshot(rt, _, _, override)
   local sigs = rt.signals
-  local want = {}
-  if shape then
-    local roots = shape.roots
-    for i = 1, #roots do want[roots[i]] = true end
-  else
-    for _, path in ipairs(b and b.signals or {}) do
-      local id = sigs:resolve(path)
-      if id then want[id] = true end
+  local map, order = sigs.map, sigs.order
+  local out, sent = {}, {}
+  for i = 1, #order do
+    local id = order[i]
+    if sub(id, 1, 1) ~= "_" then
+      local sig = map[id]
+      if is_async(sig) then
+        local o = override and override[id]
+        if o then
+          o = with_nulls(o)
+        else
+          o = wire_snapshot(sig)
+        end
+        out[id], sent[id] = o, true
+      elseif is_signal(sig) then
+        out[id], sent[id] = sig:peek(), true
+      end
     end
   end
-  for _, id in ipairs(b and b.boundaries or {}) do
-    if sigs:has(id) then want[id] = true end
-  end
-  for _, id in ipairs(ROUTER_IDS) do if sigs:has(id) then want[id] = true end end
-  for _, id in ipairs(rt.opts.client_signals or {}) do if sigs:has(id) then want[id] = true end end
-  if rt.client_signals then for id in pairs(rt.client_signals) do if sigs:has(id) then want[id] = true end end end
-  return want
+  return out, rt.cache.browser:snapshot(), sent
 end
 
---- The snapshot of what the page needs; `override` replaces async states.
-function _M.snapshot(rt, b, shape, override)
-  local want = wanted(rt, b, shape)
-  local out = rt.signals:snapshot(function(id) return want[id] end)
-  if override then for id, o in pairs(override) do if want[id] then out[id] = o end end end
-  return out, rt.cache.browser:snapshot(), want
+_M.with_nulls = with_nulls
+
+--- Is `id` one the snapshot carries (not "_x")?
+function _M.public(id)
+  return sub(id, 1, 1) ~= "_"
 end
 
 function _M.script(signals, browser)
@@ -54,7 +76,7 @@ end
 --- Reads every async:snapshot script of `html` and merges them (later ones
 -- win per signal and per cache key): { signals = {}, cache = { browser = {} } }.
 function _M.read_snapshot(html, opts)
-  if type(html) ~= "string" then error("read_snapshot expects an HTML string, got " .. type(html), 2) end
+  if type(html) ~= "string" then errors.argument("read_snapshot expects an HTML string, got " .. type(html)) end
   local attr = (opts and opts.prefix or "async:") .. "snapshot"
   local out = { signals = {}, cache = { browser = {} } }
   local pos = 1
@@ -67,7 +89,8 @@ function _M.read_snapshot(html, opts)
       local body = html:sub(e + 1, close - 1)
       local v, err = json.decode(body)
       if v == nil or type(v) ~= "table" then
-        error("Could not parse Async snapshot: " .. tostring(err or "expected a JSON object"), 2)
+        errors.raise("invalid-snapshot",
+          "Could not parse Async snapshot: " .. tostring(err or "expected a JSON object"))
       end
       if type(v.signals) == "table" then
         for k, x in pairs(v.signals) do out.signals[k] = x end

@@ -4,19 +4,21 @@ local kernel = require("async.kernel.graph")
 local async_signal = require("async.kernel.task")
 local json = require("async.app.json")
 local scanner = require("async.html.scanner")
-local html_mod = require("async.html.template")
 local render = require("async.ssr.render")
 local snapshots = require("async.ssr.snapshot")
 local document = require("async.ssr.document")
 
 local type, error, pairs, ipairs, tostring, setmetatable, pcall, rawequal =
   type, error, pairs, ipairs, tostring, setmetatable, pcall, rawequal
-local escape_attr = scanner.escape_attr or html_mod.escape
+local escape_attr = require("async.html.escape").attr
 local in_coroutine, run_route, pump, prepare, fill = render.in_coroutine, render.run_route, render.pump,
   render.prepare, render.fill
 local section_open, shape_resolver, time_out, wait_settled = render.section_open, render.shape_resolver,
   render.time_out, render.wait_settled
 local snapshot, snapshot_script, layout_parts = snapshots.snapshot, snapshots.script, document.layout_parts
+local public, with_nulls = snapshots.public, snapshots.with_nulls
+local wire_snapshot = require("async.app.registry").wire_snapshot
+local errors = require("async.kernel.errors")
 local DEFAULT_TIMEOUT, CLOSED = render.DEFAULT_TIMEOUT, render.CLOSED
 
 local _M = {}
@@ -66,11 +68,14 @@ end
 --- Streams `url`: the shell at once, then each pending boundary as its async
 -- signal settles (protocol.md, "Streaming"). Calls write(chunk) per chunk and
 -- write(nil) once at the end; returns then. Must run in a coroutine.
--- opts: stream_timeout (ms, default 10000), document (false: no layout).
+-- opts: stream_timeout (ms, default 10000), document (false: no layout),
+-- abort (a token: cancelling it ends the stream as a failed write does),
+-- on_head(result) (called once the route has run, before the first write,
+-- with { status =, title = }: an HTTP server sends its status line then).
 -- Returns { status =, title = } of the route.
 function _M.render_stream(self, url, write, opts)
-  if type(write) ~= "function" then error("render_stream expects a write function, got " .. type(write), 2) end
-  if not in_coroutine() then error("render_stream must be called from a coroutine", 2) end
+  if type(write) ~= "function" then errors.argument("render_stream expects a write function, got " .. type(write)) end
+  if not in_coroutine() then errors.argument("render_stream must be called from a coroutine") end
   opts = opts or {}
   local timeout = opts.stream_timeout or DEFAULT_TIMEOUT
   local result
@@ -88,6 +93,7 @@ function _M.render_stream(self, url, write, opts)
     if opts.abort and opts.abort.aborted then closed_reason = opts.abort.reason; error(CLOSED, 0) end
     local res = run_route(self, url)
     result = { status = res.status, title = res.title }
+    if opts.on_head then opts.on_head(result) end
     pump(self)
     local plan, b, shape = prepare(self, res)
     local fragment = fill(self, res, plan, shape)
@@ -114,25 +120,32 @@ function _M.render_stream(self, url, write, opts)
     for id, v in pairs(signals) do
       if async_signal.is_async(map[id]) then mark(id) else mark(id, v) end
     end
-    -- the signals that changed since they were sent, plus the forced states
+    -- the signals that changed since they were sent (those registered
+    -- since included), plus the forced states; never "_x" ids
+    local order = self.signals.order
     local function patch(override)
       local out, any = {}, false
-      for id in pairs(want) do
+      for i = 1, #order do
+        local id = order[i]
         local sig = map[id]
         local o = override and override[id]
-        if o then
-          out[id] = o; any = true; mark(id, o)
+        if not public(id) then   -- luacheck: ignore 542
+        elseif o then
+          out[id] = with_nulls(o); any = true; mark(id, o)
         elseif async_signal.is_async(sig) then
           if sent[id] ~= sig._status .. ":" .. sig._version then
-            out[id] = sig:snapshot(); any = true; mark(id)
+            out[id] = wire_snapshot(sig); any = true; mark(id)
           end
         elseif sig ~= nil and not kernel.is_computed(sig) then
           local v = sig:peek()
-          if not rawequal(v, sent[id]) then out[id] = v; any = true; mark(id, v) end
+          if not rawequal(v, sent[id]) or not want[id] then
+            out[id] = v; any = true; mark(id, v); want[id] = true
+          end
         end
       end
       return any and out or nil
     end
+    local seq = 0   -- patches of this response, numbered from 1 (protocol.md "Streaming")
     local tree = boundary_tree(plan)
     local state = {}   -- id -> "pending" | "done"
     local pending = {}
@@ -168,8 +181,9 @@ function _M.render_stream(self, url, write, opts)
       local chunk = '<template async:fill="' .. escape_attr(id) .. '">' .. inner .. "</template>"
       local p = patch(override)
       if p then
+        seq = seq + 1
         chunk = chunk .. '<script type="application/json" async:patch>' ..
-          json.encode({ signals = p }, { script = true }) .. "</script>"
+          json.encode({ seq = seq, signals = p }, { script = true }) .. "</script>"
       end
       write(chunk)
     end

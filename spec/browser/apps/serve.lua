@@ -72,13 +72,42 @@ local apps = {
   partials = { mod = "examples.partials", opts = { layout = NAV_LAYOUT } },
 }
 
+-- The served examples, examples/NAME/app.lua, as "ex/NAME": loaded as the
+-- gallery loads them (their Async.main returns the app; its options give
+-- the layout and the runtime options), each with one server cache for all
+-- its requests: what the examples (and the seed's server cache with TTLs)
+-- expect of a server, though async.server.core still gives each request
+-- runtime a cache of its own (the mock serves their examples/public/NAME
+-- files itself).
+local EXAMPLES = { "counter", "product", "components", "streaming", "server-call", "router", "partials", "cache",
+                   "ssr" }
+for _, name in ipairs(EXAMPLES) do apps["ex/" .. name] = { example = name, opts = {}, shared_cache = true } end
+
+-- examples/NAME/app.lua -> app, with a.opts filled from its Async.main options
+local function load_example(a)
+  local main, options = Async.main, nil
+  Async.main = function(app, o) options = o or {}; return app end
+  local ok, app = pcall(dofile, "examples/" .. a.example .. "/app.lua")
+  Async.main = main
+  if not ok then error(app, 0) end
+  a.opts = { layout = options.layout }
+  for k, v in pairs(options.runtime or {}) do a.opts[k] = v end
+  return app
+end
+
 -- A fresh request runtime of app `name` (one per request, as the servers do).
 function _M.runtime(name)
   local a = apps[name]
-  a.app = a.app or require(a.mod)
+  if a == nil then error("no app " .. tostring(name), 0) end
+  a.app = a.app or (a.example and load_example(a)) or require(a.mod)
   local opts = { env = "development" }
   for k, v in pairs(a.opts) do opts[k] = v end
-  return Async.create_app(a.app, opts)
+  local rt = Async.create_app(a.app, opts)
+  if a.shared_cache then
+    a.server_cache = a.server_cache or rt.cache.server
+    rt.cache.server = a.server_cache
+  end
+  return rt
 end
 
 _M.apps = apps
