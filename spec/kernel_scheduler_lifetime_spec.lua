@@ -32,4 +32,61 @@ describe("Scheduler lifetime", function()
     assert.equal(1, runs)
     assert.equal(0, other:size())
   end)
+  -- keys and scopes built from request data must not grow the intern table
+  describe("interned keys and scopes are released", function()
+    local sched_mod = require("async.kernel.scheduler")
+    local count = sched_mod.interned_count
+
+    it("when their jobs run, are dropped as duplicates, or are cleared", function()
+      local s = Async.create_scheduler({ strategy = "manual" })
+      local base = count()
+      for i = 1, 5000 do
+        s:enqueue("post", function() end, { key = "req:" .. i, scope = "comp:" .. i })
+        s:enqueue("post", function() end, { key = "req:" .. i, scope = "comp:" .. i })   -- duplicate: dropped
+      end
+      assert.equal(base + 10000, count())
+      s:flush()
+      assert.equal(base, count())
+      for i = 1, 100 do s:enqueue("post", function() end, { key = "k" .. i }) end
+      s:clear()
+      assert.equal(base, count())
+      s:release()
+    end)
+
+    it("a destroyed scope holds its name until revived or its scheduler is gone", function()
+      local s = Async.create_scheduler({ strategy = "manual" })
+      local base = count()
+      local ran = 0
+      s:enqueue("post", function() ran = ran + 1 end, { scope = "gone" })
+      s:destroy_scope("gone")
+      s:destroy_scope("gone")
+      s:flush()
+      assert.equal(0, ran)
+      assert.equal(base + 1, count())                      -- dead: still named
+      assert.is_false(s:enqueue("post", function() ran = ran + 1 end, { scope = "gone" }))
+      s:revive_scope("gone")
+      assert.equal(base, count())
+      s:revive_scope("never destroyed")
+      assert.equal(base, count())
+      s:destroy_scope("other")
+      s:release()
+      assert.equal(base, count())
+      local t = Async.create_scheduler({ strategy = "manual" })
+      t:destroy_scope("collected")
+      t:enqueue("post", function() end, { key = "pending" })
+      assert.equal(base + 2, count())
+      t = nil -- luacheck: ignore 311
+      collectgarbage(); collectgarbage()
+      assert.equal(base, count())
+    end)
+
+    it("a job's key is reported to on_error before it is released", function()
+      local seen
+      local s = Async.create_scheduler({ strategy = "manual", on_error = function(_, job) seen = job.key end })
+      s:enqueue("post", function() error("x") end, { key = "the-key" })
+      s:flush()
+      assert.equal("the-key", seen)
+      s:release()
+    end)
+  end)
 end)

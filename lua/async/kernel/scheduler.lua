@@ -7,7 +7,7 @@ local bit = require("bit")
 
 local C, G = core.C, core.G
 local PHASES, PHASE_NAMES = core.PHASES, core.PHASE_NAMES
-local type, error, pcall, tostring, setmetatable = type, error, pcall, tostring, setmetatable
+local type, error, pcall, tostring, setmetatable, next = type, error, pcall, tostring, setmetatable, next
 
 local _M = {}
 
@@ -19,24 +19,103 @@ Scheduler.__index = Scheduler
 -- matches again, so effects still naming it are dropped, not misrouted).
 local by_index = setmetatable({}, { __mode = "v" })
 local SLOT_MASK = 0xFFFFF   -- a handle's slot bits (core.h)
-local interned = {}          -- key/scope string -> int
-local names = {}             -- int -> string
+-- Keys and scopes are interned to small ints for the core. Keys built from
+-- request data would make the table grow with every distinct string, so an
+-- int is counted: one reference per pending job that names it (key or
+-- scope) and one per scheduler where it is a destroyed scope. At zero the
+-- string is forgotten and the int reused (no core set can hold it then).
+local interned = {}          -- key/scope -> int
+local names = {}             -- int -> key/scope
+local refs = {}              -- int -> references
+local free_ids = {}          -- ints to reuse
+local nnames = 0
+-- reference lists of collected schedulers, released at the next intern
+-- (a finalizer runs at any allocation, even inside intern)
+local collected = {}
 
+local unref
+
+local function release_collected()
+  local list = collected
+  collected = {}
+  for i = 1, #list do
+    local st = list[i]
+    for n in pairs(st.dead) do unref(n) end
+    for _, n in pairs(st.jkey) do unref(n) end
+    for _, n in pairs(st.jscope) do unref(n) end
+  end
+end
+
+--- The int of `s` (0 for nil), taking one reference (released by unref).
 local function intern(s)
   if s == nil then return 0 end
+  if collected[1] ~= nil then release_collected() end
   local n = interned[s]
-  if n then return n end
-  n = #names + 1
-  names[n] = s
-  interned[s] = n
+  if n == nil then
+    local f = #free_ids
+    if f > 0 then
+      n = free_ids[f]
+      free_ids[f] = nil
+    else
+      nnames = nnames + 1
+      n = nnames
+    end
+    refs[n] = 0
+    names[n] = s
+    interned[s] = n
+  end
+  refs[n] = refs[n] + 1
   return n
 end
 _M.intern = intern
 
+function unref(n)
+  if n == 0 then return end
+  local r = refs[n] - 1
+  if r > 0 then
+    refs[n] = r
+    return
+  end
+  refs[n] = nil
+  interned[names[n]] = nil
+  names[n] = nil
+  free_ids[#free_ids + 1] = n
+end
+
+--- How many keys and scopes are interned now (specs).
+function _M.interned_count()
+  if collected[1] ~= nil then release_collected() end
+  local n = 0
+  for _ in pairs(interned) do n = n + 1 end
+  return n
+end
+
+-- the references the jobs of a scheduler hold (job handle -> int) and its
+-- destroyed scopes (int -> true)
+local function new_refs() return { jkey = {}, jscope = {}, dead = {} } end
+
+local function drop_job_refs(st, h)
+  local k, sc = st.jkey[h], st.jscope[h]
+  if k then st.jkey[h] = nil; unref(k) end
+  if sc then st.jscope[h] = nil; unref(sc) end
+end
+
+local function drop_all_job_refs(st)
+  for h, n in pairs(st.jkey) do st.jkey[h] = nil; unref(n) end
+  for h, n in pairs(st.jscope) do st.jscope[h] = nil; unref(n) end
+end
+
 local STRATEGIES = { sync = true, manual = true, loop = true }
 
-local function release_handle(p)
-  C.ac_sched_release(G, p[0])
+-- one finalizer per scheduler: releases its C slot and, later, the
+-- references it held (it closes over them, not over the scheduler)
+local function releaser(st)
+  return function(p)
+    C.ac_sched_release(G, p[0])
+    if next(st.dead) ~= nil or next(st.jkey) ~= nil or next(st.jscope) ~= nil then
+      collected[#collected + 1] = st
+    end
+  end
 end
 
 -- The event loop a `loop` scheduler defers its flushes to when it was given
@@ -69,14 +148,15 @@ function _M.new(opts, kernel)
   if opts.on_error ~= nil and type(opts.on_error) ~= "function" then
     error("on_error must be a function, got " .. type(opts.on_error), 2)
   end
+  if collected[1] ~= nil then release_collected() end
   local index = C.ac_sched_new(G, max_depth)
   if index < 0 then core.fail(index, "creating a scheduler", 2) end
   local s = setmetatable({
     index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
     on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
-    run_node = kernel.run, batch_fn = kernel.batch, kernel = kernel,
+    run_node = kernel.run, batch_fn = kernel.batch, kernel = kernel, refs = new_refs(),
   }, Scheduler)
-  s._gc = ffi.gc(ffi.new("int32_t[1]", index), release_handle)
+  s._gc = ffi.gc(ffi.new("int32_t[1]", index), releaser(s.refs))
   by_index[index] = s
   return s
 end
@@ -90,6 +170,9 @@ function Scheduler:release()
   C.ac_sched_release(G, self.index)
   ffi.gc(self._gc, nil)
   for k in pairs(self.jobs) do self.jobs[k] = nil end
+  local st = self.refs
+  drop_all_job_refs(st)
+  for n in pairs(st.dead) do st.dead[n] = nil; unref(n) end
 end
 
 function _M.get(index) return by_index[index] end
@@ -122,6 +205,15 @@ function Scheduler:enqueue(phase, fn, opts)
   end
   local h = take_slot(self, fn)
   local r = C.ac_sched_push(G, self.index, p, h, scope, key)
+  if key ~= 0 or scope ~= 0 then
+    if r == 1 then
+      local st = self.refs
+      if key ~= 0 then st.jkey[h] = key end
+      if scope ~= 0 then st.jscope[h] = scope end
+    else
+      unref(key); unref(scope)
+    end
+  end
   if r ~= 1 then
     self.jobs[h] = nil
     self.free[#self.free + 1] = h
@@ -174,14 +266,19 @@ local function step(self, h, first)
   if h > STEP_DROPPED then
     local ok, err = run_job(self, h)
     if not ok then first = failed(self, err, first) end
+    if h > 0 and (self.refs.jkey[h] or self.refs.jscope[h]) then drop_job_refs(self.refs, h) end
     return true, first
   end
   if h == STEP_DROPPED then
     local dh = G.scheds[self.slot].last.handle
-    if dh > 0 then self.jobs[dh] = nil; self.free[#self.free + 1] = dh end
+    if dh > 0 then
+      self.jobs[dh] = nil; self.free[#self.free + 1] = dh
+      drop_job_refs(self.refs, dh)
+    end
     return true, first
   end
   -- past max_depth: the core cleared the queues; drop the job functions too
+  drop_all_job_refs(self.refs)
   local jobs, free = self.jobs, self.free
   for k in pairs(jobs) do jobs[k] = nil end
   for k = #free, 1, -1 do free[k] = nil end
@@ -260,16 +357,26 @@ end
 
 --- Drops pending and future jobs of `scope` (until revive_scope).
 function Scheduler:destroy_scope(scope)
-  C.ac_sched_destroy_scope(G, self.index, intern(scope))
+  local n = intern(scope)
+  if n == 0 then return end
+  local dead = self.refs.dead
+  local r = C.ac_sched_destroy_scope(G, self.index, n)
+  if r < 0 or dead[n] then unref(n) else dead[n] = true end   -- one reference while it is dead here
+  if r == core.OOM then core.fail(r, "destroying a scope", 2) end
 end
 
 function Scheduler:revive_scope(scope)
-  C.ac_sched_revive_scope(G, self.index, intern(scope))
+  local n = scope ~= nil and interned[scope] or nil
+  if n == nil then return end   -- never destroyed: nothing to revive
+  C.ac_sched_revive_scope(G, self.index, n)
+  local dead = self.refs.dead
+  if dead[n] then dead[n] = nil; unref(n) end
 end
 
 --- Drops every waiting job.
 function Scheduler:clear()
   C.ac_sched_clear(G, self.index)
+  drop_all_job_refs(self.refs)
   for k in pairs(self.jobs) do self.jobs[k] = nil end
   for k = #self.free, 1, -1 do self.free[k] = nil end
 end
