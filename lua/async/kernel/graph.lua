@@ -69,11 +69,11 @@ local current_run = nil  -- async run whose coroutine is running (its writes are
 local run_of = setmetatable({}, { __mode = "kv" })
 -- coroutines of aborted runs: never resumed again (weak keys, no values to leak)
 local dead_runs = setmetatable({}, { __mode = "k" })
--- [hook for async.loop.ngx] runs are threads their loop resumes (see
--- run_suspend below). A run that waits on nginx without async.loop (a raw
--- ngx.sleep, a cosocket) leaves its context current while other threads
--- run: a write is the current run's only when it comes from the run's own
--- thread (else from whichever run's thread is writing, or none).
+-- Under the ngx loop (task.set_spawner) runs are light threads. One that
+-- waits on nginx directly (a raw ngx.sleep, a cosocket) leaves its context
+-- loaded while other threads run: a write is the loaded run's only when it
+-- comes from the run's own thread (else from whichever run's thread is
+-- writing, or none). Checked only while a run's context is loaded.
 local threaded_runs = false
 local function threaded_check(run)
   local co = co_running()
@@ -82,32 +82,45 @@ local function threaded_check(run)
 end
 
 -- ===== the context belongs to the coroutine that opened it =====
--- The globals above (active .. current_run) are the context of one
--- coroutine at a time: `ctx_co` (MAIN for the main thread) while it is open,
--- nil when it is clean. A frame opened from the clean state (a batch, a
--- flush, a top-level read that recomputes, a scope...) records its
--- coroutine; nested frames do not look. The owner is checked, with one
--- coroutine.running(), only where another coroutine's work could land in
--- it: writes and node creation while a context is open, opening a frame on
--- top of an open context, a flush, a resume. A coroutine that finds another
--- coroutine's context loaded parks it (`parked`, by owner) and works in its
--- own; a parked context is loaded back when its owner uses the kernel again
--- (or at once, when its owner is not suspended but resumed this coroutine).
--- Reads are not checked (they are the hot path): a frame that tracks reads
--- (a computed, an effect body) and finds at its end that its context was
--- parked while its coroutine was suspended cannot trust what it tracked and
--- raises CONTEXT_LOST in that coroutine. See docs/kernel.md, "Coroutines".
-local MAIN = "main thread"   -- the key of the main thread (coroutine.running() is nil there)
-local ctx_co = nil           -- the coroutine whose context is loaded, nil while it is clean
-local ctx_gen = 0            -- identity of the loaded context: frames compare it at their end
+-- The globals above (active .. current_run, the transaction log) are the
+-- context of one coroutine at a time: the one running. They are swapped at
+-- the boundaries where the running coroutine changes, never checked on the
+-- hot path (no coroutine.running() on reads, writes, batches or flushes):
+--
+--   * a resume the library controls: coroutine.resume and coroutine.wrap
+--     (replaced below when this module loads), Async.resume, the loop
+--     layer's waits (luv and manual resume through Async.resume; the ngx
+--     loop calls waiting/waited around each wait) and the ngx loop's light
+--     threads (thread_enter/thread_return around a spawn). The resumer's
+--     context is kept aside while the coroutine runs; the coroutine gets
+--     its own (the one it left open when it last yielded, or a clean one);
+--     when it yields, what it left open is parked under it;
+--   * an entry from the event loop (a luv or ngx timer or deferred
+--     callback, a thread the ngx loop resumes, a request: from_loop()): a
+--     context still open there belongs to a coroutine that yielded by other
+--     means (a raw ngx.sleep or cosocket, a resume taken before this module
+--     loaded) and is parked, so the code that enters starts clean.
+--
+-- Every context has a serial (ctx_gen). A frame (a batch, a transaction, an
+-- evaluation, an effect run, a scope, a cleanup, an untrack) notes the
+-- serial it opened in and compares it when it closes (an integer compare):
+-- a difference means its coroutine ran without its context (it was resumed
+-- by something that does not restore it), so what it did meanwhile was not
+-- tracked in it. The frame takes its context back, unwinds, and raises
+-- CONTEXT_LOST in its own coroutine. See docs/kernel.md, "Coroutines".
+local ctx_gen = 0            -- serial of the loaded context
+local ctx_co = nil           -- the coroutine it was loaded for (nil: the main thread, or not known)
 local gen_next = 0
 local parked = setmetatable({}, { __mode = "k" })   -- coroutine -> its context, put aside
+local by_gen = setmetatable({}, { __mode = "v" })   -- serial -> a context put aside
+local orphans = {}           -- contexts put aside whose coroutine is not known (record -> true)
 local npark = 0              -- contexts put aside (an upper bound: a collected coroutine's is dropped)
 local renotify = {}          -- ids held by a context that was collected unreleased
 
-local CONTEXT_LOST = "async: this coroutine yielded inside a computed or an effect body and another "
-  .. "coroutine used the kernel before it resumed: what it read after the yield was not tracked "
-  .. "(do not wait inside a computed or an effect; use an async signal)"
+local CONTEXT_LOST = "async: this coroutine yielded inside a batch, transaction, scope, computed, effect "
+  .. "body or async run and was resumed without its kernel context (a raw ngx.sleep or cosocket, or a "
+  .. "coroutine.resume taken before async was loaded) after another coroutine needed the kernel: what it "
+  .. "did after the yield was not tracked in its context (do not wait there; use an async signal)"
 _M.CONTEXT_LOST = CONTEXT_LOST
 
 -- A context put aside with writes not yet committed must not have the
@@ -184,8 +197,12 @@ local function held_gc(p)
 end
 _M.HELD = HELD
 
---- Puts the loaded context aside under its owner; returns the record.
-local function park()
+local function is_clean()
+  return batch_depth == 0 and computing == 0 and owner == 0 and active == 0 and current_run == nil
+end
+
+--- A record of the loaded context (its jobs held if it has a batch open).
+local function snapshot()
   local c = { co = ctx_co, gen = ctx_gen, active = active, owner = owner, computing = computing,
     batch_depth = batch_depth, tx_depth = tx_depth, run = current_run, ids = tx_log_ids, vals = tx_log_vals,
     seen = tx_log_seen, n = tx_log_n, starts = tx_starts, marks = tx_marks }
@@ -199,134 +216,71 @@ local function park()
       c.gc = p
     end
   end
-  parked[ctx_co] = c
-  npark = npark + 1
   return c
 end
 
-local function load_clean()
-  ctx_co, active, owner, computing, batch_depth, tx_depth, current_run = nil, 0, 0, 0, 0, 0, nil
+--- Loads a record (with its serial: the frames it holds go on).
+local function restore(c)
+  local w = c.weak
+  if w ~= nil then c.co, c.run = w.co, w.run end
+  ctx_co, ctx_gen, active, owner, computing, batch_depth, tx_depth, current_run =
+    c.co, c.gen, c.active, c.owner, c.computing, c.batch_depth, c.tx_depth, c.run
+  tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = c.ids, c.vals, c.seen, c.n, c.starts, c.marks
+  if c.gc then getmetatable(c.gc).__gc = nil end
+  if c.held then release_jobs(c.held) end
+end
+
+--- Loads a clean context with a new serial, for coroutine `co`.
+local function load_clean(co)
+  ctx_co, active, owner, computing, batch_depth, tx_depth, current_run = co, 0, 0, 0, 0, 0, nil
   -- the transaction log tables are made by the first transaction
   tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = nil, nil, nil, 0, nil, nil
   gen_next = gen_next + 1
   ctx_gen = gen_next
 end
 
---- Loads a parked context. It gets a new identity (the frames it holds see
--- at their end that it was put aside), unless keep_gen: put aside and back
--- while its coroutine was running (it resumed the coroutine that came in).
-local function load(c, keep_gen)
-  parked[c.co] = nil
+--- Puts the loaded context aside under coroutine `co` (nil: not known).
+-- The record holds its coroutine and its run weakly: `parked` has weak
+-- keys, and a value that references its key keeps both for ever (LuaJIT
+-- has no ephemerons), so a coroutine dropped while suspended (a request
+-- abandoned mid-wait, an aborted run) would never be collected.
+local function park(co)
+  local c = snapshot()
+  c.weak = setmetatable({ co = co, run = c.run }, WEAK_V)
+  c.co, c.run = nil, nil
+  if co ~= nil and parked[co] == nil then parked[co] = c else orphans[c] = true end
+  by_gen[c.gen] = c
+  npark = npark + 1
+end
+
+local function unpark(c)
+  local co = c.weak.co
+  if co ~= nil and parked[co] == c then parked[co] = nil else orphans[c] = nil end
+  by_gen[c.gen] = nil
   npark = npark - 1
-  ctx_co, active, owner, computing, batch_depth, tx_depth, current_run =
-    c.co, c.active, c.owner, c.computing, c.batch_depth, c.tx_depth, c.run
-  tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = c.ids, c.vals, c.seen, c.n, c.starts, c.marks
-  if keep_gen then
-    ctx_gen = c.gen
-  else
-    gen_next = gen_next + 1
-    ctx_gen = gen_next
-  end
-  if c.gc then getmetatable(c.gc).__gc = nil end
-  if c.held then release_jobs(c.held) end
+  if npark < 0 then npark = 0 end
 end
 
--- The calling coroutine (MAIN for the main thread). coroutine.running is
--- not compiled: LuaJIT stitches the trace around it, and a return right
--- after the stitched call aborts the continuation ("NYI: return to lower
--- frame"), which sends every caller to the interpreter. The test on the
--- result is a guard that snapshots first, so the return that follows is
--- compiled.
-local function current()
-  local co = co_running()
-  if co == nil then return MAIN end
-  return co
-end
-
-local function is_clean()
-  return batch_depth == 0 and computing == 0 and owner == 0 and active == 0 and current_run == nil
-end
-
-
---- Called by a frame whose context changed identity while it ran (ctx_gen
--- differs from `gen`, the one it opened in): loads this coroutine's context
--- back if another one is loaded. True when the context is the frame's own
--- again (false: it was put aside while its coroutine was suspended).
+-- Called by a frame that finds, when it closes, that the loaded context is
+-- not the one it opened in (serial `gen`): its coroutine was resumed without
+-- it. Its context is loaded back (the loaded one belongs to a suspended
+-- coroutine and is parked); false when it cannot be found (then the frame
+-- unwinds in the loaded one).
 local function reclaim(gen)
-  local me = current()
-  if ctx_co ~= me then
-    local c = parked[me]
-    if c ~= nil then
-      if ctx_co ~= nil then park() end
-      load(c)
-    end
-  end
-  return ctx_gen == gen
-end
-
-local function own_end(displaced, ok, ...)
-  -- `displaced` was loaded when this coroutine came in; its owner is running
-  -- (it resumed this coroutine): load it back, putting ours aside if open
-  if displaced ~= nil and parked[displaced.co] == displaced then
-    if ctx_co ~= nil then park() end
-    load(displaced, true)
-  end
-  if not ok then error((...), 0) end
-  return ...
-end
-
---- Runs fn(...) in the context of coroutine `me` (its parked one, or a clean
--- one) and not in the one loaded now, which belongs to another coroutine.
-local function in_own_context(me, fn, ...)
-  local displaced = nil
-  if ctx_co ~= nil and is_clean() then ctx_co = nil end   -- a claim left behind by an error
-  if ctx_co ~= nil and ctx_co ~= me then
-    local other = ctx_co
-    -- its owner is suspended (it yielded inside the context): it loads the
-    -- context back itself; else it resumed us and gets it back when we return
-    local eager = other == MAIN or co_status(other) == "normal"
-    displaced = park()
-    if not eager then displaced = nil end
-    load_clean()
-  end
-  local mine = parked[me]
-  if mine ~= nil then
-    if ctx_co ~= nil then park() end
-    load(mine)
-  end
-  return own_end(displaced, pcall(fn, ...))
-end
-
---- How a frame may open: true when the context was clean and is now the
--- caller's (the frame clears ctx_co when it ends), false when the caller
--- already owns it (nested), or the caller's key when the frame must run in
--- the caller's own context (in_own_context).
---- Ends a claim made by enter() once the context is clean again.
-local function release()
-  if ctx_co ~= nil and is_clean() then ctx_co = nil end
-end
-
-local function enter()
-  if ctx_co == nil then
-    if npark == 0 then ctx_co = current(); return true end
-    local me = current()
-    if parked[me] == nil then
-      if next(parked) == nil then npark = 0 end
-      ctx_co = me
-      return true
-    end
-    return me
-  end
-  local me = current()
-  if me == ctx_co then return false end
-  -- a claim left behind by an error that escaped before its frame ended
-  if is_clean() and parked[me] == nil then ctx_co = me; return true end
-  return me
+  local c = by_gen[gen]
+  if c == nil then return false end
+  if not is_clean() then park(ctx_co) end
+  unpark(c)
+  restore(c)
+  return true
 end
 
 -- what this kernel gives its schedulers (scheduler.new): run a due effect or
 -- async node, run a batch; both filled in below
 local sched_kernel = { run = nil, batch = nil }
+-- the loaded context's serial: a flush of another context in progress (a
+-- coroutine suspended in an effect body) does not stop this one
+function sched_kernel.gen() return ctx_gen end
 local default_sched  -- created below, once the runner exists
 local async_hook         -- set by async.async_signal: function(id) handles a notified async node
 
@@ -535,12 +489,15 @@ end
 -- was suspended in the getter: what it tracked may be missing reads, or hold
 -- another coroutine's. It keeps no dependency and stays dirty (the next read
 -- evaluates it again), and CONTEXT_LOST is raised to whoever read it.
-local function recompute_lost(id, old, prev_active, prev_computing)
+local function recompute_lost(id, old, prev_active, prev_computing, gen)
+  local mine = reclaim(gen)
   C.ac_end(G, id)
   C.ac_begin(G, id)
   C.ac_end(G, id)
-  computing = prev_computing
-  active = prev_active
+  if mine then
+    computing = prev_computing
+    active = prev_active
+  end
   local node = G.nodes[id]
   node.flags = bor(node.flags, DIRTY + ERROR)
   vals[id] = CONTEXT_LOST
@@ -549,7 +506,7 @@ local function recompute_lost(id, old, prev_active, prev_computing)
 end
 
 local function recompute_end(id, ok, v, old, prev_active, prev_computing, gen)
-  if ctx_gen ~= gen and not reclaim(gen) then return recompute_lost(id, old, prev_active, prev_computing) end
+  if ctx_gen ~= gen then return recompute_lost(id, old, prev_active, prev_computing, gen) end
   C.ac_end(G, id)
   computing = prev_computing
   active = prev_active
@@ -640,39 +597,39 @@ local function signal_get(s)
   return vals[id]
 end
 
+local signal_set
+
 local function signal_peek(s)
   return vals[s.id]
 end
 
-local function signal_set(s, v)
-  if ctx_co ~= nil or npark ~= 0 then
-    -- a context is open (or put aside): whose?
-    local me = current()
-    if me ~= ctx_co then
-      if ctx_co ~= nil or parked[me] ~= nil then return in_own_context(me, signal_set, s, v) end
-    else
-      if computing > 0 then
-        error("Cannot write to a signal inside a computed", 2)
-      end
-      local run = current_run
-      if run ~= nil and threaded_runs then run = threaded_check(run) end
-      if run ~= nil then
-        local w = run.writes
-        w[#w + 1] = s
-        w[#w + 1] = v
-        return
-      end
-    end
-  elseif current_run ~= nil then
-    -- a run made current by its loop (run_resumed, ngx threads)
-    local run = current_run
-    if threaded_runs then run = threaded_check(run) end
-    if run ~= nil then
-      local w = run.writes
-      w[#w + 1] = s
-      w[#w + 1] = v
-      return
-    end
+-- a write from another thread than the loaded run's (threaded_check): the
+-- writer's own run buffers it, or it is applied as a write outside any run
+local function foreign_set(s, v, run)
+  if run ~= nil then
+    local w = run.writes
+    w[#w + 1] = s
+    w[#w + 1] = v
+    return
+  end
+  local loaded = current_run
+  current_run = nil
+  local ok, err = pcall(signal_set, s, v)
+  current_run = loaded
+  if not ok then error(err, 0) end
+end
+
+function signal_set(s, v)
+  if computing > 0 then
+    error("Cannot write to a signal inside a computed", 2)
+  end
+  local run = current_run
+  if run ~= nil then
+    if threaded_runs and run.co ~= co_running() then return foreign_set(s, v, threaded_check(run)) end
+    local w = run.writes
+    w[#w + 1] = s
+    w[#w + 1] = v
+    return
   end
   local id = s.id
   local old = vals[id]
@@ -738,18 +695,6 @@ local function refresh(id, f)
   return false
 end
 
--- A read outside any evaluation that has to recompute: its evaluations are
--- frames of the reader's context (it claims a clean one).
-local function refresh_top(c, id, f)
-  local e = enter()
-  if e ~= true and e ~= false then return in_own_context(e, computed_get, c) end
-  refresh(id, f)
-  if e then release() end
-  if eq_error ~= nil then raise_eq_error() end
-  if band(G.nodes[id].flags, ERROR) ~= 0 then error(vals[id], 0) end
-  return vals[id]
-end
-
 -- Is the evaluation of `id` on this coroutine's stack? (a cold path: only
 -- reached when `id` is being evaluated)
 local getinfo, getlocal = debug.getinfo, debug.getlocal
@@ -795,7 +740,6 @@ function computed_get(c)
     error("Cycle detected: a computed read itself", 2)
   end
   if band(f, DIRTY + PENDING) ~= 0 then
-    if active == 0 then return refresh_top(c, id, f) end
     refresh(id, f)
     if eq_error ~= nil then raise_eq_error() end
   end
@@ -853,20 +797,26 @@ local function settle_after_batch()
   settle()
 end
 
--- `claimed`: the batch opened the context (enter() was true); `gen`: the
--- context it opened in. A batch whose coroutine yielded inside it and was
--- put aside meanwhile gets its context back here and commits as one.
-local function batch_end(claimed, gen, ok, ...)
-  if ctx_gen ~= gen then reclaim(gen) end
+-- A batch whose coroutine was resumed without its context (ctx_gen is not
+-- `gen`, the serial it opened in): its writes after the yield went
+-- elsewhere. It takes its context back, commits what it holds, and raises.
+local function batch_lost(gen)
+  if reclaim(gen) then
+    batch_depth = batch_depth - 1
+    if batch_depth == 0 then pcall(settle) end
+  end
+  error(CONTEXT_LOST, 0)
+end
+
+local function batch_end(gen, ok, ...)
+  if ctx_gen ~= gen then return batch_lost(gen) end
   batch_depth = batch_depth - 1
   if batch_depth == 0 then
     if not ok then
       pcall(settle)
-      if claimed then release() end
       error((...), 0)
     end
     settle_after_batch()
-    if claimed then release() end
   elseif not ok then
     error((...), 0)
   end
@@ -876,10 +826,8 @@ end
 --- Runs fn(...) as one commit; returns its results.
 function _M.batch(fn, ...)
   if type(fn) ~= "function" then error("batch expects a function, got " .. type(fn), 2) end
-  local e = enter()
-  if e ~= true and e ~= false then return in_own_context(e, _M.batch, fn, ...) end
   batch_depth = batch_depth + 1
-  return batch_end(e, ctx_gen, pcall(fn, ...))
+  return batch_end(ctx_gen, pcall(fn, ...))
 end
 
 -- Puts back what the transaction changed: signal values and baselines
@@ -896,8 +844,8 @@ end
 local function recheck_subscribers(id, before)
   local l = G.nodes[id].subs
   while l ~= 0 do
-    local link = G.links[l]
-    local sid = link.sub
+    local lk = G.links[l]
+    local sid = lk.sub
     local sub = G.nodes[sid]
     local f = sub.flags
     local kind = rshift(f, KIND_SHIFT)
@@ -905,9 +853,11 @@ local function recheck_subscribers(id, before)
         and not (before and before[sid]) then
       sub.flags = bor(band(f, NOT_DIRTY), PENDING)
     end
-    l = link.next_sub
+    l = lk.next_sub
   end
 end
+
+local tx_end
 
 -- `levels`: the enclosing transaction levels (1 .. tx_depth), whose
 -- note_dirty lists name the effects made dirty before this level began
@@ -946,8 +896,15 @@ local function rollback(from, levels)
   tx_log_n = from - 1
 end
 
-local function tx_end(claimed, gen, ok, ...)
-  if ctx_gen ~= gen then reclaim(gen) end
+-- a transaction whose coroutine was resumed without its context: it takes
+-- its context back and fails (its writes are rolled back)
+local function tx_lost(gen)
+  if not reclaim(gen) then error(CONTEXT_LOST, 0) end
+  return tx_end(ctx_gen, false, CONTEXT_LOST)
+end
+
+function tx_end(gen, ok, ...)
+  if ctx_gen ~= gen then return tx_lost(gen) end
   local start, marks = tx_starts[tx_depth], tx_marks[tx_depth]
   tx_starts[tx_depth], tx_marks[tx_depth] = nil, nil
   tx_depth = tx_depth - 1
@@ -967,7 +924,7 @@ local function tx_end(claimed, gen, ok, ...)
     tx_log_n = 0
     if next(dirtied_elsewhere) ~= nil then dirtied_elsewhere = {} end
   end
-  return batch_end(claimed, ctx_gen, ok, ...)
+  return batch_end(ctx_gen, ok, ...)
 end
 
 sched_kernel.batch = _M.batch
@@ -975,18 +932,27 @@ sched_kernel.batch = _M.batch
 --- An all-or-nothing batch: if fn raises, its writes are rolled back.
 function _M.transaction(fn, ...)
   if type(fn) ~= "function" then error("transaction expects a function, got " .. type(fn), 2) end
-  local e = enter()
-  if e ~= true and e ~= false then return in_own_context(e, _M.transaction, fn, ...) end
   if tx_starts == nil then tx_log_ids, tx_log_vals, tx_log_seen, tx_starts, tx_marks = {}, {}, {}, {}, {} end
   batch_depth = batch_depth + 1
   tx_depth = tx_depth + 1
   tx_starts[tx_depth] = tx_log_n + 1
   tx_marks[tx_depth] = {}
-  return tx_end(e, ctx_gen, pcall(fn, ...))
+  return tx_end(ctx_gen, pcall(fn, ...))
+end
+
+-- an untrack whose coroutine was resumed without its context: raises if
+-- its context was open (put aside), else nothing was lost (it was clean)
+local function untrack_lost(prev, gen, ok, ...)
+  if reclaim(gen) then
+    active = prev
+    error(CONTEXT_LOST, 0)
+  end
+  if not ok then error((...), 0) end
+  return ...
 end
 
 local function untrack_end(prev, gen, ok, ...)
-  if ctx_gen ~= gen then reclaim(gen) end
+  if ctx_gen ~= gen then return untrack_lost(prev, gen, ok, ...) end
   active = prev
   if not ok then error((...), 0) end
   return ...
@@ -1006,7 +972,10 @@ local function run_cleanup(fn)
   active = 0
   batch_depth = batch_depth + 1
   local ok, err = pcall(fn)
-  if ctx_gen ~= gen then reclaim(gen) end
+  if ctx_gen ~= gen then
+    if not reclaim(gen) then return false, CONTEXT_LOST end
+    ok, err = false, CONTEXT_LOST
+  end
   batch_depth = batch_depth - 1
   active = prev_active
   return ok, err
@@ -1074,11 +1043,6 @@ end
 --- Registers fn to run when the current effect reruns or its owner is disposed.
 function _M.on_cleanup(fn)
   if type(fn) ~= "function" then error("on_cleanup expects a function, got " .. type(fn), 2) end
-  if ctx_co ~= nil or npark ~= 0 then
-    local e = enter()
-    if e == true then release(); return false end
-    if e ~= false then return in_own_context(e, _M.on_cleanup, fn) end
-  end
   if owner == 0 then return false end
   local cl = cleanups[owner]
   if cl == nil then
@@ -1100,9 +1064,16 @@ end
 --- Runs the effect `id` if a dependency changed. Returns ok, err.
 -- The second half of run_effect, as its own function (see recompute_end).
 local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing, gen)
-  -- its coroutine yielded in the body and its context was put aside meanwhile:
-  -- the run ends, keeps what it tracked, and reports CONTEXT_LOST
-  local lost = ctx_gen ~= gen and not reclaim(gen)
+  -- its coroutine was resumed in the body without its context: the run
+  -- ends, keeps what it tracked, and reports CONTEXT_LOST
+  local lost = false
+  if ctx_gen ~= gen then
+    lost = true
+    if not reclaim(gen) then
+      C.ac_end(G, id)
+      return false, CONTEXT_LOST
+    end
+  end
   local ended = C.ac_end(G, id)
   active, owner, computing = prev_active, prev_owner, prev_computing
   batch_depth = batch_depth - 1
@@ -1173,14 +1144,11 @@ default_sched = scheduler.new({ strategy = "sync" }, sched_kernel)
 
 local function dispose_owned(id, tok)
   if tok.disposed then return end
-  local e = enter()
-  if e ~= true and e ~= false then return in_own_context(e, dispose_owned, id, tok) end
   local err = dispose_tree(id, false)
   if batch_depth == 0 then
     local ok, serr = pcall(settle)
     if not ok and err == nil then err = serr end
   end
-  if e then release() end
   if err ~= nil then error(err, 0) end
 end
 
@@ -1192,11 +1160,6 @@ function _M.effect(fn, opts)
     if type(opts) ~= "table" then error("effect options must be a table, got " .. type(opts), 2) end
     sched = opts.scheduler or sched
     root = opts.root
-  end
-  if ctx_co ~= nil or npark ~= 0 then
-    -- the owner and the batch it lands in are the creating coroutine's
-    local e = enter()
-    if e == true then release() elseif e ~= false then return in_own_context(e, _M.effect, fn, opts) end
   end
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local h = home_for(root, owner)
@@ -1221,23 +1184,22 @@ end
 -- opts.root: the root that owns the scope when no effect or scope is running.
 function _M.scope(fn, opts)
   if type(fn) ~= "function" then error("scope expects a function, got " .. type(fn), 2) end
-  local e = enter()
-  if e ~= true and e ~= false then return in_own_context(e, _M.scope, fn, opts) end
   local root = opts and opts.root
   local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
-  if id <= 0 then
-    if e then release() end
-    fail(id, "creating a scope", 2)
-  end
+  if id <= 0 then fail(id, "creating a scope", 2) end
   home_of[id] = home_for(root, owner)
   local tok = { disposed = false }
   owned[id] = tok
   local prev, gen = owner, ctx_gen
   owner = id
   local ok, err = pcall(fn)
-  if ctx_gen ~= gen then reclaim(gen) end
+  if ctx_gen ~= gen then
+    -- resumed without its context: what it created after the yield is not
+    -- its own; it is disposed and raises
+    if not reclaim(gen) then error(CONTEXT_LOST, 0) end
+    ok, err = false, CONTEXT_LOST
+  end
   owner = prev
-  if e then release() end
   local function dispose() return dispose_owned(id, tok) end
   if not ok then
     pcall(dispose)
@@ -1292,16 +1254,6 @@ function _M.flush()
   default_sched:flush()
 end
 
--- what the scheduler asks before a flush: enter() (true: it claimed a clean
--- context for the caller, to release after; false: the caller's context is
--- loaded; else the caller must flush in its own context), the loaded
--- context's identity (a flush of another context in progress does not stop
--- this one), release, and in_own_context
-sched_kernel.enter = enter
-sched_kernel.release = release
-sched_kernel.in_own_context = in_own_context
-function sched_kernel.gen() return ctx_gen end
-
 function _M.default_scheduler() return default_sched end
 
 --- Replaces the default scheduler (used by runtimes and tests).
@@ -1318,60 +1270,33 @@ _M._internal = internal
 function internal.set_async_hook(fn) async_hook = fn end
 function internal.computed_fn(c) return fns[c.id] end
 function internal.settle()
-  if ctx_co ~= nil or npark ~= 0 then
-    local e = enter()
-    if e == true then release() elseif e ~= false then return in_own_context(e, internal.settle) end
-  end
   if batch_depth == 0 then settle() end
 end
-function internal.pull(id)
-  local e = enter()
-  if e ~= true and e ~= false then return in_own_context(e, pull, id) end
-  local r = pull(id)
-  if e then release() end
-  return r
-end
+internal.pull = pull
 function internal.vals() return vals end
 function internal.run_of() return run_of end
-function internal.begin_tracking(id)
-  local prev = active
-  active = id
-  C.ac_begin(G, id)
-  return prev
-end
-function internal.end_tracking(id, prev)
-  C.ac_end(G, id)
-  active = prev
+-- an async run's first segment is tracked for node `id` (its reads, in
+-- the run's own context, link to it)
+function internal.begin_tracking(id) C.ac_begin(G, id) end
+function internal.end_tracking(id) C.ac_end(G, id) end
+--- How many contexts are put aside: under a known coroutine, and not known
+-- (for specs and diagnostics).
+function internal.contexts_parked()
+  local a, b = 0, 0
+  for _ in pairs(parked) do a = a + 1 end
+  for _ in pairs(orphans) do b = b + 1 end
+  return a, b
 end
 function internal.finalize(id) to_free[#to_free + 1] = id end
---- The batch depth of the calling coroutine's context (not of another's
--- that happens to be loaded).
-function internal.batch_depth()
-  local me = current()
-  if ctx_co == me then return batch_depth end
-  local c = parked[me]
-  return c and c.batch_depth or 0
-end
---- A batch for the caller, who owns the loaded context or a clean one (it
--- runs right after a resume, in the resumer's context); returns what
--- leave_batch needs.
+--- The batch depth of the calling coroutine's context.
+function internal.batch_depth() return batch_depth end
+--- A batch for the caller (a run's commit).
 function internal.enter_batch()
-  local e = enter()
-  if e ~= true and e ~= false then
-    -- not expected: work in a clean context of the caller's
-    if ctx_co ~= nil then park() end
-    load_clean()
-    ctx_co, e = current(), true
-  end
   batch_depth = batch_depth + 1
-  return e
 end
-function internal.leave_batch(claimed)
+function internal.leave_batch()
   batch_depth = batch_depth - 1
-  if batch_depth == 0 then
-    settle()
-    if claimed then release() end
-  end
+  if batch_depth == 0 then settle() end
 end
 function internal.track(id)
   if active ~= 0 then
@@ -1384,100 +1309,220 @@ function internal.set_error_state(id, is_err)
   node.flags = is_err and bor(node.flags, ERROR) or band(node.flags, NOT_ERROR)
 end
 
---- Resumes a coroutine; for an async run, marks it current (its writes are
--- buffered until commit) and untracked. An aborted or stale run is never
--- resumed again. Returns what coroutine.resume returns.
--- A run's coroutine runs in a context of its own: current_run set (its
--- writes are buffered) and reads tracked only in its first segment. When it
--- yields, that context is dropped (or parked, if the run yielded inside a
--- batch) and the resumer's is loaded back, unless the resumer is itself a
--- suspended coroutine whose context was loaded (it takes it back itself).
-local function resume_end(run, displaced, ok, ...)
-  if ctx_co ~= nil and not (ctx_co == run.co and batch_depth == 0 and computing == 0 and owner == 0) then
-    park()
+-- ===== boundaries: where the running coroutine changes =====
+
+-- After coroutine `co` (resumed in a context of serial g) yielded or ended:
+-- what it left open is parked under it, and the resumer's context is loaded
+-- back: `saved`, or a clean one of serial rgen (the resumer's was clean).
+local function switch_back(co, g, saved, rgen, rco)
+  if ctx_gen == g then
+    if saved == nil and is_clean() then
+      ctx_gen, ctx_co = rgen, rco
+      return
+    end
+    if not is_clean() then park(co) end
+  elseif not is_clean() then
+    -- co's context was put aside while it ran (it waited by other means):
+    -- what is loaded belongs to a suspended coroutine
+    park(ctx_co)
   end
-  local back = displaced ~= nil and parked[displaced.co] == displaced
-  if back and displaced.co ~= MAIN then
-    local st = co_status(displaced.co)
-    back = st == "running" or st == "normal"
+  if saved ~= nil then
+    restore(saved)
+  else
+    load_clean(rco)
+    ctx_gen = rgen
   end
-  if back then load(displaced, true) else load_clean() end
+end
+
+-- Loads the context of `co` for a resume: the one it left open when it last
+-- yielded, or a clean one. Returns what switch_back needs of the resumer's.
+local function switch_to(co)
+  local rgen, rco, saved = ctx_gen, ctx_co, nil
+  if not is_clean() then saved = snapshot() end
+  local mine = npark ~= 0 and parked[co] or nil
+  if mine ~= nil then
+    unpark(mine)
+    restore(mine)
+  else
+    load_clean(co)
+  end
+  return saved, rgen, rco
+end
+
+local function plain_end(co, g, saved, rgen, rco, ...)
+  switch_back(co, g, saved, rgen, rco)
+  return ...
+end
+
+-- An async run's resume: the run's context has current_run set (its writes
+-- are buffered) and tracks reads only in its first segment. A run resumed
+-- without its context meanwhile (ctx_gen moved while it ran) cannot commit
+-- what it did (task.lua ends it with CONTEXT_LOST).
+local function run_end(run, co, g, saved, rgen, rco, ok, ...)
+  if ctx_gen ~= g then run.lost = true end
+  switch_back(co, g, saved, rgen, rco)
   if run.on_step then run.on_step(run, ok, ...) end
   return ok, ...
 end
 
+--- Resumes a coroutine in its own context (what coroutine.resume is once
+-- this module is loaded). For an async run, its context has current_run set
+-- (its writes are buffered until commit); an aborted or stale run is never
+-- resumed again. Returns what coroutine.resume returns.
 function _M.resume(co, ...)
   local run = run_of[co]
   if run == nil then
-    if dead_runs[co] then return false, "async run was aborted" end
-    return co_resume(co, ...)
+    if dead_runs[co] ~= nil then return false, "async run was aborted" end
+    if npark == 0 and is_clean() then
+      -- the common case: both clean; the coroutine gets a new serial
+      local rgen, rco = ctx_gen, ctx_co
+      gen_next = gen_next + 1
+      ctx_gen, ctx_co = gen_next, co
+      return plain_end(co, gen_next, nil, rgen, rco, co_resume(co, ...))
+    end
+    local saved, rgen, rco = switch_to(co)
+    return plain_end(co, ctx_gen, saved, rgen, rco, co_resume(co, ...))
   end
   if run.abort.aborted or run.done then return false, "async run was aborted" end
-  local displaced = nil
-  if ctx_co ~= nil then displaced = park() end
-  local mine = parked[co]
-  if mine ~= nil then
-    load(mine)
+  local saved, rgen, rco = switch_to(co)
+  current_run = run
+  if run.tracking then active = run.tracking elseif active == run.a.id then active = 0 end
+  return run_end(run, co, ctx_gen, saved, rgen, rco, co_resume(co, ...))
+end
+
+-- coroutine.resume and coroutine.wrap resume in the coroutine's own context
+-- (a user coroutine yielding inside a batch, an effect or a computed leaves
+-- its context with it). LuaJIT never compiles coroutine.resume, so the Lua
+-- frame around it costs little beside the resume itself (docs/performance.md).
+local co_create = coroutine.create
+local function wrap_results(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) == "string" then error(e, 2) end   -- with the caller's position, as LuaJIT's wrap
+  error(e, 0)
+end
+local function wrap(f)
+  local co = co_create(f)
+  return function(...) return wrap_results(_M.resume(co, ...)) end
+end
+-- the resume of before (specs use it to play a resume that does not give
+-- the coroutine its context, as nginx resuming after a raw ngx.sleep)
+internal.raw_resume = co_resume
+coroutine.resume = _M.resume  -- luacheck: ignore 122
+coroutine.wrap = wrap         -- luacheck: ignore 122
+
+--- An entry from the event loop (a timer or deferred callback, a request
+-- handed to the app): a context still open here belongs to a coroutine that
+-- yielded by other means than a resume of ours (a raw ngx.sleep, a
+-- cosocket) and is parked, so the code that enters starts clean; that
+-- coroutine's frames raise CONTEXT_LOST when they close. `main_below`: the
+-- callback runs on the main thread's stack (luv), whose own context stays.
+function _M.from_loop(main_below)
+  if is_clean() then return end
+  if main_below and ctx_co == nil then return end
+  park(ctx_co)
+  load_clean(co_running())
+end
+
+-- ===== hooks for the ngx loop: threads and waits nginx resumes itself =====
+-- Under nginx a run (and the server's workers) is a light thread that nginx
+-- resumes after its waits, not _M.resume. The ngx loop brackets a thread's
+-- first segment (thread_enter in the thread, thread_return in its spawner
+-- once the spawn returned) and each wait (waiting before, waited after), so
+-- the thread has its own context while it runs and its spawner's comes
+-- back when it first waits.
+local outer = setmetatable({}, { __mode = "k" })   -- thread -> its spawner's context, until it first waits
+local cgen = setmetatable({}, { __mode = "k" })    -- thread -> the serial of its context
+
+local function back_to_outer(co)
+  local o = outer[co]
+  if o == nil then
+    load_clean(nil)
+    return
+  end
+  outer[co] = nil
+  if o.saved ~= nil then
+    restore(o.saved)
   else
-    load_clean()
-    ctx_co = co
+    load_clean(o.co)
+    ctx_gen = o.gen
   end
-  current_run, active = run, run.tracking or 0
-  return resume_end(run, displaced, co_resume(co, ...))
 end
 
--- ===== hook: runs that their event loop resumes itself (async.loop.ngx) =====
--- Under nginx an async run is a light thread: nginx resumes it after a wait,
--- not _M.resume, so nothing above marks it current. The ngx loop calls
--- run_suspend(co) just before a run's thread waits and run_resumed(co) just
--- after, so the run is current (its writes buffered until commit, its reads
--- untracked) exactly while its thread runs, and the context of whatever ran
--- before is restored when it waits again or ends. A first segment is left
--- alone: task.start_run holds that context around the spawn. Both do nothing
--- for a coroutine that is not a live run. (Waits that bypass async.loop,
--- a raw ngx.sleep or cosocket inside a run, are not seen here; the
--- per-coroutine tracking context of kernel9 covers those.)
-
---- A run's thread is about to wait: restores the context it entered.
-function internal.run_suspend(co)
-  local run = run_of[co]
-  if run == nil or not run.entered then return end
-  run.entered = false
-  current_run, active = run.saved_run, run.saved_active
+--- The first thing a thread `co` does (nested in its spawner): the
+-- spawner's context is kept aside, the thread gets a clean one (a run's:
+-- current_run set, its first segment tracked).
+function internal.thread_enter(co, run)
+  outer[co] = { saved = not is_clean() and snapshot() or nil, gen = ctx_gen, co = ctx_co }
+  load_clean(co)
+  if run ~= nil then current_run, active = run, run.tracking or 0 end
+  cgen[co] = ctx_gen
 end
 
---- A run's thread was resumed by its loop: makes the run current again.
--- Returns false when the run was aborted or has ended (its code must not
--- go on: the caller parks the thread until it is killed).
-function internal.run_resumed(co)
-  local run = run_of[co]
-  if run == nil then return not dead_runs[co] end
-  if run.abort.aborted or run.done then return false end
-  if not run.entered then
-    run.entered = true
-    run.saved_run, run.saved_active = current_run, active
-    current_run, active = run, 0
+--- Thread `co` is about to wait on its loop (or ends, final = true): its
+-- context is parked under it (dropped when it ends) and the spawner's (its
+-- first wait) or a clean one is loaded. A run whose context was put aside
+-- while it ran is marked lost.
+function internal.waiting(co, final)
+  if ctx_gen == cgen[co] then
+    if not final and not is_clean() then park(co) end
+  else
+    local run = run_of[co]
+    if run ~= nil then run.lost = true end
+    if not is_clean() then park(ctx_co) end
   end
+  back_to_outer(co)
+end
+
+--- Thread `co`'s wait on its loop ended (an entry from the event loop): an
+-- open context left by another coroutine is parked and co's own is loaded.
+-- False when co is a run that was aborted or has ended (its code must not
+-- go on: the loop parks the thread until it is killed).
+function internal.waited(co)
+  local run = run_of[co]
+  if run == nil then
+    if dead_runs[co] ~= nil then return false end
+  elseif run.abort.aborted or run.done then
+    return false
+  end
+  if not is_clean() then park(ctx_co) end
+  local c = npark ~= 0 and parked[co] or nil
+  if c ~= nil then
+    unpark(c)
+    restore(c)
+  else
+    load_clean(co)
+  end
+  if run ~= nil then
+    current_run = run
+    if active == run.a.id then active = 0 end
+  end
+  cgen[co] = ctx_gen
   return true
+end
+
+--- The spawner of thread `co`, once the spawn returned: when the thread did
+-- not give the spawner's context back (it ended, or waited by other means),
+-- the spawner's is loaded back now.
+function internal.thread_return(co)
+  if outer[co] == nil then return end
+  if ctx_gen == cgen[co] then
+    if not is_clean() and co_status(co) ~= "dead" then park(co) end
+  else
+    local run = run_of[co]
+    if run ~= nil then run.lost = true end
+    if not is_clean() then park(ctx_co) end
+  end
+  back_to_outer(co)
 end
 
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
 --- The async run of the calling coroutine, if it is one.
 function internal.current_run()
-  if npark == 0 then
-    local run = current_run
-    if run ~= nil and threaded_runs then run = threaded_check(run) end
-    return run
-  end
-  local me = current()
-  if ctx_co == me then
-    local run = current_run
-    if run ~= nil and threaded_runs then run = threaded_check(run) end
-    return run
-  end
-  local c = parked[me]
-  return c and c.run
+  local run = current_run
+  if run ~= nil and threaded_runs then run = threaded_check(run) end
+  return run
 end
 --- Runs are threads of their loop (task.set_spawner says so).
 function internal.set_threaded_runs(on) threaded_runs = on and true or false end

@@ -154,7 +154,7 @@ function _M.new(opts, kernel)
   local s = setmetatable({
     index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
     on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
-    run_node = kernel.run, batch_fn = kernel.batch, kernel = kernel, refs = new_refs(),
+    run_node = kernel.run, batch_fn = kernel.batch, kernel_gen = kernel.gen, refs = new_refs(),
   }, Scheduler)
   s._gc = ffi.gc(ffi.new("int32_t[1]", index), releaser(s.refs))
   by_index[index] = s
@@ -291,18 +291,11 @@ end
 -- two jobs, and a loop that exits after one trip keeps LuaJIT from
 -- compiling the flush (it aborts "leaving loop in root trace").
 -- A flush belongs to the kernel context of the coroutine that runs it:
--- `flushing` holds that context's identity, so a flush another coroutine
--- left suspended (it yielded in an effect body) does not stop this one,
--- and a coroutine whose own context is put aside flushes in it.
+-- `flushing` holds that context's serial, so a flush another coroutine left
+-- suspended (it yielded in an effect body) does not stop this one.
 function Scheduler:flush()
-  local k = self.kernel
-  local e = k.enter()
-  if e ~= true and e ~= false then return k.in_own_context(e, self.flush, self) end
-  local gen = k.gen()
-  if self.flushing == gen then
-    if e then k.release() end
-    return
-  end
+  local gen = self.kernel_gen()
+  if self.flushing == gen then return end
   local outer = self.flushing
   self.flushing = gen
   local index = self.index
@@ -322,7 +315,6 @@ function Scheduler:flush()
     end
   end
   self.flushing = outer
-  if e then k.release() end
   if first ~= nil then error(first, 0) end
 end
 
