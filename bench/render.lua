@@ -12,7 +12,9 @@
 --   luajit bench/render.lua [seconds-per-case] [page:variant]
 -- The second argument times one variant alone (for profiling), e.g.
 --   luajit -jp=Fl bench/render.lua 3 table:render
--- pages: product, table; variants: floor, request, render, cosmo.
+--   valgrind --tool=callgrind luajit bench/render.lua 2000 list:render count
+--     (exactly 200 + N calls; instructions per page = the difference with N = 0, over N)
+-- pages: product, table, list, components; variants: floor, request, render, cosmo.
 -- The results are in docs/rendering.md ("Rendering measurements").
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
@@ -93,7 +95,7 @@ local function product_floor(id)
   local signals = router_state(url, url, "/products/:id", { id = id })
   signals.productId = id
   signals.draft = { body = "It's <great>" }
-  signals.product = { value = p, loading = false, status = "ready", version = 1 }
+  signals.product = { value = p, error = json.null, loading = false, status = "ready", version = 1 }
   return concat({
     '<section async:boundary="route"><nav><a href="/">Home</a> &rsaquo; <a href="/c/keyboards">Keyboards</a></nav>\n',
     '<article class="product" async:boundary="product">', TEMPLATES,
@@ -133,7 +135,7 @@ local function product_cosmo_render(id)
   local signals = router_state(url, url, "/products/:id", { id = id })
   signals.productId = id
   signals.draft = { body = "It's <great>" }
-  signals.product = { value = p, loading = false, status = "ready", version = 1 }
+  signals.product = { value = p, error = json.null, loading = false, status = "ready", version = 1 }
   return product_cosmo({
     templates = TEMPLATES, title = esc_text(p.title), image = esc_attr(p.image), price = p.price,
     description = esc_text(p.description), checked = p.gift and ' checked=""' or "",
@@ -230,19 +232,149 @@ local function table_cosmo_render()
   return table_cosmo({ title = esc_text(signals.page.title), rows = rows, snapshot = snapshot_script(signals) })
 end
 
+-- ===== 50-ROW LIST, REQUEST DATA IN {{ }} =====
+-- Every request renders other data (ids and titles change per request), so
+-- every page's HTML differs: what a plan cached by HTML cannot serve.
+
+local LIST_N = 50
+local seq = 0
+local function list_items()
+  seq = seq + 1
+  local items, base = {}, seq * LIST_N
+  for i = 1, LIST_N do
+    local id = base + i
+    items[i] = { id = id, title = "Item #" .. id .. (i % 10 == 0 and " <new> & \"hot\"" or ""), price = i * 1.5 }
+  end
+  return items
+end
+
+local LIST_ROW = Async.html([[<li class="item" data-id="{{ id }}"><a href="/items/{{ id }}">{{ title }}</a> ]] ..
+  [[<span class="price">{{ price }}</span><button type="button" on:click="select">Open</button></li>
+]])
+local LIST_PAGE = Async.html[[<h1 signal:text="page.title">{{ heading }}</h1>
+<p class="count">{{ count }} items</p>
+<ul class="items">
+{{ rows }}</ul>]]
+
+local list_app = Async.define_app()
+list_app:use({
+  signal = { page = { title = "Items <all>" } },
+  handler = { select = function() end },
+  partial = {
+    items = function()
+      local items = list_items()
+      local rows = {}
+      for i = 1, #items do
+        local it = items[i]
+        rows[i] = LIST_ROW({ id = it.id, title = it.title, price = it.price })
+      end
+      return LIST_PAGE({ heading = "Items <all>", count = #items, rows = rows })
+    end,
+  },
+  route = { ["/items"] = Async.define_route("items") },
+})
+
+local function list_floor()
+  local items = list_items()
+  local signals = router_state("/items", "/items", "/items", {})
+  signals.page = { title = "Items <all>" }
+  local out = { '<section async:boundary="route"><h1 signal:text="page.title">', esc_text(signals.page.title),
+    '</h1>\n<p class="count">', #items, ' items</p>\n<ul class="items">\n' }
+  local n = #out
+  for i = 1, #items do
+    local it = items[i]
+    local id = esc_attr(tostring(it.id))
+    out[n + 1] = '<li class="item" data-id="' .. id .. '"><a href="/items/' .. id .. '">' .. esc_text(it.title) ..
+      '</a> <span class="price">' .. tostring(it.price) ..
+      '</span><button type="button" on:click="select">Open</button></li>\n'
+    n = n + 1
+  end
+  out[n + 1] = "</ul></section>"
+  out[n + 2] = snapshot_script(signals)
+  return concat(out)
+end
+
+-- ===== NESTED COMPONENTS =====
+-- 20 cards, each a component with a signal, a handler and a class binding,
+-- holding a Badge component with its own signal; card data in {{ }}.
+
+local CARDS = 20
+local Badge = Async.define_component(function(self, props)
+  local n = self:signal("n", props.n)
+  return Async.html[[<span class="badge" signal:text="{{ n }}">{{ v }}</span>]] { n = n, v = props.n }
+end, "Badge")
+local Card = Async.define_component(function(self, props)
+  local open = self:signal("open", false)
+  local toggle = self:handler("toggle", function() open:update(function(v) return not v end) end)
+  return Async.html[[<article class="card" class:open="{{ open }}">
+  <h2>{{ title }}</h2><p>{{ body }}</p>{{ badge }}
+  <button type="button" on:click="{{ toggle }}">More</button>
+</article>
+]] { open = open, title = props.title, body = props.body, toggle = toggle,
+     badge = self:render(Badge, { n = props.n }) }
+end, "Card")
+
+local function card_data()
+  seq = seq + 1
+  local cards = {}
+  for i = 1, CARDS do
+    cards[i] = { title = "Card " .. (seq * CARDS + i), body = "Body of <card> " .. i .. " & more", n = i }
+  end
+  return cards
+end
+
+local cards_app = Async.define_app()
+cards_app:use({
+  component = { Card = Card, Badge = Badge },
+  partial = {
+    cards = function(self)
+      local data = card_data()
+      local list = {}
+      for i = 1, #data do list[i] = self:render("Card", data[i]) end
+      return Async.html[[<div class="cards">
+{{ list }}</div>]] { list = list }
+    end,
+  },
+  route = { ["/cards"] = Async.define_route("cards") },
+})
+
+local function cards_floor()
+  local data = card_data()
+  local signals = router_state("/cards", "/cards", "/cards", {})
+  local out, n = { '<section async:boundary="route"><div class="cards">\n' }, 1
+  for i = 1, #data do
+    local d = data[i]
+    local id = "cards.Card." .. i
+    signals[id .. ".open"] = false
+    signals[id .. ".Badge.1.n"] = d.n
+    out[n + 1] = '<article class="card" class:open="' .. esc_attr(id .. ".open") .. '">\n  <h2>' ..
+      esc_text(d.title) .. "</h2><p>" .. esc_text(d.body) .. '</p><span class="badge" signal:text="' ..
+      esc_attr(id .. ".Badge.1.n") .. '">' .. d.n .. '</span>\n  <button type="button" on:click="' ..
+      esc_attr(id .. ".toggle") .. '">More</button>\n</article>\n'
+    n = n + 1
+  end
+  out[n + 1] = "</div></section>"
+  out[n + 2] = snapshot_script(signals)
+  return concat(out)
+end
+
 -- ===== HARNESS =====
 
-local function rate(fn)
+-- prep(k), when given, runs untimed before each batch of k calls
+local function rate(fn, prep)
+  if prep then prep(50) end
   for _ = 1, 50 do fn() end -- warm up (JIT, plan cache)
   collectgarbage()
-  local n, t0 = 0, clock()
+  local n, spent = 0, 0
   local batch = 1
   while true do
+    if prep then prep(batch) end
+    local t0 = clock()
     for _ = 1, batch do fn() end
+    spent = spent + (clock() - t0)
     n = n + batch
-    local dt = clock() - t0
-    if dt >= BUDGET then return n / dt end
-    if dt < BUDGET / 10 then batch = batch * 2 end
+    if spent >= BUDGET then return n / spent end
+    if spent < BUDGET / 10 then batch = batch * 2 end
   end
 end
 
@@ -251,7 +383,7 @@ local function best(variants)
   local out = {}
   for _ = 1, 3 do
     for _, v in ipairs(variants) do
-      local r = rate(v[2])
+      local r = rate(v[2], v[3])
       if not out[v[1]] or r > out[v[1]] then out[v[1]] = r end
     end
   end
@@ -271,20 +403,48 @@ local pages = {
   { name = "product", app = product_app, url = "/products/sku-1", floor = function() return product_floor("sku-1") end,
     cosmo = function() return product_cosmo_render("sku-1") end },
   { name = "100-row table", app = table_app, url = "/orders", floor = table_floor, cosmo = table_cosmo_render },
+  -- request data in {{ }}: the floor and each variant draw the same data
+  -- sequence (seq is reset before each comparison)
+  { name = "50-row list", app = list_app, url = "/items", floor = list_floor, data = true },
+  -- components register signals per render: "render" uses a fresh
+  -- runtime per page, made untimed (fresh_pool)
+  { name = "components", app = cards_app, url = "/cards", floor = cards_floor, data = true, fresh = true },
 }
+
+-- runtimes made ahead (untimed) for the pages whose render registers signals
+local function fresh_pool(app)
+  local pool, k = {}, 0
+  local function prep(n)
+    pool, k = {}, 0
+    for i = 1, n do pool[i] = Async.create_app(app, { env = "production" }) end
+  end
+  local function next_rt()
+    k = k + 1
+    return pool[k]
+  end
+  return prep, next_rt
+end
 
 if ONLY then
   local pname, vname = ONLY:match("^(%w+):(%w+)$")
   for _, page in ipairs(pages) do
     if page.name:match(pname or "") then
       local rt = Async.create_app(page.app, { env = "production" })
+      local prep, next_rt = fresh_pool(page.app)
       local fns = {
         floor = page.floor, cosmo = page.cosmo,
         request = function() return Async.create_app(page.app, { env = "production" }):render(page.url).html end,
-        render = function() return rt:render(page.url).html end,
+        render = page.fresh and function() return next_rt():render(page.url).html end
+          or function() return rt:render(page.url).html end,
       }
       local fn = assert(fns[vname], "unknown variant " .. tostring(vname))
-      print(fmt("%s %s: %.0f pages/s", page.name, vname, rate(fn)))
+      if arg[3] == "count" then   -- exactly N calls after 200 (for callgrind: subtract a run with N = 0)
+        local n = tonumber(arg[1])
+        if page.fresh and vname == "render" then prep(200 + n) end
+        for _ = 1, 200 + n do fn() end
+        return
+      end
+      print(fmt("%s %s: %.0f pages/s", page.name, vname, rate(fn, page.fresh and vname == "render" and prep or nil)))
       return
     end
   end
@@ -293,23 +453,35 @@ end
 
 print(fmt("%-14s %10s %10s %10s %10s   %s", "page", "floor", "request", "render", "cosmo",
   "ratios to the floor (request / render / cosmo)"))
+local sizes = {}
 for _, page in ipairs(pages) do
-  local want = page.floor()
   local rt = Async.create_app(page.app, { env = "production" })
+  local prep, next_rt = fresh_pool(page.app)
   local function request()
     return Async.create_app(page.app, { env = "production" }):render(page.url).html
   end
-  local function render() return rt:render(page.url).html end
+  local render = page.fresh and function() return next_rt():render(page.url).html end
+    or function() return rt:render(page.url).html end
+  local cosmo_fn = has_cosmo and page.cosmo
+  seq = 0
+  local want = page.floor()
+  sizes[#sizes + 1] = fmt("%s %d", page.name, #want)
+  seq = 0
   check(page.name .. " request", want, request())
+  seq = 0
+  if page.fresh then prep(1) end
   check(page.name .. " render", want, render())
-  if has_cosmo then check(page.name .. " cosmo", want, page.cosmo()) end
+  if cosmo_fn then check(page.name .. " cosmo", want, cosmo_fn()) end
+  if page.data then   -- and the pages differ from request to request
+    local a, b = page.floor(), page.floor()
+    assert(a ~= b, page.name .. ": the data should change per request")
+  end
   local r = best({
-    { "floor", page.floor }, { "request", request }, { "render", render },
-    has_cosmo and { "cosmo", page.cosmo } or nil,
+    { "floor", page.floor }, { "request", request }, { "render", render, page.fresh and prep or nil },
+    cosmo_fn and { "cosmo", cosmo_fn } or nil,
   })
   print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %.2fx / %.2fx / %s", page.name, r.floor, r.request, r.render,
     r.cosmo and fmt("%.0f", r.cosmo) or "n/a", r.floor / r.request, r.floor / r.render,
     r.cosmo and fmt("%.2fx", r.floor / r.cosmo) or "n/a"))
 end
-print(fmt("(pages/s, best of 3 rounds of %.1f s; %d bytes product page, %d bytes table page; goal: render within 1.5x)",
-  BUDGET, #product_floor("sku-1"), #table_floor()))
+print(fmt("(pages/s, best of 3 rounds of %.1f s; bytes: %s; goal: render within 1.5x)", BUDGET, concat(sizes, ", ")))

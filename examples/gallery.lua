@@ -6,14 +6,11 @@
 --   HOST=0.0.0.0 PORT=9000 build/asyncrt examples/gallery.lua
 --
 -- Each example's app.lua ends with `return Async.main(app, options)`: run
--- as a script it serves itself; loaded from here it just returns its app.
--- A server has one layout, one public folder and one set of runtime
--- options for all its mounts, so the gallery also collects each example's
--- options (`load` catches them while it loads the file): its layout is
--- chosen by the page's prefix, its browser handlers are accepted, and
--- public/ holds every example's files under its prefix (public/NAME/).
+-- as a script it serves itself; loaded from here it returns its app, which
+-- keeps those options (app.serve_opts). Async.mount turns them into the
+-- example's mount: its own public/ folder, layout or head, title and
+-- runtime options (its browser handlers), under its prefix.
 local Async = require("async")
-local ssr = require("async.ssr")
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 
@@ -28,16 +25,6 @@ local EXAMPLES = {
   { "cache", "Browser and server cache declarations: hits, fills, single flight" },
   { "ssr", "Server render output and the browser activation snapshot" },
 }
-
--- examples/NAME/app.lua -> its app and the options it passes to Async.main
-local function load(name)
-  local main, options = Async.main, nil
-  Async.main = function(app, opts) options = opts or {}; return app end
-  local ok, app = pcall(dofile, here .. name .. "/app.lua")
-  Async.main = main
-  if not ok then error(app, 0) end
-  return app, options
-end
 
 local index = Async.define_app()
 index:use({
@@ -68,21 +55,13 @@ local function index_layout(page)
   }
 end
 
-local apps, layouts, client_handlers = { ["/"] = index }, { [""] = index_layout }, {}
+-- "/" is the index in its own layout; each example is mounted with the
+-- options its app.lua gave Async.main (a relative public is relative to
+-- the example's folder)
+local apps = { ["/"] = { app = index, layout = index_layout } }
 for _, e in ipairs(EXAMPLES) do
-  local prefix = "/" .. e[1]
-  local app, options = load(e[1])
-  apps[prefix] = app
-  layouts[prefix] = options.layout or ssr.default_layout
-  for _, h in ipairs(options.runtime and options.runtime.client_handlers or {}) do
-    client_handlers[#client_handlers + 1] = h
-  end
+  local dir = here .. e[1]
+  apps["/" .. e[1]] = Async.mount(dofile(dir .. "/app.lua"), { root = dir })
 end
 
-return Async.main(index, {
-  apps = apps,
-  -- each page in its own example's layout (page.prefix is its mount)
-  layout = function(page) return layouts[page.prefix or ""](page) end,
-  public = "public",   -- examples/public: /components/app.js is public/components/app.js
-  runtime = { client_handlers = client_handlers },
-})
+return Async.main(index, { apps = apps })

@@ -30,11 +30,13 @@ local function with_router(signals, url, route, params)
 end
 
 -- an async signal's snapshot form, as the snapshot and patches write it
+-- (protocol.md "SSR output": "value" and "error" always present, JSON null
+-- (Async.null) when absent)
 local function ready(value, version)
-  return { loading = false, status = "ready", value = value, version = version or 1 }
+  return { loading = false, status = "ready", value = value, version = version or 1, error = Async.null }
 end
 local function loading(version)
-  return { loading = true, status = "loading", version = version or 1 }
+  return { loading = true, status = "loading", version = version or 1, value = Async.null, error = Async.null }
 end
 
 -- renders url on a fresh runtime of the example; returns the result and the runtime
@@ -66,10 +68,11 @@ describe("examples/NAME/app.lua", function()
       assert.truthy(text:find("build/asyncrt examples/" .. name .. "/app.lua", 1, true), name .. ": README says how to run it")
       local app, options = ex.load(name)
       assert.truthy(app.decl, name .. " returns its app")
+      assert.are.same(options, app.serve_opts, name .. ": the app keeps the options it gave Async.main")
       if options.public then
-        assert.are.equal("../public/" .. name, options.public, name .. ": its files are in examples/public/NAME")
-        local f = io.open("examples/public/" .. name .. "/style.css")
-        assert.truthy(f, name .. ": examples/public/" .. name .. " without style.css")
+        assert.are.equal("public", options.public, name .. ": its files are in examples/NAME/public")
+        local f = io.open("examples/" .. name .. "/public/style.css")
+        assert.truthy(f, name .. ": examples/" .. name .. "/public without style.css")
         f:close()
       end
     end
@@ -77,7 +80,7 @@ describe("examples/NAME/app.lua", function()
 
   it("no public script uses eval, new Function or inline handlers", function()
     for _, name in ipairs(NAMES) do
-      local f = io.open("examples/public/" .. name .. "/app.js")
+      local f = io.open("examples/" .. name .. "/public/app.js")
       if f then
         local js = f:read("*a")
         f:close()
@@ -183,7 +186,7 @@ describe("examples/product", function()
     <p class="error" signal:text="product.$error.message">There is no product sku-404.</p>
   
 </section>]], 1, true))
-    assert.are.same({ loading = false, status = "error", version = 1,
+    assert.are.same({ loading = false, status = "error", version = 1, value = Async.null,
       error = { name = "Error", code = "not-found", message = "There is no product sku-404." } },
       Async.read_snapshot(out.html).signals.product)
   end)
@@ -255,7 +258,10 @@ describe("examples/components", function()
     local chunks = ex.stream(loop, ex.runtime(app, options), "/")
     local shell = chunks[1].html
     ex.assert_csp_safe(shell)
-    assert.truthy(shell:find('<script src="/__async/client.js" defer></script><script src="/app.js" defer></script>', 1, true),
+    -- the page streams (the suspense boundary): the client is async, the
+    -- page script registers through the queue whichever runs first
+    assert.truthy(shell:find('<script src="/__async/client.js" async></script>' ..
+      '<link rel="stylesheet" href="/style.css"><script src="/app.js" defer></script></head>', 1, true),
       "the page script loads after the client")
     assert.truthy(shell:find(SHELL_TOGGLES, 1, true))
     assert.truthy(shell:find('<article async:boundary="home.Product.1.product"><template async:loading="home.Product.1.product"><p class="loading">Loading...</p></template><template async:ready="home.Product.1.product"><h2 signal:text="home.Product.1.product.title"></h2></template><template async:error="home.Product.1.product"><p signal:text="home.Product.1.product.$error.message"></p></template><p class="loading">Loading...</p></article>', 1, true))
@@ -516,7 +522,8 @@ describe("examples/cache", function()
     local chunks = ex.stream(loop, ex.runtime(app, options), "/")
     local shell = chunks[1].html
     ex.assert_csp_safe(shell)
-    assert.truthy(shell:find('<script src="/__async/client.js" defer></script><script src="/app.js" defer></script>', 1, true))
+    assert.truthy(shell:find('<script src="/__async/client.js" async></script>' ..
+      '<link rel="stylesheet" href="/style.css"><script src="/app.js" defer></script></head>', 1, true))
     local snap = Async.read_snapshot(shell)
     assert.are.same(with_router({ ["panel.a"] = loading(), ["panel.b"] = loading(), ["panel.c"] = loading(),
       report = { fill = 0, age = 0 }, tip = "" }, "/", "/"), snap.signals)
@@ -593,8 +600,8 @@ describe("examples/ssr", function()
     local loop = ex.manual_loop()
     local out = ex.drive(loop, function() return ex.runtime(app, options):render_document("/products/1%3C2") end)
     ex.assert_csp_safe(out.html)
-    assert.truthy(out.html:find('<title>Product 1&lt;2</title><link rel="stylesheet" href="/style.css">\n' ..
-      '<script src="/__async/client.js" defer></script><script src="/app.js" defer></script></head>', 1, true))
+    assert.truthy(out.html:find('<title>Product 1&lt;2</title><script src="/__async/client.js" defer></script>' ..
+      '<link rel="stylesheet" href="/style.css"><script src="/app.js" defer></script></head>', 1, true))
     assert.truthy(out.html:find('"product:1\\u003c2":{"id":"1\\u003c2","title":"Product 1\\u003c2"}', 1, true),
       "no < inside the snapshot")
   end)
@@ -643,15 +650,24 @@ describe("examples/gallery.lua", function()
   it("mounts the index at / and each example under its own prefix", function()
     local g = gallery()
     local prefixes = {}
-    for prefix, app in pairs(g.options.apps) do
+    for prefix, mount in pairs(g.options.apps) do
       prefixes[#prefixes + 1] = prefix
-      assert.truthy(app.decl, prefix)
+      assert.truthy(mount.app.decl, prefix)
     end
     table.sort(prefixes)
     assert.are.same({ "/", "/cache", "/components", "/counter", "/partials", "/product", "/router", "/server-call",
       "/ssr", "/streaming" }, prefixes)
-    assert.are.equal(g.index, g.options.apps["/"])
-    assert.are.same({ "attached", "seen", "readTip", "showSnapshot" }, g.options.runtime.client_handlers)
+    assert.are.equal(g.index, g.options.apps["/"].app)
+    -- each example's mount carries the options its app.lua gave Async.main
+    -- (Async.mount: app.serve_opts), its folder as the root of its public/
+    for _, name in ipairs(NAMES) do
+      local m = g.options.apps["/" .. name]
+      assert.are.equal("examples/" .. name, m.root, name)
+      for k, v in pairs(m.app.serve_opts) do assert.are.equal(v, m[k], name .. " " .. k) end
+    end
+    assert.are.same({ "attached", "seen" }, g.options.apps["/components"].runtime.client_handlers)
+    assert.are.same({ "readTip" }, g.options.apps["/cache"].runtime.client_handlers)
+    assert.is_nil(g.options.apps["/counter"].runtime)
   end)
 
   it("the index links every example; its container keeps the router out of cross-app links", function()
@@ -679,19 +695,27 @@ describe("examples/gallery.lua", function()
     assert.truthy(html:find('<a href="/router/">Home</a>', 1, true))
     assert.truthy(html:find('<code signal:text="router.path">/about</code>', 1, true), "the path inside the app")
     _, html = g.get("/components/")
-    assert.truthy(html:find('<script src="/components/__async/client.js" defer></script><script src="/components/app.js" defer></script>', 1, true))
+    assert.truthy(html:find('<script src="/components/__async/client.js" async></script>' ..
+      '<link rel="stylesheet" href="/components/style.css"><script src="/components/app.js" defer></script>', 1, true))
+    -- a page that does not stream loads it deferred (protocol.md)
+    _, html = g.get("/counter/")
+    assert.truthy(html:find('<script src="/counter/__async/client.js" defer></script></head>', 1, true))
   end)
 
-  it("serves each example's files from public/NAME under its prefix", function()
+  it("serves each example's files from its own public/ under its prefix", function()
     local g = gallery()
     for _, file in ipairs({ "components/app.js", "cache/app.js", "ssr/app.js", "product/style.css", "streaming/style.css" }) do
       local res, body = g.get("/" .. file)
       assert.are.equal(200, res.status, file)
-      local f = assert(io.open("examples/public/" .. file))
+      local name, rest = file:match("^([^/]+)/(.*)$")
+      local f = assert(io.open("examples/" .. name .. "/public/" .. rest))
       assert.are.equal(f:read("*a"), body, file)
       f:close()
     end
     assert.are.equal(404, (g.get("/counter/app.lua")).status, "no source file is public")
+    assert.are.equal(404, (g.get("/product/app.js")).status, "a mount serves only its own folder")
+    assert.are.equal(404, (g.get("/counter/style.css")).status, "a mount without public/ serves no files")
+    assert.are.equal(404, (g.get("/public/style.css")).status)
   end)
 
   it("handlers and server functions answer under each example's prefix", function()
@@ -711,6 +735,28 @@ describe("examples/gallery.lua", function()
   end)
 
   it("the server cache outlives a request (greet.say twice counts 2, report.check hits)", function()
-    pending("today each request runtime has its own server cache, so self.cache keeps nothing across requests")
+    local g = gallery()
+    local body = '{"args":[{"name":"Grace"}],"input":{},"signals":{}}'
+    for n = 1, 2 do
+      local res, env = g.post("/server-call/__async/server/greet.say", body)
+      assert.are.equal(200, res.status)
+      assert.are.same({ [RESULT] = 1, value = "Hello, Grace!", signals = { greeting = "Hello, Grace!", greeted = n } },
+        env)
+    end
+    -- the cache page's three panels share one fill; "Ask again" within the
+    -- 5 s TTL is a hit on it, in another request
+    local res, html = g.get("/cache/")
+    assert.are.equal(200, res.status)
+    local fill = html:match('<p>A: fill #<span signal:text="panel.a.fill">(%d+)</span></p>')
+    assert.truthy(fill, "panel a was filled")
+    for _, p in ipairs({ "b", "c" }) do
+      assert.truthy(html:find('<p>' .. p:upper() .. ': fill #<span signal:text="panel.' .. p .. '.fill">' .. fill ..
+        "</span></p>", 1, true), "panel " .. p .. " shares the fill")
+    end
+    local env
+    res, env = g.post("/cache/__async/server/report.check", '{"args":[],"input":{},"signals":{}}')
+    assert.are.equal(200, res.status)
+    assert.are.equal(tonumber(fill), env.value.fill)
+    assert.are.same(env.value, env.signals.report)
   end)
 end)

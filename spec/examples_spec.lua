@@ -54,7 +54,7 @@ local CASES = {
   { "streaming", "/products/sku-1", "stream", chunks = {
       { 0, [==[
 <!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title></title><script src="/__async/client.js" defer></script></head><body><main async:container><section async:boundary="route"><section async:boundary="product">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title></title><script src="/__async/client.js" async></script></head><body><main async:container><section async:boundary="route"><section async:boundary="product">
   <template async:loading="product"><p>Loading product...</p></template>
   <template async:ready="product">
     <article>

@@ -104,15 +104,32 @@ describe("html", function()
       assert.are_not.equal(html.html(src), html.html(src .. " "))
     end)
 
-    it("generates one concatenation with static chunks", function()
+    it("generates one table of the escaped values; the statics stay with the template", function()
       assert.are.equal(
-        "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type, walk, LONG, url, json = ...\n" ..
+        "local text, attr, bind, index, SAFE, setmetatable, check_env, type, walk, LONG, url, json, TPL, " ..
+        "RESULT, url_rel = ...\n" ..
         "return function(env)\n" ..
         "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
-        '  return setmetatable({ html = "<a href=\\"" .. url(1, "url", "", env["u"], "") .. "\\">" .. ' ..
-        'text(index(env["p"], "t", 1, "p"), 1) .. "</a>" }, SAFE)\n' ..
+        '  return setmetatable({ [0] = TPL, url(1, "url", "", env["u"], ""), text(index(env["p"], "t", 1, "p"), 1) ' ..
+        '}, SAFE)\n' ..
         "end\n",
         html.source('<a href="{{ u }}">{{ p.t }}</a>'))
+      local r = html.html('<a href="{{ u }}">{{ p.t }}</a>')({ u = "/x", p = { t = "<" } })
+      assert.are.same({ '<a href="', '">', "</a>" }, r[0].statics)
+      assert.are.equal('<a href="/x">&lt;</a>', r.html)
+    end)
+
+    it("keeps nested templates and lists of them as values, joined on first use", function()
+      local li = html.html("<li>{{ x }}</li>")
+      local r = html.html("<ul>{{ rows }}{{ one }}</ul>")({ rows = { li({ x = 1 }), "<", { li({ x = 2 }) } },
+        one = li({ x = "&" }) })
+      assert.are.equal(getmetatable(r[1]), html.list_mt)
+      assert.is_true(html.is_safe(r[2]))
+      assert.are.equal("<ul><li>1</li>&lt;<li>2</li><li>&amp;</li></ul>", tostring(r))
+      -- a quote reaching an attribute from safe HTML is handed over whole
+      local a = html.html('<a title="{{ t }}">')({ t = html.raw('x"y') })
+      assert.is_true(html.is_safe(a[1]))
+      assert.are.equal('<a title="x"y">', tostring(a))
     end)
 
     local PATH = ": expected a dotted path like user.name"

@@ -22,6 +22,7 @@ local NGINX_URI = "nginx refuses this request line itself (its own 400 page) bef
 local SKIP = {
   ["malformed: a request line http-parser refuses: 400, connection closed"] = NGINX_PARSER,
   ["malformed: HTTP/1.1 without Host: 400, connection closed"] = NGINX_PARSER,
+  ["malformed request: 400 and closed while another client's stream is served"] = NGINX_PARSER,
   ["traversal: /../outside.txt: 400"] = NGINX_URI,
   ["traversal: /sub/../../outside.txt: 400"] = NGINX_URI,
   ["traversal: /%2e%2e/outside.txt: 400"] = NGINX_URI,

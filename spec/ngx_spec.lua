@@ -206,13 +206,14 @@ end
 local req = nginx.request
 
 -- the exact page of a lab route with one boundary `id` whose run returns `v`
--- (the snapshot's keys are sorted: the async signal sits before or after router.*)
+-- (the snapshot's keys are sorted: the async signal sits before or after router.*);
+-- the page streams, so the client is loaded `async` (docs/endpoints.md)
 local LOADING = '{"error":null,"loading":true,"status":"loading","value":null,"version":1}'
 local function lab_page(id, v)
   local q = string.format("%q", v):sub(2, -2)
   return '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" ' ..
     'content="width=device-width, initial-scale=1"><title>' .. id .. '</title><script src="/lab/__async/client.js" ' ..
-    'defer></script></head><body><main async:container><section async:boundary="route"><section ' ..
+    'async></script></head><body><main async:container><section async:boundary="route"><section ' ..
     'async:boundary="' .. id .. '"><template async:loading="' .. id .. '">...</template><template ' ..
     'async:ready="' .. id .. '"><b signal:text="' .. id .. '"></b></template>...</section></section><script ' ..
     'type="application/json" async:snapshot>{"cache":{"browser":{}},"signals":{' ..

@@ -1,8 +1,12 @@
 -- Robustness: rt:dispatch treats the client's signals as untrusted input
 -- (protocol.md "Lua handlers"): it writes only ids the app registers, never
--- `_x` or `router.*`, never an async signal or a computed, never creates an
--- id, takes at most 1,000 paths, and warns in development about the rest.
--- The envelope reports an async signal whose status or version changed.
+-- `_x` or `router.*`, never a computed, an async signal only whole and only
+-- while the runtime's own has not settled, never creates an id, takes at
+-- most 1,000 paths, and warns in development (one line per call) about the
+-- rest, except what the client sends with every call (router.*, async
+-- snapshots, its components' signals). The envelope reports an async signal
+-- whose status or version changed, but not the first runs a fresh runtime
+-- starts on its own.
 local Async = require("async")
 local loop_mod = require("async.loop")
 local runtime = require("async.app.runtime")
@@ -53,8 +57,10 @@ describe("rt:dispatch: the client's signals are untrusted", function()
     rt:dispatch("nothing", {}, { signals = { invented = 1, ["a.b.c"] = 2, ["__proto__"] = 3 } })
     assert.equal(before, #rt.signals:keys())
     assert.is_false(rt.signals:has("invented"))
-    assert.equal(3, #w)
-    assert.truthy(w[1]:find("an id the app does not register", 1, true), w[1])
+    -- one warning line for the call, naming each path (sorted)
+    assert.same({ 'dispatch signals: handler nothing: client signals 3 ignored: ' ..
+      '"__proto__ (a private id (_x))", "a.b.c (an id the app does not register)", ' ..
+      '"invented (an id the app does not register)"' }, w)
   end)
 
   it("never writes an id starting with _", function()
@@ -94,6 +100,56 @@ describe("rt:dispatch: the client's signals are untrusted", function()
     assert.is_true(Async.is_async(rt.signals:ref("product")))
   end)
 
+  it("a settled snapshot stands in for an async signal that has not settled yet (a fresh runtime)", function()
+    local w = {}
+    local rt = new_rt(w)
+    local env = rt:dispatch("nothing", {}, { signals = {
+      product = { value = { title = "Shown" }, status = "ready", loading = false, error = Async.null, version = 3 },
+    } })
+    local product = rt.signals:ref("product")
+    assert.equal("Shown", rt.signals:get("product.title"))
+    assert.same({ "ready", 3 }, { product:status(), product:version() })
+    assert.same({}, env.signals)   -- restored before the handler ran: not the handler's change
+    assert.same({}, w)
+  end)
+
+  it("a pending snapshot leaves the runtime's own run going", function()
+    local rt = new_rt({})
+    rt:dispatch("nothing", {}, { signals = { product = { value = Async.null, status = "loading", loading = true,
+                                                          error = Async.null, version = 1 } } })
+    assert.equal("loading", rt.signals:ref("product"):status())
+    loop:advance(10)
+    rt.scheduler:flush()
+    assert.equal("Keyboard", rt.signals:get("product.title"))
+  end)
+
+  it("router.* and async snapshots come with every call: ignored without a warning", function()
+    local w = {}
+    local rt = new_rt(w)
+    rt:render("/")
+    rt:dispatch("nothing", {}, { signals = {
+      ["router.url"] = "/", ["router.path"] = "/", ["router.params"] = {}, ["router.pending"] = false,
+      product = { value = Async.null, status = "loading", loading = true, error = Async.null, version = 1 },
+    } })
+    assert.same({}, w)
+    rt:dispatch("nothing", {}, { signals = { ["router.url"] = "/", ghost = 1 } })
+    assert.same({ 'dispatch signals: handler nothing: client signals 1 ignored: ' ..
+      '"ghost (an id the app does not register)"' }, w)
+  end)
+
+  it("the signals of the page's components (scope ids parent.Name.N) are ignored without a warning", function()
+    local w = {}
+    local a = app()
+    a:use({ component = { Toggle = Async.define_component(function(self) self:signal("label", "") return "" end) } })
+    local rt = Async.create_app(a, { env = "development",
+      on_error = function(msg, _, what) w[#w + 1] = what .. ": " .. tostring(msg) end })
+    rt:dispatch("nothing", {}, { signals = { ["home.Toggle.1.label"] = "Wi-Fi", ["Toggle.2.label"] = "x",
+                                             ["home.Ghost.1.label"] = "y" } })
+    assert.same({ 'dispatch signals: handler nothing: client signals 1 ignored: ' ..
+      '"home.Ghost.1.label (an id the app does not register)"' }, w)
+    assert.is_false(rt.signals:has("home.Toggle.1.label"))
+  end)
+
   it("takes at most 1,000 paths", function()
     local w = {}
     local rt = new_rt(w)
@@ -122,6 +178,14 @@ describe("rt:dispatch: the client's signals are untrusted", function()
 end)
 
 describe("rt:dispatch: the envelope reports async state changes", function()
+  it("not the first runs a fresh runtime starts on its own (they are not the handler's doing)", function()
+    local rt = new_rt({})
+    local env = rt:dispatch("nothing", {}, { signals = { count = 2 } })
+    assert.same({ [RESULT] = 1, signals = {} }, env)
+    assert.equal("loading", rt.signals:ref("product"):status())
+  end)
+
+
   it("an async signal whose status changed is in signals, in snapshot form", function()
     local rt = new_rt({})
     rt.scheduler:flush()   -- starts the first run

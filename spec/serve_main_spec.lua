@@ -41,6 +41,17 @@ describe("Async.main", function()
     assert.are.equal("table\ttrue\n", out)
   end)
 
+  it("loaded with dofile by the script being run (a gallery), returns the app with its options", function()
+    local f = assert(io.open(dir .. "/loader.lua", "w"))
+    f:write('local app = dofile("app.lua"); local ok, m = pcall(dofile, "app.lua")\n' ..
+            'print(app.decl ~= nil, app.serve_opts.public, m.serve_opts.public)\n')
+    f:close()
+    -- PORT=1 cannot be listened on: an app file that tried would exit 1 with a message
+    local out = sh("cd " .. dir .. " && LUA_PATH='" .. ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;' " ..
+      "PORT=1 timeout 5 " .. EXE .. " loader.lua; echo rc=$?")
+    assert.are.equal("true\tpublic\tpublic\nrc=0\n", out)
+  end)
+
   it("run as the script, serves the app on PORT, files of public/ beside it, and stops on SIGTERM", function()
     local port = 20000 + os.time() % 5000
     local log = dir .. "/out.log"

@@ -29,9 +29,11 @@ end
 local HEAD = '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">' ..
   '<meta name="viewport" content="width=device-width, initial-scale=1">'
 
-local function doc(title, body, client)
+-- `how`: how the client is loaded, "defer" (a whole page) or "async" (a
+-- streamed one: docs/client.md "Streaming and defer")
+local function doc(title, body, client, how)
   return HEAD .. "<title>" .. title .. '</title><script src="' .. (client or "/__async/client.js") ..
-    '" defer></script></head><body><main async:container>' .. body .. "</main></body></html>"
+    '" ' .. (how or "defer") .. '></script></head><body><main async:container>' .. body .. "</main></body></html>"
 end
 
 local function snap(signals)
@@ -55,8 +57,20 @@ end
 
 local function section(inner) return '<section async:boundary="route">' .. inner .. "</section>" end
 
+-- The shop's snapshot signals (protocol.md "SSR output"): every signal whose
+-- id does not start with "_", computeds excepted (so count, name, prefs and
+-- stock on every page, not only those the page read), sorted; the async
+-- signal stock in its snapshot form with "value" and "error" always there.
+-- `route` is router(...) or not_matched(...); `stock` defaults to loading
+-- (its first run starts with the render and no page waits for it but /slow).
+local STOCK_LOADING = '{"error":null,"loading":true,"status":"loading","value":null,"version":1}'
+local STOCK_READY = '{"error":null,"loading":false,"status":"ready","value":{"left":3},"version":1}'
+local function shop(route, stock)
+  return '"count":0,"name":"ada","prefs":{"theme":"light"},' .. route .. ',"stock":' .. (stock or STOCK_LOADING)
+end
+
 local HOME = doc("Home", section('<h1 signal:text="name">ada</h1><b signal:text="count">0</b>') ..
-  snap('"count":0,"name":"ada",' .. router("/", "/")))
+  snap(shop(router("/", "/"))))
 
 local DOC_HEADERS = { "Content-Type: text/html; charset=utf-8", "Content-Length: #", "Vary: Accept",
                       "Content-Security-Policy: script-src 'self'", "X-Content-Type-Options: nosniff" }
@@ -123,15 +137,15 @@ describe("pages: a full document around rt:render's output", function()
     { "the query string reaches router.query and router.url",
       { target = "/items/2?color=red&size=L" }, 200, DOC_HEADERS,
       doc("", section("<p>Item 2</p>") ..
-        snap(router("/items/2?color=red&size=L", "/items/:id", '{"id":"2"}', '{"color":"red","size":"L"}'))) },
+        snap(shop(router("/items/2?color=red&size=L", "/items/:id", '{"id":"2"}', '{"color":"red","size":"L"}')))) },
     { "a partial's own status (404) is the document's status",
       { target = "/items/9" }, 404, DOC_HEADERS,
-      doc("Missing", section("<p>No item 9</p>") .. snap(router("/items/9", "/items/:id", '{"id":"9"}'))) },
+      doc("Missing", section("<p>No item 9</p>") .. snap(shop(router("/items/9", "/items/:id", '{"id":"9"}')))) },
     { "no route matched: 404, still a full document with router.error",
-      { target = "/nope" }, 404, DOC_HEADERS, doc("", section("") .. snap(not_matched("/nope"))) },
+      { target = "/nope" }, 404, DOC_HEADERS, doc("", section("") .. snap(shop(not_matched("/nope")))) },
     { "a percent-encoded param is decoded for the route, kept raw in the URL",
       { target = "/items/a%20b" }, 200, DOC_HEADERS,
-      doc("", section("<p>Item a b</p>") .. snap(router("/items/a%20b", "/items/:id", '{"id":"a b"}'))) },
+      doc("", section("<p>Item a b</p>") .. snap(shop(router("/items/a%20b", "/items/:id", '{"id":"a b"}')))) },
     { "PUT on a page: 405 with Allow",
       { method = "PUT", target = "/" }, 405, { "Content-Type: text/plain; charset=utf-8", "Content-Length: #",
         "Allow: GET, HEAD", "X-Content-Type-Options: nosniff" }, "Method Not Allowed\n" },
@@ -169,8 +183,9 @@ describe("pages: a full document around rt:render's output", function()
     for _, url in ipairs({ "/", "/items/9", "/nope", "/slow" }) do
       local res, chunks = run(handle, { target = url })
       for attrs in cc.body(res, chunks):gmatch("<script([^>]*)>") do
-        assert.truthy(attrs:find('type="application/json"', 1, true) or attrs == ' src="/__async/client.js" defer',
-          url .. ": " .. attrs)
+        -- defer on a whole page, async on a streamed one (/slow: docs/client.md "Streaming and defer")
+        local client = ' src="/__async/client.js" ' .. (url == "/slow" and "async" or "defer")
+        assert.truthy(attrs:find('type="application/json"', 1, true) or attrs == client, url .. ": " .. attrs)
       end
     end
   end)
@@ -189,8 +204,8 @@ describe("pages: layouts and the Content-Security-Policy option", function()
       { "Content-Type: text/html; charset=utf-8", "Content-Length: #", "Vary: Accept",
         "X-Content-Type-Options: nosniff" },
       '<!doctype html><html><head><title></title><script src="/__async/client.js" defer></script></head>' ..
-      '<body data-prefix="">' .. section("<p>Item 3</p>") .. snap(router("/items/3", "/items/:id", '{"id":"3"}')) ..
-      "</body></html>" },
+      '<body data-prefix="">' .. section("<p>Item 3</p>") ..
+      snap(shop(router("/items/3", "/items/:id", '{"id":"3"}'))) .. "</body></html>" },
   })
 
   rows(function()
@@ -202,7 +217,7 @@ describe("pages: layouts and the Content-Security-Policy option", function()
       { "Content-Type: text/html; charset=utf-8", "Content-Length: #", "Vary: Accept",
         "Content-Security-Policy: default-src 'self'", "X-Content-Type-Options: nosniff" },
       '<html><HEAD><script src="/__async/client.js" defer></script></HEAD><body>' .. section("<p>Item 3</p>") ..
-      snap(router("/items/3", "/items/:id", '{"id":"3"}')) .. "</body></html>" },
+      snap(shop(router("/items/3", "/items/:id", '{"id":"3"}'))) .. "</body></html>" },
   })
 end)
 
@@ -215,16 +230,33 @@ describe("pages with pending boundaries at shell time stream (chunked)", functio
     assert.are.equal(200, res.status)
     assert.is_nil(res.body)
     assert.are.same(STREAM_HEADERS, cc.headers(res))
-    local full = doc("", section(SLOW_SHELL) .. snap(router("/slow", "/slow") ..
-      ',"stock":{"loading":true,"status":"loading","version":1}') .. "\0")
+    local full = doc("", section(SLOW_SHELL) .. snap(shop(router("/slow", "/slow"))) .. "\0", nil, "async")
     local shell, tail = full:match("^(.*)%z(.*)$")
     assert.are.same({
       { at = 0, data = shell },
       { at = 30, data = '<template async:fill="stock"><b signal:text="stock.left">3</b></template>' ..
-        '<script type="application/json" async:patch>{"seq":1,"signals":{"stock":{"loading":false,' ..
-        '"status":"ready","value":{"left":3},"version":1}}}</script>' },
+        '<script type="application/json" async:patch>{"seq":1,"signals":{"stock":' .. STOCK_READY ..
+        '}}</script>' },
       { at = 30, data = tail },
     }, chunks)
+  end)
+
+  it("an app's layout is told the page streams (page.stream), a whole page is not", function()
+    local seen = {}
+    local layout = function(page)
+      seen[#seen + 1] = page.stream == true
+      return "<html><head></head><body>" .. page.body .. "</body></html>"   -- forgets the client
+    end
+    local handle = core.new({ app = apps.shop(), layout = layout, log = function() end })
+    local res, chunks = run(handle, { target = "/slow" })
+    assert.truthy(cc.body(res, chunks):find('^<html><head><script src="/__async/client.js" async></script></head>'))
+    res = run(handle, { target = "/" })
+    assert.truthy(res.body:find('^<html><head><script src="/__async/client.js" defer></script></head>'))
+    assert.are.same({ true, false }, seen)
+    -- stream = false: the page waits and goes whole, deferred
+    handle = core.new({ app = apps.shop(), layout = layout, stream = false, log = function() end })
+    res = run(handle, { target = "/slow" })
+    assert.truthy(res.body:find('^<html><head><script src="/__async/client.js" defer></script></head>'))
   end)
 
   it("HEAD of a streamed page: the head only, the render stopped at once", function()
@@ -247,9 +279,7 @@ describe("pages with pending boundaries at shell time stream (chunked)", functio
   rows(function() return core.new({ app = apps.shop(), stream = false, log = function() end }) end, {
     { "stream = false: the page waits for its async signals and is sent whole",
       { target = "/slow" }, 200, DOC_HEADERS,
-      doc("", section(SLOW_FILLED) .. snap('"router.error":null,"router.params":{},"router.path":"/slow",' ..
-        '"router.pending":false,"router.query":{},"router.route":"/slow","router.url":"/slow",' ..
-        '"stock":{"loading":false,"status":"ready","value":{"left":3},"version":1}')) },
+      doc("", section(SLOW_FILLED) .. snap(shop(router("/slow", "/slow"), STOCK_READY))) },
   })
 end)
 
@@ -268,22 +298,21 @@ describe("route partials: Accept: application/x-async-partial", function()
     { "an envelope with boundary, html, signals, cache, title and status",
       accept({ target = "/" }), 200, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},' ..
-      '"html":"<h1 signal:text=\\"name\\">ada</h1><b signal:text=\\"count\\">0</b>","signals":{"count":0,' ..
-      '"name":"ada",' .. router("/", "/") .. '},"status":200,"title":"Home"}' },
+      '"html":"<h1 signal:text=\\"name\\">ada</h1><b signal:text=\\"count\\">0</b>","signals":{' ..
+      shop(router("/", "/")) .. '},"status":200,"title":"Home"}' },
     { "the route's status is the HTTP status",
       accept({ target = "/items/9" }), 404, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"<p>No item 9</p>",' ..
-      '"signals":{' .. router("/items/9", "/items/:id", '{"id":"9"}') .. '},"status":404,"title":"Missing"}' },
+      '"signals":{' .. shop(router("/items/9", "/items/:id", '{"id":"9"}')) .. '},"status":404,"title":"Missing"}' },
     { "no route: 404 envelope with router.error",
       accept({ target = "/nope" }), 404, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"",' ..
-      '"signals":{' .. not_matched("/nope") .. '},"status":404}' },
+      '"signals":{' .. shop(not_matched("/nope")) .. '},"status":404}' },
     { "a partial waits for its async signals (never streams)",
       accept({ target = "/slow" }), 200, PARTIAL_HEADERS,
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"' ..
-      SLOW_FILLED:gsub('"', '\\"') .. '","signals":{"router.error":null,"router.params":{},"router.path":"/slow",' ..
-      '"router.pending":false,"router.query":{},"router.route":"/slow","router.url":"/slow",' ..
-      '"stock":{"loading":false,"status":"ready","value":{"left":3},"version":1}},"status":200}' },
+      SLOW_FILLED:gsub('"', '\\"') .. '","signals":{' .. shop(router("/slow", "/slow"), STOCK_READY) ..
+      '},"status":200}' },
     { "a partial that raises: 500 error envelope with message and stack (development)",
       accept({ target = "/boom" }), 500, { "Content-Type: application/json; charset=utf-8", "Content-Length: #",
         "Vary: Accept", "Cache-Control: no-store", "X-Content-Type-Options: nosniff" }, function(body)
@@ -420,7 +449,7 @@ describe("static files from public/", function()
   end
   local ETAG_CSS = ('"%x-%x"'):format(MTIME, #CSS)
   local CSS_HEADERS = file_headers("text/css; charset=utf-8", ETAG_CSS, true)
-  local NOT_FOUND_PAGE = function(url) return doc("", section("") .. snap(not_matched(url))) end
+  local NOT_FOUND_PAGE = function(url) return doc("", section("") .. snap(shop(not_matched(url)))) end
 
   rows(function() return handle() end, {
     { "a file: Content-Type by extension, ETag and Last-Modified", { target = "/app.css" }, 200, CSS_HEADERS, CSS },
@@ -511,7 +540,7 @@ describe("apps mounted under path prefixes", function()
     return core.new({ apps = { ["/"] = apps.shop(), ["/admin/"] = admin }, log = entries and function(e)
       entries[#entries + 1] = e end or function() end })
   end
-  local ADMIN = doc("", section('<a href="/admin/users">users</a>') .. snap(router("/", "/")),
+  local ADMIN = doc("", section('<a href="/admin/users">users</a>') .. snap('"hits":0,' .. router("/", "/")),
     "/admin/__async/client.js")
   local POST = { ["content-type"] = "application/json", ["x-async-request"] = "1" }
 
@@ -520,7 +549,7 @@ describe("apps mounted under path prefixes", function()
       { target = "/admin/" }, 200, DOC_HEADERS, ADMIN },
     { "the prefix without its slash is the app's /", { target = "/admin" }, 200, DOC_HEADERS, ADMIN },
     { "a longer name is not under the prefix", { target = "/administrator" }, 404, DOC_HEADERS,
-      doc("", section("") .. snap(not_matched("/administrator"))) },
+      doc("", section("") .. snap(shop(not_matched("/administrator")))) },
     { "the root app still answers", { target = "/" }, 200, DOC_HEADERS, HOME },
     { "the client is served under each prefix", { target = "/admin/__async/client.js", method = "HEAD" }, 200,
       { "Content-Type: text/javascript; charset=utf-8", "Content-Length: #", "Cache-Control: no-cache",
@@ -635,11 +664,118 @@ describe("the access log: one entry per request", function()
     local ok, err = pcall(run, h, { target = "/items/7?x=1" })
     io.stderr = old   -- luacheck: ignore 122
     assert.is_true(ok, tostring(err))
-    assert.are.equal('127.0.0.1 "GET /items/7" 200 570 0ms page\n', table.concat(lines))
+    local page = doc("", section("<p>Item 7</p>") ..
+      snap(shop(router("/items/7?x=1", "/items/:id", '{"id":"7"}', '{"x":"1"}'))))
+    assert.are.equal(701, #page)
+    assert.are.equal('127.0.0.1 "GET /items/7" 200 701 0ms page\n', table.concat(lines))
   end)
 end)
 
 -- ===== options =====
+
+-- ===== mounts with options of their own =====
+
+describe("a mount may be { app = a, public =, root =, layout =, runtime =, title =, head = }", function()
+  local dir
+  setup(function()
+    dir = sh("mktemp -d"):gsub("%s+$", "")
+    sh(("mkdir -p %s/a/public %s/b/public %s/shared && printf 'A' > %s/a/public/x.txt && " ..
+        "printf 'B' > %s/b/public/x.txt && printf 'S' > %s/shared/s.txt"):format(dir, dir, dir, dir, dir, dir))
+  end)
+  teardown(function() if dir then sh("rm -rf " .. dir) end end)
+
+  -- a small app: its page shows the title the runtime was given
+  local function small(text)
+    local app = Async.define_app()
+    app:use({
+      handler = { ping = function() return "pong" end },
+      partial = { home = function() return Async.html[[<p>{{ t }}</p>]] { t = text } end },
+      route = { ["/"] = Async.define_route("home") },
+    })
+    return app
+  end
+
+  local function layout(page)
+    return "<html><head>" .. page.title .. "|" .. page.prefix .. "</head><body>" .. page.body .. "</body></html>"
+  end
+
+  local function server()
+    return core.new({
+      apps = {
+        ["/"] = small("root"),
+        ["/a"] = { app = small("a"), public = "a/public", root = dir, title = "A's", layout = layout },
+        ["/b"] = { app = small("b"), public = dir .. "/b/public", head = '<link rel="stylesheet" href="/b/b.css">',
+                   runtime = { title = "B's" } },
+      },
+      public = "shared", root = dir, runtime = { title = "everyone's" }, log = function() end,
+    })
+  end
+
+  it("each mount serves its own public/ at the paths under its prefix", function()
+    local h = server()
+    assert.are.same({ 200, "A" }, { run(h, { target = "/a/x.txt" }).status, run(h, { target = "/a/x.txt" }).body })
+    assert.are.same({ 200, "B" }, { run(h, { target = "/b/x.txt" }).status, run(h, { target = "/b/x.txt" }).body })
+    -- a mount with a folder of its own serves nothing else (not the server's)
+    assert.are.equal(404, run(h, { target = "/a/s.txt" }).status)
+    assert.are.equal(404, run(h, { target = "/a/public/x.txt" }).status)
+    -- a mount without one uses the server's, at the full path
+    assert.are.same({ 200, "S" }, { run(h, { target = "/s.txt" }).status, run(h, { target = "/s.txt" }).body })
+  end)
+
+  it("each mount has its own layout, title and head; runtime options merge over the server's", function()
+    local h = server()
+    local res = run(h, { target = "/a/" })
+    assert.are.equal(200, res.status)
+    assert.truthy(res.body:find('^<html><head>A\'s|/a<script src="/a/__async/client.js" defer></script></head>' ..
+      '<body><section async:boundary="route"><p>a</p></section>'), res.body)
+    res = run(h, { target = "/b/" })
+    assert.truthy(res.body:find("<title>B&#39;s</title><script src=\"/b/__async/client.js\" defer></script>" ..
+      '<link rel="stylesheet" href="/b/b.css"></head>', 1, true), res.body)
+    res = run(h, { target = "/" })
+    assert.truthy(res.body:find("<title>everyone&#39;s</title>", 1, true), res.body)
+    -- the endpoints stay each mount's
+    assert.are.equal('{"__async_server_result__":1,"signals":{},"value":"pong"}', run(h, { method = "POST",
+      target = "/a/__async/handler/ping", headers = { ["content-type"] = "application/json",
+      ["x-async-request"] = "1" }, body = "{}" }).body)
+  end)
+
+  it("Async.mount: the options the app's file gave Async.main, those of a mount only, extra over them", function()
+    local app = small("m")
+    assert.are.equal(app, Async.main(app, { public = "public", port = 9, host = "x", title = "T",
+                                            runtime = { client_handlers = { "h" } } }))
+    assert.are.same({ public = "public", port = 9, host = "x", title = "T", runtime = { client_handlers = { "h" } } },
+      app.serve_opts)
+    local m = Async.mount(app, { root = dir .. "/a", title = "U" })
+    assert.are.same({ app = app, public = "public", root = dir .. "/a", title = "U",
+                      runtime = { client_handlers = { "h" } } }, m)
+    local h = core.new({ apps = { ["/m"] = m }, log = function() end })
+    assert.are.equal("A", run(h, { target = "/m/x.txt" }).body)
+    assert.truthy(run(h, { target = "/m/" }).body:find("<title>U</title>", 1, true))
+    assert.has_error(function() Async.mount({}) end)
+  end)
+
+  local bad_cases = {
+    { "an unknown mount option", { ["/a"] = { app = small("a"), port = 1 } },
+      "the app for /a: unknown mount option port (app, public, root, layout, runtime, title, head, cache)" },
+    { "a mount whose app is not one", { ["/a"] = { app = {} } }, "the app for /a must be made by Async.define_app()" },
+    { "a bad mount layout", { ["/a"] = { app = small("a"), layout = 1 } },
+      "the app for /a: layout must be a function(page)" },
+    { "a bad mount head", { ["/a"] = { app = small("a"), head = 1 } },
+      "the app for /a: head must be a string or a function(page)" },
+  }
+  for _, c in ipairs(bad_cases) do
+    it(c[1], function()
+      assert.has_error(function() core.new({ apps = c[2] }) end, "async.server.core.new: " .. c[3])
+    end)
+  end
+
+  it("a mount's public folder must exist", function()
+    local ok, err = pcall(core.new, { apps = { ["/a"] = { app = small("a"), public = "nope", root = dir } } })
+    assert.is_false(ok)
+    local want = 'async.server.core.new: the mount /a: public: "' .. dir .. '/nope" is not a directory'
+    assert.truthy(tostring(err):find(want, 1, true), tostring(err))
+  end)
+end)
 
 describe("core.new: options are checked", function()
   local app = apps.shop()

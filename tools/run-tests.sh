@@ -8,57 +8,55 @@
 #   busted, together   every spec file in one LuaJIT process: its cases are counted
 #   busted, alone      each spec file in a process of its own: one check per file
 #   busted, asyncrt    the specs tagged `loop`, under build/asyncrt
-#   browser            client/async.js in Debian's Chromium (spec/browser), when installed
+#   browser            client/async.js in Debian's Chromium (spec/browser), then
+#                      spec/browser/e2e.mjs against build/asyncrt examples/gallery.lua
+#                      (JavaScript on and off) and the server's log checked
 #   sanitize, valgrind make sanitize (ASan+UBSan) and make valgrind, one check each
 #   luacheck, rock     one check each
 set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; pending=0
 logdir=build/test-logs; mkdir -p "$logdir"
-FILE_LIMIT=${FILE_LIMIT:-600}   # seconds per spec file run alone
-ALL_LIMIT=${ALL_LIMIT:-1800}    # seconds for all spec files together
+FILE_LIMIT=${FILE_LIMIT:-300}   # seconds per spec file run alone
+ALL_LIMIT=${ALL_LIMIT:-900}     # seconds for all spec files together, and per make check
+# the whole run ends within BUDGET seconds (a hang cannot take CI past its own
+# limit): each stage's time limit is cut to what is left, and a stage that
+# finds nothing left is counted as failed, with its name
+BUDGET=${BUDGET:-3000}
 
 add() { passed=$((passed + $1)); failed=$((failed + $2)); }
-stage() { printf '\n== %s\n' "$1"; }
-
-# busted -o json: prints "P F E S" (successes, failures, errors, pending) or
-# nothing when the output is not a complete report (a crash, a hang)
-json_counts() {
-  luajit -e '
-    local ok, cjson = pcall(require, "cjson")
-    local s = io.read("*a")
-    local j = s:find("{", 1, true)
-    if not ok or not j then os.exit(1) end
-    local r = cjson.decode(s:sub(j))
-    if type(r) ~= "table" or not r.successes then os.exit(1) end
-    io.stdout:write(#r.successes, " ", #r.failures, " ", #r.errors, " ", #r.pendings, "\n"); io.stdout:flush()
-    for _, k in ipairs({ "failures", "errors" }) do
-      for _, t in ipairs(r[k]) do
-        io.stderr:write(k, ": ", t.name or "?", "\n  ", tostring(t.message or ""):sub(1, 2000), "\n")
-        if t.trace and t.trace.traceback then io.stderr:write(t.trace.traceback:sub(1, 1500), "\n") end
-      end
-    end
-    for _, t in ipairs(r.pendings) do io.stderr:write("pending: ", t.name or "?", "\n") end' 2>&1
+t0=$SECONDS
+stage() { printf '\n== %s  [%ds]\n' "$1" "$((SECONDS - t0))"; }
+# limit NAME SECONDS: prints the time limit for a run, at most what is left of
+# BUDGET; fails (and counts the run as failed) when nothing is left
+limit() {
+  local left=$((BUDGET - (SECONDS - t0)))
+  if [ "$left" -le 5 ]; then echo "  $1: not run, the run's budget of ${BUDGET}s is spent: counted as failed" >&2; return 1; fi
+  [ "$2" -lt "$left" ] && echo "$2" || echo "$left"
 }
 
-# runs busted with a time limit; counts its cases; a run without a complete
-# report counts as one failure
+# runs busted with a time limit through tools/busted_counts.lua, which writes
+# "P F E S" (successes, failures, errors, pending) and the failures to a file of
+# its own; a run without that report (a crash, a hang) counts as one failure
 run_busted() {  # name limit busted-args...
-  local name=$1 limit=$2; shift 2
-  local log="$logdir/$name.json" out
-  timeout "$limit" busted -o json "$@" > "$log" 2> "$logdir/$name.stderr"
+  local name=$1 limit; shift
+  if ! limit=$(limit "$name" "$1"); then RB_P=0; RB_F=1; RB_S=0; return; fi
+  shift
+  local counts_file="$logdir/$name.counts"
+  rm -f "$counts_file"
+  BUSTED_COUNTS="$counts_file" timeout "$limit" busted -o tools/busted_counts.lua "$@" \
+    > "$logdir/$name.stdout" 2> "$logdir/$name.stderr"
   local rc=$?
-  out=$(json_counts < "$log")
-  local counts
-  counts=$(printf '%s\n' "$out" | head -1)
-  if [ "$rc" = 124 ] || ! printf '%s' "$counts" | grep -Eq '^[0-9]+[[:space:]]+[0-9]+[[:space:]]+[0-9]+[[:space:]]+[0-9]+$'; then
+  local counts=""
+  [ -f "$counts_file" ] && counts=$(head -1 "$counts_file")
+  if [ "$rc" = 124 ] || ! printf '%s' "$counts" | grep -Eq '^[0-9]+ [0-9]+ [0-9]+ [0-9]+$'; then
     echo "  $name: no complete report (exit $rc$( [ "$rc" = 124 ] && echo ", time limit ${limit}s")): counted as failed"
-    tail -20 "$logdir/$name.stderr" "$log" 2>/dev/null | sed 's/^/    /'
+    tail -20 "$logdir/$name.stderr" "$logdir/$name.stdout" 2>/dev/null | sed 's/^/    /'
     RB_P=0; RB_F=1; RB_S=0
     return
   fi
   read -r s f e p <<<"$counts"
-  printf '%s\n' "$out" | tail -n +2 | sed 's/^/  /'
+  tail -n +2 "$counts_file" | sed 's/^/  /'
   RB_P=$s; RB_F=$((f + e)); RB_S=$p
   [ "$rc" = 0 ] || [ "$RB_F" -gt 0 ] || { echo "  $name: busted exited $rc with no failure reported: counted as failed"; RB_F=1; }
 }
@@ -67,7 +65,8 @@ run_busted() {  # name limit busted-args...
 c_tests() {  # title binary log
   stage "$1"
   if [ ! -x "$2" ]; then echo "  $2 is not built"; add 0 1; return; fi
-  if timeout "$FILE_LIMIT" "$2" > "$logdir/$3" 2>&1; then rc=0; else rc=$?; fi
+  local t; if ! t=$(limit "$2" "$FILE_LIMIT"); then add 0 1; return; fi
+  if timeout "$t" "$2" > "$logdir/$3" 2>&1; then rc=0; else rc=$?; fi
   tail -3 "$logdir/$3"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/$3" | tail -1)
   if [ -n "$line" ]; then
@@ -83,7 +82,9 @@ c_tests "C core tests (src/core)" build/test_core core.log
 c_tests "C HTTP shim tests (src/http)" build/test_http http.log
 
 stage "busted: every spec file together, one LuaJIT process"
-run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
+# every page filled by parts (plans of template source) is also read whole
+# and compared byte for byte (async.ssr.render, ASYNC_VERIFY_PARTS)
+ASYNC_VERIFY_PARTS=1 run_busted all "$ALL_LIMIT" --lua=luajit --exclude-tags=loop spec
 echo "  $RB_P passed, $RB_F failed, $RB_S pending"
 add "$RB_P" "$RB_F"; pending=$((pending + RB_S))
 
@@ -105,8 +106,8 @@ if [ -x build/asyncrt ]; then
 fi
 
 if [ -x spec/browser/run.sh ]; then
-  stage "browser: client/async.js in Chromium"
-  if spec/browser/run.sh > "$logdir/browser.log" 2>&1; then rc=0; else rc=$?; fi
+  stage "browser: client/async.js in Chromium, e2e against the gallery on build/asyncrt"
+  if t=$(limit browser "$ALL_LIMIT") && timeout "$t" spec/browser/run.sh > "$logdir/browser.log" 2>&1; then rc=0; else rc=$?; fi
   tail -15 "$logdir/browser.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser.log" | tail -1)
   if [ -n "$line" ]; then
@@ -120,7 +121,7 @@ fi
 
 if [ -x spec/browser/e2e-ngx.sh ] && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/chromium ]; then
   stage "browser: the examples inside nginx (e2e.mjs against async.ngx)"
-  if spec/browser/e2e-ngx.sh > "$logdir/browser-ngx.log" 2>&1; then rc=0; else rc=$?; fi
+  if t=$(limit browser-ngx "$ALL_LIMIT") && timeout "$t" spec/browser/e2e-ngx.sh > "$logdir/browser-ngx.log" 2>&1; then rc=0; else rc=$?; fi
   tail -8 "$logdir/browser-ngx.log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/browser-ngx.log" | tail -1)
   if [ -n "$line" ]; then
@@ -135,7 +136,8 @@ fi
 # a make target that must pass, counted as one check
 make_check() {  # title target log
   stage "$1"
-  if timeout "$ALL_LIMIT" make -s "$2" > "$logdir/$3" 2>&1; then
+  local t; if ! t=$(limit "make $2" "$ALL_LIMIT"); then add 0 1; return; fi
+  if timeout "$t" make -s "$2" > "$logdir/$3" 2>&1; then
     add 1 0; grep -E "passed, |successes|ERROR SUMMARY" "$logdir/$3" | tail -4
   else
     add 0 1; tail -40 "$logdir/$3"

@@ -78,24 +78,16 @@ app:use({
   route = { ["/"] = Async.define_route("home") },
 })
 
--- The page script app.js registers the browser handler readTip (after the client).
-local function layout(page)
-  return Async.html[[<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title><link rel="stylesheet" href="{{ prefix }}/style.css">
-<script src="{{ client }}" defer></script><script src="{{ prefix }}/app.js" defer></script></head>
-<body><main async:container>{{ body }}</main></body></html>]] {
-    title = page.title, prefix = page.prefix or "", client = page.client or "/__async/client.js",
-    body = Async.raw(page.body),
-  }
+-- The default layout with this example's stylesheet and page script
+-- (public/): app.js registers the browser handler readTip (after the client).
+local function head(page)
+  return Async.html[[<link rel="stylesheet" href="{{ p }}/style.css"><script src="{{ p }}/app.js" defer></script>]] {
+    p = page.prefix or "" }
 end
 
--- This example's browser files are in examples/public/cache/: every example
--- keeps its own in examples/public/NAME, because a server has one public
--- folder for all its mounts (the gallery serves /cache/style.css from there).
 return Async.main(app, {
-  public = "../public/cache",
-  layout = layout,
+  public = "public",   -- examples/cache/public
+  head = head,
   -- a handler that exists only in the browser, so the server accepts its name
   runtime = { client_handlers = { "readTip" } },
 })

@@ -2,7 +2,7 @@
 -- instance registers a scoped signal (its id starts with the instance's
 -- scope, `home.Toggle.1`), carries the lifecycle pseudo-events `on:attach`
 -- and `on:visible` (run in the browser by the handlers of the page script,
--- examples/public/components/app.js), and a Product renders an async
+-- examples/components/public/app.js), and a Product renders an async
 -- boundary with `self:suspense`.
 --
 -- Clicking a toggle runs the page-level Lua handler `toggle` on the server.
@@ -81,25 +81,17 @@ app:use({
   route = { ["/"] = Async.define_route("home") },
 })
 
--- The page script app.js registers the browser handlers `attached` and
--- `seen`; it loads after the client (both deferred, in this order).
-local function layout(page)
-  return Async.html[[<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title><link rel="stylesheet" href="{{ prefix }}/style.css">
-<script src="{{ client }}" defer></script><script src="{{ prefix }}/app.js" defer></script></head>
-<body><main async:container>{{ body }}</main></body></html>]] {
-    title = page.title, prefix = page.prefix or "", client = page.client or "/__async/client.js",
-    body = Async.raw(page.body),
-  }
+-- The default layout with this example's stylesheet and page script
+-- (public/): app.js registers the browser handlers `attached` and `seen`;
+-- it loads after the client.
+local function head(page)
+  return Async.html[[<link rel="stylesheet" href="{{ p }}/style.css"><script src="{{ p }}/app.js" defer></script>]] {
+    p = page.prefix or "" }
 end
 
--- This example's browser files are in examples/public/components/: every example
--- keeps its own in examples/public/NAME, because a server has one public
--- folder for all its mounts (the gallery serves /components/style.css from there).
 return Async.main(app, {
-  public = "../public/components",
-  layout = layout,
+  public = "public",   -- examples/components/public: /style.css, /app.js (under the mount's prefix)
+  head = head,
   -- handlers that exist only in the browser, so the server accepts their names
   runtime = { client_handlers = { "attached", "seen" } },
 })

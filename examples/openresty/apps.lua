@@ -8,10 +8,10 @@
 --
 -- Each example's app.lua ends with `return Async.main(app, options)`:
 -- loaded from here it returns its app (Async.main serves only when the file
--- is the script being run), and its options (the layout) are caught while
--- it loads, as examples/gallery.lua does.
+-- is the script being run), which keeps those options (app.serve_opts);
+-- Async.mount makes the example's mount from them (its own public/ folder,
+-- head or layout, runtime options), as examples/gallery.lua does.
 local Async = require("async")
-local ssr = require("async.ssr")
 
 local _M = {}
 
@@ -20,12 +20,8 @@ local EXAMPLES = { "counter", "product" }
 --- examples/NAME/app.lua (under `dir`) -> its app and the options it gives
 -- Async.main.
 local function load(dir, name)
-  local main, options = Async.main, nil
-  Async.main = function(app, opts) options = opts or {}; return app end
-  local ok, app = pcall(dofile, dir .. "/" .. name .. "/app.lua")
-  Async.main = main
-  if not ok then error(app, 0) end
-  return app, options
+  local app = dofile(dir .. "/" .. name .. "/app.lua")
+  return app, app.serve_opts or {}
 end
 _M.load = load
 
@@ -54,21 +50,16 @@ local function index_layout(page)
 end
 
 --- The options of async.ngx's handle (or Async.serve) for the examples
--- under `dir` (the checkout's examples/ folder): the apps, one layout per
--- mount, examples/public (public/product/style.css is /product/style.css),
--- and `extra` merged in (env, cache, limits...).
+-- under `dir` (the checkout's examples/ folder): the index at / in its own
+-- layout, each example mounted with its own options (examples/NAME/public
+-- is /NAME/...), and `extra` merged in (env, cache, limits...).
 function _M.options(dir, extra)
-  local apps, layouts = { ["/"] = index }, { [""] = index_layout }
+  local apps = { ["/"] = { app = index, layout = index_layout } }
   for _, name in ipairs(EXAMPLES) do
-    local app, opts = load(dir, name)
-    apps["/" .. name] = app
-    layouts["/" .. name] = opts.layout or ssr.default_layout
+    local d = dir .. "/" .. name
+    apps["/" .. name] = Async.mount((load(dir, name)), { root = d })
   end
-  local o = {
-    apps = apps,
-    layout = function(page) return layouts[page.prefix or ""](page) end,
-    public = dir .. "/public",
-  }
+  local o = { apps = apps }
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
 end

@@ -70,21 +70,11 @@ app:use({
   route = { ["/"] = Async.define_route("home") },
 })
 
--- The client loads with `async`, not `defer`: a deferred script runs only
--- once the whole document has arrived, which would show every fill at once
--- at the end of the stream.
-local function layout(page)
-  return Async.html[[<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title><link rel="stylesheet" href="{{ prefix }}/style.css">
-<script src="{{ client }}" async></script></head>
-<body><main async:container>{{ body }}</main></body></html>]] {
-    title = page.title, prefix = page.prefix or "", client = page.client or "/__async/client.js",
-    body = Async.raw(page.body),
-  }
+-- The default layout with this example's stylesheet (public/). The page
+-- streams, so the default layout loads the client with `async` (page.stream):
+-- each boundary is swapped in as the stream brings it.
+local function head(page)
+  return Async.html[[<link rel="stylesheet" href="{{ p }}/style.css">]] { p = page.prefix or "" }
 end
 
--- This example's browser files are in examples/public/streaming/: every example
--- keeps its own in examples/public/NAME, because a server has one public
--- folder for all its mounts (the gallery serves /streaming/style.css from there).
-return Async.main(app, { public = "../public/streaming", layout = layout })
+return Async.main(app, { public = "public", head = head })   -- examples/streaming/public: /style.css

@@ -139,22 +139,25 @@ end
 -- Is the caller of Async.main the script being run? `return Async.main(app)`
 -- is a tail call, so the app file's own frame is gone: the script being run
 -- has no Lua frame above it (asyncrt and luajit call it from C), while a
--- file loaded by dofile/require/a spec has its loader's chunk above.
+-- file loaded by dofile/require/a spec has its loader's chunk above (with
+-- dofile's or require's C frame between: the gallery, itself the script,
+-- loads the examples' files with dofile). Without a tail call the script's
+-- own chunk is the frame right above.
 local function called_from_main_script()
   local script = rawget(_G, "arg") and _G.arg[0]
   if type(script) ~= "string" then return false end
-  local lua_frames, first = 0, nil
+  local lua_frames, first, first_level = 0, nil, nil
   for level = 3, 200 do
     local info = debug.getinfo(level, "S")
     if info == nil then break end
     if info.what ~= "C" then
       lua_frames = lua_frames + 1
-      first = first or info.source
+      if first == nil then first, first_level = info.source, level end
     end
   end
   if lua_frames == 0 then return true end
   local function norm(p) return (p:gsub("^@", ""):gsub("^%./", ""):gsub("/%./", "/")) end
-  return lua_frames == 1 and norm(first) == norm(script)   -- not a tail call
+  return lua_frames == 1 and first_level == 3 and norm(first) == norm(script)   -- not a tail call
 end
 
 --- Ends an app file: `return Async.main(app, opts)`. When the file is the
@@ -163,7 +166,13 @@ end
 -- 127.0.0.1:8080, and `public` relative to the file) and prints the URL;
 -- when the file is loaded by something else (a gallery, a spec) it only
 -- returns the app. opts are Async.serve's (opts.apps mounts more apps).
+-- Either way the app keeps them as `app.serve_opts`, so whoever loads the
+-- file can mount the app with them (Async.mount).
 function _M.main(app, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    errors.argument("Async.main: opts must be a table of Async.serve options, got " .. type(opts))
+  end
+  if type(app) == "table" then app.serve_opts = opts or {} end
   if not called_from_main_script() then return app end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
@@ -181,6 +190,30 @@ function _M.main(app, opts)
   io.stdout:flush()
   loop.on_shutdown(function() srv:close() end)
   return app
+end
+
+--- A mount for Async.serve's `apps` (docs/endpoints.md "Mounts"):
+-- `{ app = app, public =, root =, layout =, runtime =, title =, head =,
+-- cache = }` from the options the app's file gave Async.main
+-- (app.serve_opts; those that are not a mount's, such as host or port,
+-- are left out), `extra` over them. A relative `public` is relative to
+-- `root`: give the app file's folder, which only its loader knows:
+--   apps["/counter"] = Async.mount(dofile(dir .. "/app.lua"), { root = dir })
+function _M.mount(app, extra)
+  if hub_mod.App ~= getmetatable(app) and not (type(app) == "table" and app.hub) then
+    errors.argument("Async.mount expects an app made by Async.define_app(), got " .. type(app))
+  end
+  if extra ~= nil and type(extra) ~= "table" then
+    errors.argument("Async.mount: extra must be a table of mount options, got " .. type(extra))
+  end
+  local keys = require("async.server.core").MOUNT_KEYS
+  local m = {}
+  for k, v in pairs(app.serve_opts or {}) do
+    if keys[k] then m[k] = v end
+  end
+  for k, v in pairs(extra or {}) do m[k] = v end
+  m.app = app
+  return m
 end
 
 --- A runtime of the default hub (opts as create_app's).

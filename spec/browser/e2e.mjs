@@ -5,6 +5,8 @@
 //   ASYNC_BASE_URL=http://127.0.0.1:8080 node spec/browser/e2e.mjs
 //   node spec/browser/e2e.mjs --mock            (Lua-backed stand-in, mock.mjs)
 //   node spec/browser/e2e.mjs --mock --defer    (same, client left deferred)
+//   ASYNC_BASE_URL=... node spec/browser/e2e.mjs --no-js   (JavaScript off:
+//                       the pages as the server rendered them, no client)
 //
 // ASYNC_BASE_URL is the gallery (build/asyncrt examples/gallery.lua): each
 // scenario's default page is its example under the gallery's prefix
@@ -94,7 +96,8 @@ async function textIs(page, selector, want) {
 let shotN = 0;
 async function shot(page, name) {
   fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, `${String(++shotN).padStart(2, "0")}-${name}.png`);
+  const prefix = argv.includes("--no-js") ? "no-js-" : "";   // a --no-js run keeps the other run's files
+  const file = path.join(SHOTS, `${prefix}${String(++shotN).padStart(2, "0")}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
@@ -178,6 +181,34 @@ async function counter(ctx) {
   assert.deepEqual(counts, counts.map((_, i) => n0 + i), "each call carries the count the previous answer left");
   for (let i = 1; i < posts.length; i++) assert.ok(posts[i].start >= posts[i - 1].end, `call ${i + 1} overlapped call ${i}`);
   await shot(page, "counter-quick-clicks");
+}
+
+// Counter with JavaScript off (--no-js): the page as the server rendered
+// it is right (protocol.md "SSR output": bindings filled before sending):
+// the count is there, the buttons are there, the state is inert JSON data,
+// and no script ran (the client never activated it).
+async function counterNoJs(ctx) {
+  const { page } = ctx;
+  const resp = await page.goto(ctx.url);
+  assert.ok(resp, `no response for ${ctx.url}`);
+  assert.equal(resp.status(), 200);
+  assert.match(resp.headers()["content-security-policy"] || "", /script-src 'self'/);
+  const html = await resp.text();
+  const out = attr("signal", "text", "count");
+  assert.equal((await page.locator(out).first().textContent()).trim(), "0", "the count is not filled in the HTML");
+  assert.match(html, /<strong signal:text="count">0<\/strong>/, "the server did not fill the count");
+  assert.equal(await page.locator(attr("on", "click", "increment")).count(), 1, "no + button");
+  assert.equal(await page.locator(attr("on", "click", "decrement")).count(), 1, "no - button");
+  assert.equal(await page.title(), "Counter");
+  const snap = await page.locator('script[type="application/json"][async\\:snapshot]').textContent();
+  assert.equal(JSON.parse(snap).signals.count, 0, "the snapshot");
+  assert.match(html, /<script src="[^"]*\/__async\/client\.js" defer><\/script>/, "a whole page loads the client deferred");
+  // JavaScript is really off: a click changes nothing and posts nothing
+  await page.click(attr("on", "click", "increment"));
+  await page.waitForTimeout(200);
+  assert.equal((await page.locator(out).first().textContent()).trim(), "0");
+  assert.equal(ctx.net.length, 0, "a request was made with JavaScript off");
+  await shot(page, "counter-no-js");
 }
 
 // A form posts a server call and shows the result.
@@ -551,7 +582,9 @@ async function main() {
   // the router example's mount prefix ("" on its own, /router in the gallery)
   const routerPrefix = process.env.ASYNC_E2E_ROUTER_PREFIX ??
     (mock || process.env.ASYNC_E2E_ROUTER_URL ? "" : "/router");
-  const scenarios = [
+  const noJs = argv.includes("--no-js");
+  const all = [
+    { name: "counter-no-js", run: counterNoJs, url: url("COUNTER", "counter"), noJs: true },
     { name: "client-asset", run: clientAsset, url: url("COUNTER", "counter"), page: false },
     { name: "counter", run: counter, url: url("COUNTER", "counter") },
     { name: "form", run: form, url: url("FORM", "form") },
@@ -568,9 +601,11 @@ async function main() {
     { name: "cache", run: cache, url: url("CACHE", "cache") },
     { name: "ssr", run: ssr, url: url("SSR", "ssr") },
   ];
+  // with --no-js only the scenarios written for JavaScript off, and only those
+  const scenarios = all.filter((s) => Boolean(s.noJs) === noJs);
   const only = process.env.ASYNC_E2E_ONLY ? process.env.ASYNC_E2E_ONLY.split(",") : null;
-  fs.rmSync(SHOTS, { recursive: true, force: true });
-  const browser = await launch();
+  if (!noJs) fs.rmSync(SHOTS, { recursive: true, force: true });
+  const browser = await launch({ javaScriptEnabled: !noJs });
   const counts = { passed: 0, failed: 0, skipped: 0 };
   try {
     for (const s of scenarios) {

@@ -16,13 +16,15 @@ const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "
   "--disable-component-update", "--disable-sync"];
 
 // Launches Chromium with a fresh --user-data-dir; close() also removes it.
-export async function launch() {
+// opts.javaScriptEnabled: false runs the pages with JavaScript off.
+export async function launch(opts = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "async-chromium-"));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: ARGS,
     viewport: { width: 1000, height: 800 },
+    javaScriptEnabled: opts.javaScriptEnabled !== false,
   });
   return {
     context,

@@ -83,7 +83,7 @@ function appServer(bridge, app, opts) {
         res.writeHead(200, { "Content-Type": "text/javascript" });
         return res.end(fs.readFileSync(path.join(HERE, "public/lab.js")));
       }
-      // an example's files (examples/public/NAME)
+      // an example's files (examples/NAME/public)
       const file = app.startsWith("ex/") && req.method === "GET" && publicFile(app.slice(3), url.pathname);
       if (file) {
         res.writeHead(200, { "Content-Type": TYPES[path.extname(file)] || "application/octet-stream" });
@@ -127,9 +127,9 @@ function appServer(bridge, app, opts) {
 // The files an example serves from its public/ folder, by extension.
 const TYPES = { ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
 
-// examples/public/NAME/<pathname> when it is a file inside that folder.
+// examples/NAME/public/<pathname> when it is a file inside that folder.
 function publicFile(name, pathname) {
-  const dir = path.join(REPO, "examples", "public", name);
+  const dir = path.join(REPO, "examples", name, "public");
   const file = path.resolve(dir, "." + decodeURIComponent(pathname));
   if (!file.startsWith(dir + path.sep)) return null;
   try { return fs.statSync(file).isFile() ? file : null; } catch { return null; }

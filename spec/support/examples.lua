@@ -8,26 +8,25 @@ local _M = {}
 
 --- Loads examples/NAME/app.lua (or examples/NAME.lua for the gallery);
 -- returns the app and the options it passed to Async.main. Loaded this way
--- Async.main must return the app without serving it: the real one is
--- called when it exists (and checked to do so); until it lands in the
--- library, this stands in for it.
+-- Async.main must return the app without serving it (checked). The
+-- gallery loads the examples' files, whose Async.main calls come first:
+-- the file's own call is the one whose app it returns.
 function _M.load(name)
   local file = name == "gallery" and "examples/gallery.lua" or ("examples/" .. name .. "/app.lua")
-  local real, options, calls = Async.main, nil, 0
+  local real, calls = Async.main, {}
   Async.main = function(app, opts)
-    calls = calls + 1
-    options = opts or {}
-    if real then
-      local got = real(app, opts)
-      assert(got == app, "Async.main must return the app when the file is not the script being run")
-    end
+    calls[#calls + 1] = { app = app, opts = opts or {} }
+    local got = real(app, opts)
+    assert(got == app, "Async.main must return the app when the file is not the script being run")
     return app
   end
   local ok, app = pcall(dofile, file)
   Async.main = real
   if not ok then error(app, 0) end
-  assert(calls == 1, file .. " must call Async.main once (got " .. calls .. ")")
-  return app, options
+  local own = 0
+  for _, c in ipairs(calls) do if c.app == app then own = own + 1 end end
+  assert(own == 1 and calls[#calls].app == app, file .. " must end with one Async.main call for its app")
+  return app, calls[#calls].opts
 end
 
 --- A fresh manual loop, made the active one.
@@ -41,7 +40,8 @@ end
 -- Async.main options (layout, runtime = { client_handlers = ... }), in
 -- development (bindings checked). `extra` adds create_app options.
 function _M.runtime(app, options, extra)
-  local opts = { env = "development", layout = options and options.layout }
+  local opts = { env = "development", layout = options and options.layout, head = options and options.head,
+                  title = options and options.title }
   for k, v in pairs(options and options.runtime or {}) do opts[k] = v end
   for k, v in pairs(extra or {}) do opts[k] = v end
   return Async.create_app(app, opts)

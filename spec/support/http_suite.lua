@@ -403,6 +403,24 @@ end
 
 local function section(inner) return '<section async:boundary="route">' .. inner .. "</section>" end
 
+-- an async signal's snapshot form (protocol.md "SSR output": "value" and
+-- "error" always present, null when absent), keys sorted
+local function async_loading() return '{"error":null,"loading":true,"status":"loading","value":null,"version":1}' end
+local function async_ready(v)
+  return '{"error":null,"loading":false,"status":"ready","value":' .. v .. ',"version":1}'
+end
+
+-- Each app's snapshot signals: every signal whose id does not start with
+-- "_", computeds excepted (protocol.md "SSR output"), whatever the page
+-- read, sorted; `route` is router(...) or not_matched(...).
+local function counter_snap(route) return '"count":0,"label":"Clicks",' .. route .. ',"step":1' end
+local function admin_snap(route) return route .. ',"visits":0' end
+-- every async signal of the live app has started its first run (a request
+-- runtime starts them all); only the page's own boundaries are waited for
+local function live_snap(route)
+  return '"fast":' .. async_loading() .. ',"hang":' .. async_loading() .. "," .. route .. ',"slow":' .. async_loading()
+end
+
 local function counter_html(count, label)
   return '<h1 signal:text="label">' .. (label or "Clicks") ..
     '</h1><button type="button" on:click="increment">+</button> ' ..
@@ -411,12 +429,13 @@ end
 
 local function counter_page(url)
   url = url or "/"
-  return doc("Counter", section(counter_html(0)) .. snap('"count":0,"label":"Clicks",' .. router(url, "/",
-    nil, url:find("?", 1, true) and '{"x":"1"}' or nil)))
+  return doc("Counter", section(counter_html(0)) .. snap(counter_snap(router(url, "/",
+    nil, url:find("?", 1, true) and '{"x":"1"}' or nil))))
 end
 
 local function not_found_page(url, prefix)
-  return doc("", section("") .. snap(not_matched(url)), prefix)
+  local signals = prefix == "/admin" and admin_snap(not_matched(url)) or counter_snap(not_matched(url))
+  return doc("", section("") .. snap(signals), prefix)
 end
 
 local function err_env(code, message, name)
@@ -437,18 +456,13 @@ end
 
 -- a string as a JSON string's contents (quotes and backslashes escaped)
 local function jstr(s) return (s:gsub('[\\"]', "\\%0")) end
--- an async signal's snapshot form as the server writes it today. NOTE:
--- protocol.md ("SSR output") asks for "value" and "error" always present
--- (null when absent); the kernel's AsyncSignal:snapshot leaves nil fields
--- out, and server_core_spec/examples_spec encode the same bytes. When that
--- is fixed, change these two functions.
-local function async_loading() return '{"loading":true,"status":"loading","version":1}' end
-local function async_ready(v) return '{"loading":false,"status":"ready","value":' .. v .. ',"version":1}' end
 
-local LIVE_SHELL = HEAD .. '<title>Live</title><script src="/live/__async/client.js" defer></script></head><body>' ..
+-- a streamed page loads the client with async, not defer (docs/client.md
+-- "Streaming and defer": a deferred client runs only after the last fill)
+local LIVE_SHELL = HEAD .. '<title>Live</title><script src="/live/__async/client.js" async></script></head><body>' ..
   '<main async:container>' ..
   section("<h1>Live</h1>" .. live_boundary("fast", "fast") .. live_boundary("slow", "slow")) ..
-  snap('"fast":' .. async_loading() .. "," .. router("/", "/") .. ',"slow":' .. async_loading())
+  snap(live_snap(router("/", "/")))
 local function fill(id, n)
   return '<template async:fill="' .. id .. '"><p signal:text="' .. id .. '.msg">' .. id .. ' done</p></template>' ..
     '<script type="application/json" async:patch>{"seq":' .. n .. ',"signals":{"' .. id .. '":' ..
@@ -459,10 +473,10 @@ local LIVE_FILL_SLOW = fill("slow", 2)
 local LIVE_TAIL = "</main></body></html>"
 local LIVE_PAGE = LIVE_SHELL .. LIVE_FILL_FAST .. LIVE_FILL_SLOW .. LIVE_TAIL
 
-local HANG_SHELL = HEAD .. '<title></title><script src="/live/__async/client.js" defer></script></head><body>' ..
+local HANG_SHELL = HEAD .. '<title></title><script src="/live/__async/client.js" async></script></head><body>' ..
   '<main async:container>' .. section('<div async:boundary="hang"><template async:loading="hang"><p>Waiting</p>' ..
   '</template><template async:ready="hang"><p signal:text="hang.msg"></p></template><p>Waiting</p></div>') ..
-  snap('"hang":' .. async_loading() .. "," .. router("/hang", "/hang"))
+  snap(live_snap(router("/hang", "/hang")))
 
 -- ===== the cases =====
 
@@ -512,7 +526,7 @@ function _M.cases(opts)
   local PARTIAL = { "Accept: application/x-async-partial, application/json", "X-Async-Boundary: route" }
   local COUNTER = counter_page()
   local counter_partial = '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"' ..
-    jstr(counter_html(0)) .. '","signals":{"count":0,"label":"Clicks",' .. router("/", "/") ..
+    jstr(counter_html(0)) .. '","signals":{' .. counter_snap(router("/", "/")) ..
     '},"status":200,"title":"Counter"}'
   local cases = {}
   local function add(list) for _, c in ipairs(list) do cases[#cases + 1] = c end end
@@ -527,10 +541,10 @@ function _M.cases(opts)
       GET("/?x=1"), "HTTP/1.1 200 OK", doc_headers(), counter_page("/?x=1") },
     { "page: a second route of the app",
       GET("/about"), "HTTP/1.1 200 OK", doc_headers(),
-      doc("About", section("<p>About this counter</p>") .. snap(router("/about", "/about"))) },
+      doc("About", section("<p>About this counter</p>") .. snap(counter_snap(router("/about", "/about")))) },
     { "page: the status a partial returns (410) is the document's",
       GET("/gone"), "HTTP/1.1 410 Gone", doc_headers(),
-      doc("Gone", section("<p>Gone</p>") .. snap(router("/gone", "/gone"))) },
+      doc("Gone", section("<p>Gone</p>") .. snap(counter_snap(router("/gone", "/gone")))) },
     { "page: no route matched: 404 document with router.error",
       GET("/nope"), "HTTP/1.1 404 Not Found", doc_headers(), not_found_page("/nope") },
     { "page: PUT on a page: 405 with Allow: GET, HEAD",
@@ -551,18 +565,18 @@ function _M.cases(opts)
     { "partial: no route matched: 404 envelope with router.error",
       GET("/nope", PARTIAL), "HTTP/1.1 404 Not Found", envelope_headers({ Vary = "Accept" }),
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"","signals":{' ..
-        not_matched("/nope") .. '},"status":404}' },
+        counter_snap(not_matched("/nope")) .. '},"status":404}' },
     { "partial: waits for the async signals (it never streams)",
       GET("/live/", PARTIAL), "HTTP/1.1 200 OK", envelope_headers({ Vary = "Accept" }),
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"' ..
         jstr("<h1>Live</h1>" .. live_boundary("fast", "fast", true) .. live_boundary("slow", "slow", true)) ..
-        '","signals":{"fast":' .. async_ready('{"msg":"fast done"}') .. "," .. router("/", "/") .. ',"slow":' ..
-        async_ready('{"msg":"slow done"}') .. '},"status":200,"title":"Live"}' },
+        '","signals":{"fast":' .. async_ready('{"msg":"fast done"}') .. ',"hang":' .. async_loading() .. "," ..
+        router("/", "/") .. ',"slow":' .. async_ready('{"msg":"slow done"}') .. '},"status":200,"title":"Live"}' },
     { "partial: an X-Async-Boundary that is not valid falls back to route",
       GET("/about", { "Accept: application/x-async-partial", "X-Async-Boundary: <bad>" }), "HTTP/1.1 200 OK",
       envelope_headers({ Vary = "Accept" }),
       '{"__async_server_result__":1,"boundary":"route","cache":{"browser":{}},"html":"<p>About this counter</p>",' ..
-        '"signals":{' .. router("/about", "/about") .. '},"status":200,"title":"About"}' },
+        '"signals":{' .. counter_snap(router("/about", "/about")) .. '},"status":200,"title":"About"}' },
     { "partial: Accept with q=0 for the partial type gets the document",
       GET("/", { "Accept: application/x-async-partial;q=0, text/html" }), "HTTP/1.1 200 OK", doc_headers(), COUNTER },
   })
@@ -880,7 +894,7 @@ function _M.cases(opts)
 
   -- ----- prefixes -----
   local ADMIN_HOME = doc("Admin", section('<p>Admin <b signal:text="visits">0</b></p>') ..
-    snap(router("/", "/") .. ',"visits":0'), "/admin")
+    snap(admin_snap(router("/", "/"))), "/admin")
   add({
     { "prefix: /admin is the admin app's /",
       GET("/admin"), OK, doc_headers(),
@@ -890,7 +904,7 @@ function _M.cases(opts)
       ADMIN_HOME },
     { "prefix: the app sees paths without its prefix; links get request.prefix",
       GET("/admin/users"), OK, doc_headers(),
-      doc("Users", section("<p>Users at /admin/users</p>") .. snap(router("/users", "/users")), "/admin") },
+      doc("Users", section("<p>Users at /admin/users</p>") .. snap(admin_snap(router("/users", "/users"))), "/admin") },
     { "prefix: /administrator is the root app's (404 there)",
       GET("/administrator"), "HTTP/1.1 404 Not Found", doc_headers(), not_found_page("/administrator") },
     { "prefix: a 404 under the prefix is the mounted app's (its client URL)",
@@ -918,11 +932,11 @@ function _M.cases(opts)
       pipeline = {
         { GET("/live/"), OK, doc_headers(), LIVE_PAGE },
         { GET("/about"), OK, doc_headers(), doc("About", section("<p>About this counter</p>") ..
-          snap(router("/about", "/about"))) },
+          snap(counter_snap(router("/about", "/about")))) },
       } },
     { "Connection: close from the client: answered, then closed", close = true,
       GET("/about", { "Connection: close" }), OK, doc_headers(),
-      doc("About", section("<p>About this counter</p>") .. snap(router("/about", "/about"))) },
+      doc("About", section("<p>About this counter</p>") .. snap(counter_snap(router("/about", "/about")))) },
   })
 
   -- ----- scripted cases -----
@@ -1003,7 +1017,7 @@ function _M.cases(opts)
       c2:send(GET("/about", { "Connection: close" }))
       local r2 = c2:response("GET", "the next request")
       check_response(r2, { OK, doc_headers(), doc("About", section("<p>About this counter</p>") ..
-        snap(router("/about", "/about"))) }, o, "the next request")
+        snap(counter_snap(router("/about", "/about")))) }, o, "the next request")
       c2:close()
     end, log_after = { 200 } }
   return cases

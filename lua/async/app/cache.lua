@@ -60,8 +60,8 @@
 -- workers of a machine); a cross-machine backend (Redis, memcached) has the
 -- same shape: string keys, values serialized, lock with an expiry.
 
-local type, error, pairs, setmetatable, tostring, require, pcall =
-  type, error, pairs, setmetatable, tostring, require, pcall
+local type, error, pairs, ipairs, setmetatable, getmetatable, tostring, require, pcall =
+  type, error, pairs, ipairs, setmetatable, getmetatable, tostring, require, pcall
 local find, sub, format = string.find, string.sub, string.format
 local co_running = coroutine.running
 local graph_internal = require("async.kernel.graph")._internal
@@ -204,6 +204,55 @@ end
 
 _M.Memory = Memory
 
+local BACKEND_METHODS = { "get", "set", "delete", "clear", "keys" }
+
+-- Raises unless b has the backend methods (see the top comment).
+function _M.check_backend(b, what)
+  if type(b) ~= "table" then
+    errors.argument((what or "cache backend") .. " must be a table with get, set, delete, clear and keys, got " ..
+      type(b))
+  end
+  for _, m in ipairs(BACKEND_METHODS) do
+    local f = b[m]
+    if type(f) ~= "function" and not (type(f) == "table" and getmetatable(f) and getmetatable(f).__call) then
+      errors.argument((what or "cache backend") .. " has no " .. m .. " method")
+    end
+  end
+  return b
+end
+
+-- ===== NAMESPACED BACKEND =====
+
+local Namespaced = {}
+Namespaced.__index = Namespaced
+
+-- `backend` seen through a key prefix `ns`: several caches (the server
+-- caches of several apps) can share one store (a lua_shared_dict, say)
+-- without their keys meeting. keys() lists only this namespace's, without
+-- the prefix; clear(prefix) clears only under it.
+function _M.namespaced(backend, ns)
+  _M.check_backend(backend)
+  if type(ns) ~= "string" or ns == "" then errors.argument("cache.namespaced: ns must be a non-empty string") end
+  return setmetatable({ backend = backend, ns = ns }, Namespaced)
+end
+
+function Namespaced:get(key) return self.backend:get(self.ns .. key) end
+function Namespaced:peek(key)
+  local b = self.backend
+  if b.peek then return b:peek(self.ns .. key) end
+  return b:get(self.ns .. key)
+end
+function Namespaced:set(key, value, expires) return self.backend:set(self.ns .. key, value, expires) end
+function Namespaced:delete(key) return self.backend:delete(self.ns .. key) end
+function Namespaced:clear(prefix) return self.backend:clear(self.ns .. (prefix or "")) end
+function Namespaced:keys()
+  local out, ns, n = {}, self.ns, #self.ns
+  for _, k in ipairs(self.backend:keys()) do
+    if sub(k, 1, n) == ns then out[#out + 1] = sub(k, n + 1) end
+  end
+  return out
+end
+
 -- ===== RUNTIME CACHE =====
 
 local Cache = {}
@@ -261,6 +310,21 @@ function _M.new(opts)
   return self
 end
 
+-- A view of this cache with policies of its own: the entries, in-flight
+-- fills and callers' abort tokens are this cache's (shared), the policies
+-- registered on the view stay the view's, over this cache's. A runtime
+-- that registers server cache policies of its own (rt:use) gets one, so
+-- they never reach the app's other runtimes.
+function Cache:view()
+  local parent = self
+  return setmetatable({
+    _policies = setmetatable({}, { __index = function(_, id) return parent:policy(id) end }),
+    _parent = parent,
+    _now = self._now, _backend = self._backend, _await = self._await, _defer = self._defer,
+    _abort_of = self._abort_of, _fills = self._fills,
+  }, Cache)
+end
+
 -- Registers a policy descriptor under an id (a key or a key prefix).
 function Cache:register(id, policy)
   if type(id) ~= "string" then
@@ -282,7 +346,11 @@ end
 function Cache:policies()
   local list, seen = {}, {}
   for id in pairs(self._policies) do list[#list + 1] = id; seen[id] = true end
-  for id in pairs(self._base or {}) do if not seen[id] then list[#list + 1] = id end end
+  local more = self._parent and self._parent:policies() or {}
+  for id in pairs(self._base or {}) do more[#more + 1] = id end
+  for _, id in ipairs(more) do
+    if not seen[id] then list[#list + 1] = id; seen[id] = true end
+  end
   sort(list)
   return list
 end

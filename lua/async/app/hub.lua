@@ -185,6 +185,37 @@ function App:use(kind, map)
   return self
 end
 
+--- The app's server cache (lua-api.md "Caches"): one per app, shared by
+-- every runtime of it, so what a server function or partial caches in one
+-- request (`self.cache`) is there for the next: the entries, the
+-- single-flight fills (two requests asking for one key share one fill) and
+-- the TTL policies (the app's `cache.server` declarations, read through).
+-- Made on first use with the default backend, a bounded LRU in memory
+-- (cache.DEFAULT_MAX_ENTRIES = 10,000 entries). `opts` replaces it (the
+-- runtimes made from then on use the new one): `backend` (an
+-- async.app.cache backend: get, set, delete, clear, keys; nginx plugs a
+-- lua_shared_dict one), `max_entries` (the default backend's bound), `now`
+-- (the clock, default the active loop's). Browser caches stay per runtime.
+function App:server_cache(opts)
+  local c = self.shared_server_cache
+  if c ~= nil and opts == nil then return c end
+  if opts ~= nil and type(opts) ~= "table" then
+    errors.argument("app:server_cache: options must be a table, got " .. type(opts))
+  end
+  -- the same backend again (a runtime option given to every request: the
+  -- nginx transport's shared dict) keeps the cache, its fills and policies
+  if c ~= nil and opts.backend ~= nil and c._backend == opts.backend and opts.max_entries == nil and
+     opts.now == nil then
+    return c
+  end
+  opts = opts or {}
+  if opts.backend ~= nil then cache_mod.check_backend(opts.backend, "app:server_cache: backend") end
+  c = cache_mod.new({ base = self.decl["cache.server"], backend = opts.backend, max_entries = opts.max_entries,
+                      now = opts.now })
+  self.shared_server_cache = c
+  return c
+end
+
 --- The app's routes compiled into one router, built once and shared
 -- read-only by its runtimes; rebuilt after `use` changes the routes.
 function App:compiled_router()

@@ -132,7 +132,7 @@ function Signals:register(id, sig)
   self.map[id] = sig
   self.order[#self.order + 1] = id
   id_of[sig] = id
-  self.cache, self.cache_n = {}, 0
+  if self.cache_n > 0 then self.cache, self.cache_n = {}, 0 end   -- an empty cache stays
   return sig
 end
 
@@ -145,7 +145,7 @@ function Signals:unregister(id)
     if self.order[i] == id then table.remove(self.order, i); break end
   end
   if is_async(sig) then sig:dispose() end
-  self.cache, self.cache_n = {}, 0
+  if self.cache_n > 0 then self.cache, self.cache_n = {}, 0 end
   return true
 end
 

@@ -13,11 +13,12 @@ local cache_mod = require("async.app.cache")
 local abort_mod = require("async.kernel.abort")
 local async_signal = require("async.kernel.task")
 local errors = require("async.kernel.errors")
+local json_null = require("async.app.json").null
 
 local type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next =
   type, error, pairs, ipairs, tostring, setmetatable, getmetatable, pcall, xpcall, unpack, select, next
 local rawget = rawget
-local sub = string.sub
+local sub, gmatch = string.sub, string.gmatch
 local apply_client_signals  -- below
 local co_running = coroutine.running
 local traceback = debug.traceback
@@ -48,8 +49,8 @@ local function instantiate_signal(rt, id, decl)
   if kernel.is_signal(decl) then
     sigs:register(id, kernel.signal(deep_copy(decl:peek())))
   elseif kernel.is_computed(decl) then
-    local fn = kernel._internal.computed_fn(decl)
-    sigs:computed(id, function(s) return fn(s) end)
+    -- the registry wraps fn in the runtime's own closure (run with the registry)
+    sigs:computed(id, kernel._internal.computed_fn(decl))
   elseif async_signal.is_async(decl) then
     sigs:async_signal(id, decl.fn, decl.opts_decl)
   elseif type(decl) == "table" and decl.__async_decl then
@@ -68,10 +69,13 @@ local function resolve_app(app)
 end
 
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
--- scheduler, request, env ("development" | "production"), now (clock),
--- on_error(err, trace, what) (the log hook), browser_cache_entries,
--- server_cache_entries, server_cache_backend (a cache backend shared by
--- runtimes, app/cache.lua "Backends": a lua_shared_dict under nginx).
+-- scheduler, request, env ("development" | "production"), now (the
+-- browser cache's clock), on_error(err, trace, what) (the error hook), log(msg)
+-- (the log hook), browser_cache_entries, server_cache (a cache to use
+-- instead of the app's shared one, app:server_cache()),
+-- server_cache_backend (the backend of the app's shared server cache,
+-- app/cache.lua "Backends": a lua_shared_dict under nginx; the app's cache
+-- is remade over it once, then shared as usual).
 function _M.create_app(app, opts)
   app = resolve_app(app)
   if type(app) ~= "table" or getmetatable(app) ~= App then
@@ -105,11 +109,14 @@ function _M.create_app(app, opts)
     router = app:compiled_router(), own_router = false, on_error = opts.on_error,
     opts = opts, component_counters = {}, scopes = {}, own_scheduler = own_scheduler,
   }, Runtime)
+  -- the browser cache is the runtime's own (it goes to one page's
+  -- snapshot); the server cache is the app's, shared by all its runtimes
+  -- (App:server_cache), unless opts.server_cache gives one
   rt.cache = {
     browser = cache_mod.new({ now = now, max_entries = opts.browser_cache_entries,
                               base = app.decl["cache.browser"] }),
-    server = cache_mod.new({ now = now, max_entries = opts.server_cache_entries,
-                             base = app.decl["cache.server"], backend = opts.server_cache_backend }),
+    server = opts.server_cache or
+      app:server_cache(opts.server_cache_backend and { backend = opts.server_cache_backend } or nil),
   }
   -- fired by destroy: releases what the runtime's partials and handlers
   -- hold across a wait (a single-flight fill of their caches)
@@ -136,12 +143,29 @@ function Runtime:start() return self end
 -- async first runs start after every signal exists), and new routes need
 -- the app's rebuilt router (or, for a runtime with routes of its own, its
 -- own copy updated).
+local function instantiate_all(rt, decls, ids)
+  for i = 1, #ids do
+    local id = ids[i]
+    instantiate_signal(rt, id, decls[id])
+  end
+end
+
+-- the sorted ids of a declaration map, kept per map while its size holds
+-- (declarations are only added): no sort per runtime
+local sorted_ids = setmetatable({}, { __mode = "k" })
+local function ids_of(decls)
+  local c = sorted_ids[decls]
+  local n = 0
+  for _ in pairs(decls) do n = n + 1 end
+  if c and c.n == n then return c.ids end
+  local ids = sorted_keys(decls)
+  sorted_ids[decls] = { n = n, ids = ids }
+  return ids
+end
+
 function Runtime:adopt(all)
   if all.signal then
-    local ids = sorted_keys(all.signal)
-    kernel.batch(function()
-      for _, id in ipairs(ids) do instantiate_signal(self, id, all.signal[id]) end
-    end)
+    kernel.batch(instantiate_all, self, all.signal, ids_of(all.signal))
   end
   if all.route then
     if self.own_router then
@@ -174,6 +198,12 @@ local function use_own(rt, all)
     if rt.component_names[c] == nil then rt.component_names[c] = name end
   end
   for side, policies in pairs(all.cache or {}) do
+    -- the server cache is shared with the app's other runtimes: policies
+    -- of this runtime's own go on a view of it (same entries and fills)
+    if side == "server" and not rt.own_server_policies then
+      rt.cache.server = rt.cache.server:view()
+      rt.own_server_policies = true
+    end
     for id, p in pairs(policies) do rt.cache[side]:register(id, p) end
   end
 end
@@ -327,32 +357,39 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- `parent` (nil for rt.server) is the calling server function's context: a
 -- nested call shares its abort token, request and signals, and hands the
 -- signals of its envelope to the outer one.
+-- A proxy node is { rt, path or false, parent or false } with one shared
+-- metatable (no closures per runtime): string keys reach __index, the
+-- array slots are never looked up through it.
+local ProxyNode = {}
+
+local function proxy_call(node, id, ...)
+  local rt, parent = node[1], node[3] or nil
+  local env = rt:call(id, pack(...), { parent = parent })
+  if parent == nil then apply_effects(rt, env) end
+  return unwrap(env)
+end
+
+local function proxy_call_method(proxy, id, ...)
+  if type(proxy) ~= "table" or getmetatable(proxy) ~= ProxyNode then
+    errors.argument('use self.server:call("id", ...) with a colon')
+  end
+  return proxy_call(proxy, id, ...)
+end
+
+ProxyNode.__index = function(node, k)
+  if type(k) ~= "string" then return nil end
+  local path = node[2]
+  if k == "call" and not path then return proxy_call_method end
+  return setmetatable({ node[1], path and (path .. "." .. k) or k, node[3] }, ProxyNode)
+end
+ProxyNode.__call = function(node, ...)
+  local path = node[2]
+  if not path then errors.argument("self.server is not callable; call self.server.<id>(...)") end
+  return proxy_call(node, path, ...)
+end
+
 function Runtime:server_proxy(parent)
-  local rt = self
-  local function call(id, ...)
-    local env = rt:call(id, pack(...), { parent = parent })
-    if parent == nil then apply_effects(rt, env) end
-    return unwrap(env)
-  end
-  local function node(path)
-    return setmetatable({}, {
-      __index = function(_, k)
-        if type(k) ~= "string" then return nil end
-        if k == "call" and path == nil then
-          return function(proxy, id, ...)
-            if type(proxy) ~= "table" then errors.argument('use self.server:call("id", ...) with a colon') end
-            return call(id, ...)
-          end
-        end
-        return node(path and (path .. "." .. k) or k)
-      end,
-      __call = function(_, ...)
-        if path == nil then errors.argument("self.server is not callable; call self.server.<id>(...)") end
-        return call(path, ...)
-      end,
-    })
-  end
-  return node(nil)
+  return setmetatable({ self, false, parent or false }, ProxyNode)
 end
 
 local function not_registered_server(id)
@@ -480,73 +517,118 @@ end
 -- protocol.md "Lua handlers": the client's signals are untrusted input
 _M.MAX_CLIENT_PATHS = 1000
 
--- A warning about client input: the runtime's log hook (on_error(msg, nil,
--- what)) or opts.log in development; nothing in production.
+-- A warning about client input, development only: the runtime's log hook
+-- (opts.log(msg), which the HTTP server gives), else on_error(msg, nil,
+-- "dispatch signals"), else stderr; nothing in production.
 local function warn(rt, msg)
   if rt.env ~= "development" then return end
-  if rt.on_error then
-    pcall(rt.on_error, msg, nil, "dispatch signals")
-  elseif rt.opts.log then
+  if rt.opts.log then
     pcall(rt.opts.log, msg)
+  elseif rt.on_error then
+    pcall(rt.on_error, msg, nil, "dispatch signals")
   else
     io.stderr:write("asyncrt: ", msg, "\n")
   end
 end
 
--- Why the client may not write `path` (nil: it may). Only paths through
--- an id the app registered; never `_x` or `router.*`; never an async signal
--- (its state is the server's: a snapshot the client sends back would
--- otherwise become a plain value) or a computed.
-local function refused(sigs, path)
+-- Why the client's `path` is not written (nil: it is), and whether that is
+-- expected traffic (quiet: no warning). The client sends every signal of
+-- its store whose id does not start with "_": router.* and async signals
+-- (in snapshot form) come with every call and are expected; anything else
+-- refused is worth a warning. Otherwise also returns id, segs, sig.
+local function refused(rt, path)
+  local sigs = rt.signals
   if type(path) ~= "string" then return "a path that is not a string" end
-  local ok, id = pcall(sigs.resolve, sigs, path)
-  if not ok or id == nil then return "an id the app does not register" end
-  if sub(id, 1, 1) == "_" or sub(path, 1, 1) == "_" then return "a private id (_x)" end
-  if id == "router" or sub(id, 1, 7) == "router." then return "router state" end
+  if path == "" then return "an empty path" end
+  if path == "router" or sub(path, 1, 7) == "router." then return "router state", true end
+  if sub(path, 1, 1) == "_" then return "a private id (_x)" end
+  local ok, id, segs = pcall(sigs.resolve, sigs, path)
+  if not ok or id == nil then
+    -- a component's signal (scope ids "parent.Name.N", html/component.lua):
+    -- the page rendered the component, a handler's fresh runtime has not
+    for name in gmatch("." .. path, "%.([^.]+)%.%d+%.") do
+      if rt.components[name] ~= nil then return "a component's signal (not in this runtime)", true end
+    end
+    return "an id the app does not register"
+  end
+  if sub(id, 1, 1) == "_" then return "a private id (_x)" end
+  for _, s in ipairs(segs) do
+    if sub(s, 1, 1) == "$" then return "a $ meta path" end
+  end
   local sig = sigs.map[id]
-  if async_signal.is_async(sig) then return "an async signal (the server's state)" end
   if kernel.is_computed(sig) then return "a computed" end
+  return nil, false, id, segs, sig
+end
+
+local SETTLED = { ready = true, error = true }
+
+-- An async signal sent whole in snapshot form. Its state is the server's:
+-- once the runtime's own signal has settled (ready or error) the client's
+-- copy is ignored (quietly: the client always sends it). In a fresh
+-- runtime, whose run has not settled (a request runtime of the handler
+-- endpoint), a settled snapshot ({"status": "ready"|"error", "value",
+-- "error", "version"}; JSON null for an absent value or error) is restored,
+-- so the handler sees what the page shows; a pending one is ignored and the
+-- runtime's own run goes on. Returns why (nil: restored) and quiet.
+local function restore_async(sig, v)
+  if type(v) ~= "table" then return "an async signal takes its snapshot form only" end
+  if SETTLED[sig._status] then return "the server's own state stands", true end
+  if not SETTLED[v.status] then return "an async snapshot that is not settled", true end
+  local snap = { status = v.status, version = v.version }
+  if v.value ~= json_null then snap.value = v.value end
+  if v.error ~= json_null and v.error ~= nil then snap.error = v.error end
+  local ok, e = pcall(sig.restore, sig, snap)
+  if not ok then return "a bad snapshot form (" .. errors.message(e) .. ")" end
   return nil
 end
 
---- Applies the signals a client sent with a handler call: at most
--- MAX_CLIENT_PATHS paths, each to a signal the app registers (refused()
--- says which); everything else is ignored with a warning in development.
-function apply_client_signals(rt, sent)
+-- names for a warning: the first five, and how many more
+local function some(list)
+  local shown = {}
+  for i = 1, math.min(#list, 5) do shown[i] = '"' .. list[i] .. '"' end
+  local s = table.concat(shown, ", ")
+  if #list > 5 then s = s .. " and " .. (#list - 5) .. " more" end
+  return s
+end
+
+--- Applies the signals a client sent with handler `name`'s call (the one
+-- filter: the HTTP handler endpoint passes the body's signals through
+-- here). The string paths, sorted, are considered up to MAX_CLIENT_PATHS;
+-- each is written (one batch) only into a signal the app registers, never
+-- "_x", router.* or a computed, never through a `$` segment, and an async
+-- signal only whole (restore_async). No id is ever created. What is refused
+-- is one warning line in development, router.* and async snapshots aside.
+function apply_client_signals(rt, name, sent)
   local sigs = rt.signals
-  local paths, n, extra = {}, 0, 0
+  local paths, bad = {}, {}
   for path in pairs(sent) do
-    if n < _M.MAX_CLIENT_PATHS then
-      n = n + 1
-      paths[n] = path
-    else
-      extra = extra + 1
-    end
+    if type(path) == "string" then paths[#paths + 1] = path
+    else bad[#bad + 1] = tostring(path) .. " (a path that is not a string)" end
   end
-  if extra > 0 then
-    warn(rt, "dispatch: the client sent more than " .. _M.MAX_CLIENT_PATHS .. " signal paths; " .. extra ..
-      " ignored")
-  end
-  local strings = {}
-  for i = 1, n do
-    local path = paths[i]
-    local why = refused(sigs, path)
-    if why then
-      warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", tostring(path)) .. ": " .. why)
-    else
-      strings[#strings + 1] = path
-    end
-  end
-  table.sort(strings)
+  table.sort(paths)
+  local n, ignored, failed = math.min(#paths, _M.MAX_CLIENT_PATHS), bad, {}
   kernel.batch(function()
-    for _, path in ipairs(strings) do
-      local ok, err = pcall(sigs.set, sigs, path, sent[path])
-      if not ok then
-        warn(rt, "dispatch: ignored the client's signal " .. string.format("%q", path) .. ": " ..
-          errors.message(err))
+    for i = 1, n do
+      local path = paths[i]
+      local v = sent[path]
+      local why, quiet, _, segs, sig = refused(rt, path)
+      if why == nil and async_signal.is_async(sig) then
+        if #segs > 0 then why = "a path into an async signal"
+        else why, quiet = restore_async(sig, v) end
+      elseif why == nil then
+        local ok, e = pcall(sigs.set, sigs, path, v)
+        if not ok then failed[#failed + 1] = path .. " (" .. errors.message(e) .. ")" end
       end
+      if why and not quiet then ignored[#ignored + 1] = path .. " (" .. why .. ")" end
     end
   end)
+  local lines = {}
+  if #ignored > 0 then lines[#lines + 1] = #ignored .. " ignored: " .. some(ignored) end
+  if #failed > 0 then lines[#lines + 1] = #failed .. " not applied: " .. some(failed) end
+  if #paths > n then
+    lines[#lines + 1] = "more than " .. _M.MAX_CLIENT_PATHS .. " signal paths; " .. (#paths - n) .. " ignored"
+  end
+  if #lines > 0 then warn(rt, "handler " .. name .. ": client signals " .. table.concat(lines, "; ")) end
 end
 
 --- Runs Lua handler `name` in-process as the handler endpoint does, with
@@ -567,8 +649,12 @@ function Runtime:dispatch(name, args, opts)
       return { [RESULT] = 1, error = async_error("invalid-signals",
         "signals must be an object of path -> value, got " .. type(opts.signals)) }
     end
-    apply_client_signals(self, opts.signals)
+    apply_client_signals(self, name, opts.signals)
   end
+  -- what the runtime starts on its own (the first runs of its async
+  -- signals, queued at creation) is not the handler's doing: it runs
+  -- before the baseline, so only what the handler changed is reported
+  if self.scheduler.strategy == "manual" then pcall(self.scheduler.flush, self.scheduler) end
   local before = values(sigs)
   local ctx = setmetatable({
     name = name, signals = sigs, server = self.server, cache = self.cache.browser, input = opts.input,

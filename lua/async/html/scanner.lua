@@ -396,7 +396,14 @@ local configs_by_key, configs_n = {}, 0
 local configs_by_table = setmetatable({}, { __mode = "k" })
 _M.MAX_CONFIGS = 64 -- prefix configs kept (each with its plan cache); all dropped when more are made
 
+local function longest_first(a, b)
+  if #a[1] ~= #b[1] then return #a[1] > #b[1] end
+  return a[1] < b[1]
+end
+
 -- A config: { key, list = { {prefix, kind} } longest first, first = { [byte] = true } }.
+-- (No closure in here: it runs per request, and a closure would keep its
+-- trace from compiling.)
 local function get_config(prefixes)
   if prefixes == nil then prefixes = DEFAULT_PREFIXES end
   local cfg = configs_by_table[prefixes]
@@ -411,10 +418,7 @@ local function get_config(prefixes)
       list[#list + 1] = { slower(p), kind }
     end
   end
-  sort(list, function(a, b)
-    if #a[1] ~= #b[1] then return #a[1] > #b[1] end
-    return a[1] < b[1]
-  end)
+  sort(list, longest_first)
   local first = {}
   for k, e in ipairs(list) do
     first[sbyte(e[1], 1)] = true
@@ -568,6 +572,39 @@ local function option_text(html, a, b)
   return decode(trim(s))
 end
 
+-- Skeleton mode (plans of template source): records where each marker
+-- "\1N\2" of token tok sits: sk.at[N] = { kind = "data" | "raw" | "comment"
+-- | "attr", el = the innermost open element (data) }. sk.bad says why the
+-- template cannot be filled by parts.
+local function sk_token(sk, html, tok, el)
+  local a, b = tok.pos, tok.stop
+  local p = sfind(html, "\1", a, true)
+  if not p or p > b then return end
+  local tt = tok.type
+  local kind
+  if tt == "text" then
+    kind = tok.raw and "raw" or "data"
+  elseif tt == "comment" and not tok.bogus then
+    kind = "comment"
+  elseif tt == "start" then
+    kind = "attr"
+  else
+    sk.bad = "a {{ }} in a " .. tt
+    return
+  end
+  while p and p <= b do
+    local q = sfind(html, "\2", p, true)
+    local k = tonumber(ssub(html, p + 1, q - 1))
+    if kind ~= "attr" then
+      -- a value right after "<", "</", "<!", "<?" or "<!-" could start markup
+      local before = ssub(html, p > 3 and p - 3 or 1, p - 1)
+      if sfind(before, "<[/!?]?$") or sfind(before, "<!%-$") then sk.bad = "a {{ }} right after <" end
+    end
+    sk.at[k] = { kind = kind, el = el or false }
+    p = sfind(html, "\1", q, true)
+  end
+end
+
 local function compile(html, cfg, opts)
   local toks, terr = (opts and opts.tokenizer or tokenize)(html)
   local source = opts and opts.name
@@ -581,6 +618,19 @@ local function compile(html, cfg, opts)
   local edits, nedits = {}, 0
   local stack, depth = {}, 0
   local elements = 0
+  -- what decides whether this HTML, inserted into other HTML, reads the same
+  -- as alone (async.html.scanner "composing"): see compose_facts below
+  local facts = { closes = nil, open = false, selfclosing = false }
+  -- skeleton mode: the {{ }} of a template are "\1N\2" markers; sk.at[N]
+  -- records where each one sits
+  local sk = opts and opts.skeleton
+  -- a copy of template source kept verbatim (a <template> element inside a
+  -- boundary): its markers become raw markers ("\3N\2": the value's HTML as is)
+  local function copy(a, b)
+    local c = ssub(html, a, b)
+    if sk and sfind(c, "\1", 1, true) then c = sgsub(c, "\1", "\3") end
+    return c
+  end
 
   -- incremental line:col for monotonically increasing positions
   local lc_line, lc_start, lc_at = 1, 1, 1
@@ -620,7 +670,7 @@ local function compile(html, cfg, opts)
         local ta, tb = tel.tok.pos, tel.end_stop or tel.content_range[2]
         if blank(html, prev, ta - 1) then nh = nh + 1; head[nh] = ssub(html, prev, ta - 1) end
         nh = nh + 1
-        head[nh] = ssub(html, ta, tb)
+        head[nh] = copy(ta, tb)
         prev = tb + 1
       end
       h.head = concat(head)
@@ -632,7 +682,7 @@ local function compile(html, cfg, opts)
     end
     if el.template_of then
       el.content_range = { cs, ce }
-      add_edit(el.tok.pos, el.end_stop or ce, nil, ssub(html, el.tok.pos, el.end_stop or ce))
+      add_edit(el.tok.pos, el.end_stop or ce, nil, copy(el.tok.pos, el.end_stop or ce))
     end
     if el.option_hole then
       local op = el.option_hole
@@ -655,11 +705,17 @@ local function compile(html, cfg, opts)
     local tok = toks[ti]
     local tt = tok.type
     if tt == "start" then
+      if sk then sk_token(sk, html, tok, false) end
       local name = tok.name
       -- optional end tags
       local closes = IMPLIED_END[name]
       while depth > 0 and closes and closes[stack[depth].name] do
         pop_to(depth, tok.pos)
+      end
+      if closes and depth == 0 then   -- inserted, it would close the enclosing element
+        local c = facts.closes or {}
+        for k in pairs(closes) do c[k] = true end
+        facts.closes = c
       end
       elements = elements + 1
       local foreign = name == "svg" or name == "math" or (depth > 0 and stack[depth].foreign)
@@ -725,10 +781,12 @@ local function compile(html, cfg, opts)
       -- templates owned by a boundary
       if el.template_of then
         local tslot = el.template_of
+        local searched = true
         for d = depth, 1, -1 do
           local b = stack[d]
-          if b.name == "template" and d < depth then break end
+          if b.name == "template" and d < depth then searched = false; break end
           if b.boundary and b.boundary.id == tslot.id then
+            searched = false
             if d == depth then
               b.templates = b.templates or {}
               if b.templates[tslot.status] then
@@ -745,14 +803,17 @@ local function compile(html, cfg, opts)
             break
           end
         end
+        if searched then facts.open = true end   -- inserted, it would look further out
         if not el.owner then
           warn(tslot.pos, "template " .. tslot.attr .. "=\"" .. tslot.id .. "\" has no enclosing boundary")
         end
       end
       -- options of a bound select
       if name == "option" then
+        local found = false
         for d = depth, 1, -1 do
           local s = stack[d]
+          if s.name == "select" or s.name == "template" then found = true end
           if s.name == "select" then
             if s.select_slot and not s.select_slot.ignored then
               if not targets then targets, ntargets = {}, {} end
@@ -773,6 +834,7 @@ local function compile(html, cfg, opts)
           end
           if s.name == "template" then break end
         end
+        if not found then facts.open = true end
       end
       -- attribute holes
       if targets then
@@ -830,11 +892,12 @@ local function compile(html, cfg, opts)
       if el.boundary and not el.content_hole then
         el.boundary_hole = { kind = "boundary", slot = el.boundary }
       end
+      if tok.self_closing and not VOID[name] and not foreign then facts.selfclosing = true end
       if VOID[name] or (tok.self_closing and foreign) then
         if el.content_hole then el.content_hole.slot.ignored = true end
         if el.template_of and el.owner then
           el.content_range, el.end_stop = { tok.stop + 1, tok.stop }, tok.stop
-          add_edit(tok.pos, tok.stop, nil, ssub(html, tok.pos, tok.stop))
+          add_edit(tok.pos, tok.stop, nil, copy(tok.pos, tok.stop))
         end
       else
         depth = depth + 1
@@ -842,16 +905,25 @@ local function compile(html, cfg, opts)
       end
     elseif tt == "end" then
       local name = tok.name
+      local matched = false
       for d = depth, 1, -1 do
         local s = stack[d]
         if s.name == name then
           pop_to(d, tok.pos, tok)
+          matched = true
           break
         end
-        if s.name == "template" then break end
+        if s.name == "template" then matched = true; break end
       end
+      if not matched then facts.open = true end   -- inserted, it could close an outer element
+      if sk and sfind(html, "\1", tok.pos, true) and sfind(html, "\1", tok.pos, true) <= tok.stop then
+        sk.bad = "a {{ }} in an end tag"
+      end
+    elseif sk then
+      sk_token(sk, html, tok, stack[depth] or false)
     end
   end
+  if depth > 0 then facts.open = true end
   -- unclosed elements at the end of the input
   for d = depth, 1, -1 do
     local el = stack[d]
@@ -890,9 +962,11 @@ local function compile(html, cfg, opts)
   end
 
   local main = emit(html, edits, 1, #html)
+  local last = ssub(html, -2)
+  if ssub(last, -1) == "<" or last == "</" then facts.open = true end
   return {
     chunks = main.chunks, holes = main.holes, slots = slots, warnings = warnings,
-    elements = elements, source = source, size = #html,
+    elements = elements, source = source, size = #html, facts = facts,
   }
 end
 
@@ -940,6 +1014,24 @@ end
 -- Compiles html into a render plan, or returns nil, err. Plans are cached by
 -- html and prefix config (opts.cache = false skips the cache); a cached plan
 -- is shared and must not be modified. opts: prefixes (or attributes), name.
+-- The cached plan of html for a prefix config (from _M.config): plan, or
+-- nil and err.
+local function plan_for(html, cfg)
+  local hit = cache_get(cfg.cache, html)
+  if hit then
+    if hit.failed then return nil, hit.err end
+    return hit
+  end
+  local ok, plan, err = pcall(compile, html, cfg)
+  if not ok then
+    plan, err = nil, setmetatable({ message = "internal scanner error: " .. tostring(plan), pos = 0, line = 0,
+      col = 0, internal = true }, ERR_MT)
+  end
+  cache_set(cfg.cache, html, plan or { failed = true, err = err })
+  return plan, err
+end
+_M.plan_for = plan_for
+
 function _M.compile(html, opts)
   if type(html) ~= "string" then
     return nil, setmetatable({ message = "html must be a string, got " .. type(html), pos = 0, line = 0, col = 0 },
@@ -1022,7 +1114,7 @@ end
 
 -- The class attribute from its static value and its bindings: an escaped
 -- value, or nil when the attribute is left out.
-local function class_value(h, resolve, general)
+local function class_value(h, resolve, general, vals)
   local ops = h.ops
   local present = h.present
   -- common case: static classes and class:NAME toggles that only add
@@ -1030,7 +1122,7 @@ local function class_value(h, resolve, general)
     local v = h.static
     for k = 1, #ops do
       local slot = ops[k]
-      local on = truthy(resolve(slot))
+      local on = truthy(resolve(slot, vals))
       local name = slot.class_name
       if on then
         if not h.static_set[name] then v = v == "" and name or (v .. " " .. name) end
@@ -1045,7 +1137,7 @@ local function class_value(h, resolve, general)
   -- path below gives the same string)
   local single = h.single_classes
   if single then
-    local v = resolve(single)
+    local v = resolve(single, vals)
     if type(v) == "string" and not has_space(v) then
       local out = h.static_joined
       if v ~= "" then
@@ -1065,7 +1157,7 @@ local function class_value(h, resolve, general)
     local slot = ops[k]
     local kind = slot.kind
     if kind == "attr" then
-      local v = resolve(slot)
+      local v = resolve(slot, vals)
       list, set = {}, {}
       if v == nil or v == false or type(v) == "userdata" then
         present = false
@@ -1074,14 +1166,14 @@ local function class_value(h, resolve, general)
         add_classes(v, list, set)
       end
     elseif kind == "classes" then
-      add_classes(resolve(slot), list, set)
+      add_classes(resolve(slot, vals), list, set)
     end
   end
   for k = 1, #ops do
     local slot = ops[k]
     if slot.kind == "class" then
       local cls = slot.class_name
-      if truthy(resolve(slot)) then
+      if truthy(resolve(slot, vals)) then
         if not set[cls] then list[#list + 1] = cls; set[cls] = true end
       elseif set[cls] then
         set[cls] = nil
@@ -1098,19 +1190,19 @@ local function class_value(h, resolve, general)
 end
 
 -- Any other attribute: an escaped value, or false when it is left out.
-local function attr_value(h, resolve)
+local function attr_value(h, resolve, vals)
   local ops = h.ops
   local value = h.present and h.static or false -- static is already attribute-safe
   for k = 1, #ops do
     local slot = ops[k]
     local kind = slot.kind
     if kind == "prop" then
-      value = truthy(resolve(slot)) and ""
+      value = truthy(resolve(slot, vals)) and ""
     elseif kind == "option" then
       local want = slot.option_value
-      value = want ~= nil and option_selected(resolve(slot.slot), want) and ""
+      value = want ~= nil and option_selected(resolve(slot.slot, vals), want) and ""
     else -- attr, value
-      local v = resolve(slot)
+      local v = resolve(slot, vals)
       if v == true and kind == "attr" then
         value = ""
       else
@@ -1200,7 +1292,9 @@ function _M.bindings(plan)
   end
   for _, slot in ipairs(plan.slots) do
     local kind = slot.kind
-    if PATH_KINDS[kind] then
+    if slot.dyn then   -- luacheck: ignore 542
+      -- a path or chain holding {{ }}: checked per value (async.ssr.render)
+    elseif PATH_KINDS[kind] then
       if slot.path ~= "" then add("signals", slot.path) end
     elseif kind == "boundary" then
       if slot.id ~= "" then add("boundaries", slot.id) end
@@ -1224,6 +1318,268 @@ function _M.bindings(plan)
   end
   plan._bindings = out
   return out
+end
+
+-- ===== PLANS OF TEMPLATE SOURCE (composing) =====
+--
+-- A template result (async.html.template: { [0] = TEMPLATE, v1, ..., vn })
+-- is filled from the plan of its template's source, compiled once per
+-- template: the statics joined with a marker per {{ }}. Chunks holding
+-- markers become parts { "static", k, "static", -k, ... }: k emits value k
+-- (a string, or a nested template result / html.raw / list filled through
+-- its own plan), -k the HTML of value k as is (inside a <template> kept
+-- verbatim). A binding whose path or chain holds a {{ }} gets slot.dyn (its
+-- parts); the renderer builds the path per value. What would make a value
+-- change how the page reads is refused (the plan is false and the renderer
+-- reads the whole HTML): a {{ }} in a boundary's id, a class attribute that
+-- is bound, an option value or text of a bound select, a boundary's gaps,
+-- right after "<"; a nested value whose facts say it would read differently
+-- where it is inserted (facts.open: an element left open, an end tag or a
+-- <template async:*>/<option> looking outside it, a trailing "<";
+-- facts.closes: the elements its start tags close implicitly;
+-- facts.selfclosing: "/>" that would count inside svg/math).
+
+local function split_markers(s)
+  if not sfind(s, "[\1\3]") then return s end
+  local out, pos, n = {}, 1, 0
+  while true do
+    local a, b, mark, num = sfind(s, "([\1\3])(%d+)\2", pos)
+    if not a then break end
+    if a > pos then n = n + 1; out[n] = ssub(s, pos, a - 1) end
+    n = n + 1
+    out[n] = mark == "\1" and tonumber(num) or -tonumber(num)
+    pos = b + 1
+  end
+  if pos <= #s then n = n + 1; out[n] = ssub(s, pos) end
+  return out
+end
+
+local function has_marker(s)
+  return type(s) == "string" and sfind(s, "\1", 1, true) ~= nil
+end
+
+-- Turns the chunks of a skeleton plan (and of its boundaries' sub-plans)
+-- into parts; returns false when a marker sits where a value would change
+-- the plan.
+local function partify(plan)
+  local chunks = plan.chunks
+  for i = 1, #chunks do chunks[i] = split_markers(chunks[i]) end
+  for _, h in ipairs(plan.holes) do
+    if h.kind == "boundary" then
+      h.head, h.tail = split_markers(h.head), split_markers(h.tail)
+      if not partify(h.fallback) then return false end
+      for _, sub in pairs(h.templates) do
+        if not partify(sub) then return false end
+      end
+    elseif h.kind == "attr" then
+      if h.is_class and has_marker(h.static) then return false end
+      for _, op in ipairs(h.ops) do
+        if op.kind == "option" and has_marker(op.option_value) then return false end
+      end
+    end
+  end
+  return true
+end
+
+local WS_BYTE = WS
+
+local function template_plan_build(t, cfg)
+  local statics, n = t.statics, t.n
+  local parts = { statics[1] }
+  for i = 1, n + 1 do
+    if sfind(statics[i], "[\1\2\3]") then return false end
+  end
+  for i = 1, n do
+    parts[2 * i] = "\1" .. i .. "\2"
+    parts[2 * i + 1] = statics[i + 1]
+  end
+  local skel = concat(parts)
+  local sk = { at = {} }
+  local ok, plan = pcall(compile, skel, cfg, { skeleton = sk })
+  if not ok or not plan or sk.bad then return false end
+  local at = sk.at
+  for k = 1, n do
+    local a = at[k]
+    if not a then return false end
+    local el = a.el
+    if a.kind == "data" and el and el.boundary and el.templates then return false end   -- a boundary's gaps
+  end
+  if not partify(plan) then return false end
+  local dyn = {}
+  for _, slot in ipairs(plan.slots) do
+    local kind = slot.kind
+    if kind == "on" then
+      if has_marker(slot.chain) then slot.dyn = split_markers(slot.chain); dyn[#dyn + 1] = slot end
+    elseif PATH_KINDS[kind] then
+      if has_marker(slot.path) then
+        local d = split_markers(slot.path)
+        if type(d) == "string" then d = { d } end
+        d.trim = true
+        slot.dyn = d
+        dyn[#dyn + 1] = slot
+      end
+    elseif has_marker(slot.id) or has_marker(slot.path) then
+      return false   -- a boundary, template or fill id
+    end
+  end
+  plan.at, plan.dyn, plan.template = at, dyn, t
+  return plan
+end
+
+--- The plan of a template (a template result's [0]) for the prefix config
+-- of opts (as compile), or false when its values could change how the page
+-- reads (the renderer then reads the joined HTML). Built once per template
+-- and config.
+function _M.template_plan(t, opts_or_cfg)
+  local plans = t.plans
+  if plans == nil then
+    plans = setmetatable({}, { __mode = "k" })
+    t.plans = plans
+  end
+  local cfg = opts_or_cfg
+  if cfg == nil or cfg.list == nil then cfg = get_config(opts_or_cfg) end
+  local p = plans[cfg]
+  if p == nil then
+    p = template_plan_build(t, cfg)
+    plans[cfg] = p
+  end
+  return p
+end
+_M.config = get_config
+
+-- The path (or chain) of a dynamic slot for the values of one template result.
+local function dyn_string(d, vals)
+  local n = #d
+  local a = d[1]
+  if type(a) == "number" then a = vals[a] end
+  local s
+  if n == 1 then
+    s = a
+  else
+    local b = d[2]
+    if type(b) == "number" then b = vals[b] end
+    if n == 2 then
+      s = a .. b
+    else
+      local c = d[3]
+      if type(c) == "number" then c = vals[c] end
+      if n == 3 then
+        s = a .. b .. c
+      else
+        local buf = { a, b, c }
+        for i = 4, n do
+          local x = d[i]
+          if type(x) == "number" then x = vals[x] end
+          buf[i] = x
+        end
+        s = concat(buf)
+      end
+    end
+  end
+  if d.trim and (WS_BYTE[sbyte(s, 1)] or WS_BYTE[sbyte(s, -1)]) then s = trim(s) end
+  return s
+end
+_M.dyn_string = dyn_string
+
+local fill_parts_into, emit_node
+
+-- Appends chunk c (a string or parts) with the values vals.
+local function emit_parts(c, vals, cx, buf, n)
+  if type(c) == "string" then
+    n = n + 1
+    buf[n] = c
+    return n
+  end
+  for i = 1, #c do
+    local p = c[i]
+    if type(p) == "string" then
+      n = n + 1
+      buf[n] = p
+    elseif p > 0 then
+      local v = vals[p]
+      if type(v) == "string" then
+        n = n + 1
+        buf[n] = v
+      else
+        n = emit_node(v, cx, buf, n)
+      end
+    else
+      local v = vals[-p]
+      n = n + 1
+      buf[n] = type(v) == "string" and v or tostring(v)
+    end
+  end
+  return n
+end
+
+-- Appends a plan of template source filled with the values of one result.
+fill_parts_into = function(plan, vals, cx, buf, n)
+  local chunks, holes = plan.chunks, plan.holes
+  local resolve = cx.resolve
+  n = emit_parts(chunks[1], vals, cx, buf, n)
+  for i = 1, #holes do
+    local h = holes[i]
+    local kind = h.kind
+    if kind == "attr" then
+      local v
+      if h.is_class then
+        v = class_value(h, resolve, nil, vals)
+        if v == nil then v = class_value(h, resolve, true, vals) end
+      else
+        v = attr_value(h, resolve, vals)
+      end
+      if v then
+        buf[n + 1], buf[n + 2], buf[n + 3] = h.open, v, '"'
+        n = n + 3
+      end
+    elseif kind == "text" then
+      local v = to_text(resolve(h.slot, vals))
+      if v and v ~= "" then
+        n = n + 1
+        buf[n] = escape_text(v)
+      end
+    else -- boundary
+      local status = resolve(h.slot, vals)
+      local sub = status and h.templates[status]
+      if sub then
+        n = emit_parts(h.head, vals, cx, buf, n)
+        n = fill_parts_into(sub, vals, cx, buf, n)
+        n = emit_parts(h.tail, vals, cx, buf, n)
+      else
+        n = fill_parts_into(h.fallback, vals, cx, buf, n)
+      end
+    end
+    n = emit_parts(chunks[i + 1], vals, cx, buf, n)
+  end
+  return n
+end
+
+-- Appends a node: a template result, html.raw (its plan from cx.raw_plan),
+-- or a list of nodes and strings.
+emit_node = function(v, cx, buf, n)
+  local t = rawget(v, 0)
+  if t then return fill_parts_into(t.plans[cx.cfg], v, cx, buf, n) end
+  local h = rawget(v, "html")
+  if h then return fill_into(plan_for(h, cx.cfg), cx.resolve, buf, n) end
+  for i = 1, #v do
+    local e = v[i]
+    if type(e) == "string" then
+      n = n + 1
+      buf[n] = e
+    else
+      n = emit_node(e, cx, buf, n)
+    end
+  end
+  return n
+end
+
+--- Fills a node (see emit_node) whose plans the caller has checked: cx =
+-- { cfg = (from _M.config), resolve = fn(slot, vals) }; size:
+-- a guess of the number of pieces. Returns the HTML.
+function _M.fill_node(node, cx, size)
+  local buf = tnew(size or 0, 0)
+  local n = emit_node(node, cx, buf, 0)
+  return concat(buf, "", 1, n), n
 end
 
 _M._compile_raw = compile

@@ -34,8 +34,8 @@
 -- Errors: compile errors and render errors read "template:LINE: message"
 -- (or "NAME:LINE:" with html.compile(s, { name = NAME })).
 
-local type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs, select =
-  type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs, select
+local type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs, select, rawget, rawset =
+  type, error, tostring, tonumber, setmetatable, getmetatable, pcall, next, ipairs, pairs, select, rawget, rawset
 local loadstring, setfenv = loadstring, setfenv
 local find, gsub, sub, lower, match, format =
   string.find, string.gsub, string.sub, string.lower, string.match, string.format
@@ -48,8 +48,44 @@ local _M = {}
 
 -- ===== SAFE HTML =====
 
+-- A template result keeps its pieces: { [0] = TEMPLATE, v1, ..., vn }, where
+-- TEMPLATE = { statics = { s0, ..., sn }, n = n, name = } and each vi is the
+-- value of the i-th {{ }}, already escaped for its context (a string), or,
+-- in text, a nested safe value (a template result, html.raw) or a LIST of
+-- those and strings. Its HTML (`.html`) is the statics and values joined,
+-- built on first use: the server renderer fills the plan of each template
+-- (async.html.scanner, plans from the template source) without joining.
+-- html.raw(s) is { html = s }.
 local SAFE = {}
-SAFE.__index = SAFE
+local LIST = {}   -- an array value in text holding safe values: { e1, ..., en }
+
+local function node_html(v)
+  if type(v) == "string" then return v end
+  return tostring(v)
+end
+
+local function build_html(r, t)
+  local statics, n = t.statics, t.n
+  local buf = {}
+  buf[1] = statics[1]
+  for i = 1, n do
+    local v = r[i]
+    if type(v) ~= "string" then v = node_html(v) end
+    buf[2 * i], buf[2 * i + 1] = v, statics[i + 1]
+  end
+  return concat(buf)
+end
+
+SAFE.__index = function(r, k)
+  if k == "html" then
+    local t = rawget(r, 0)
+    if t == nil then return nil end
+    local s = build_html(r, t)
+    rawset(r, "html", s)
+    return s
+  end
+  return nil
+end
 SAFE.__tostring = function(s) return s.html end
 SAFE.__concat = function(a, b)
   local sa = getmetatable(a) == SAFE and a.html or tostring(a)
@@ -57,6 +93,13 @@ SAFE.__concat = function(a, b)
   return sa .. sb
 end
 _M.safe_mt = SAFE
+
+LIST.__tostring = function(l)
+  local parts = {}
+  for i = 1, #l do parts[i] = node_html(l[i]) end
+  return concat(parts)
+end
+_M.list_mt = LIST
 
 -- Marks trusted HTML: inserted unescaped by templates.
 local function raw(s)
@@ -75,8 +118,6 @@ end
 
 local escape_mod = require("async.html.escape")
 local escape = escape_mod.text
-local SPECIAL = escape_mod.SPECIAL
-local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
 _M.escape = escape
 
 -- fn(value, attr_name) -> id string or nil; by default a signal object's
@@ -146,27 +187,74 @@ local function render_value(v, name, line, sep)
   render_error(name, line, "cannot render a " .. t)
 end
 
+-- The value of a {{ }} in text: a string (escaped), or, when v is safe or
+-- an array holding safe values, the safe value itself or a LIST of its
+-- elements (strings escaped, safe values kept), so the renderer can fill
+-- nested templates without scanning their HTML. Same HTML as render_value.
+local function text_node(v, name, line)
+  if getmetatable(v) == SAFE then return v end
+  if type(v) == "table" then
+    local mt = getmetatable(v)
+    if mt == nil or mt == array_mt then
+      local n = #v
+      local any = false
+      for i = 1, n do
+        local e = v[i]
+        if type(e) == "table" then any = true; break end
+      end
+      if any then
+        if n == 0 and next(v) ~= nil then
+          render_error(name, line, "cannot render a table that is not an array")
+        end
+        local out = {}
+        for i = 1, n do
+          local e = v[i]
+          if type(e) == "string" then
+            out[i] = escape(e)
+          elseif getmetatable(e) == SAFE then
+            out[i] = e
+          else
+            out[i] = text_node(e, name, line)
+          end
+        end
+        return setmetatable(out, LIST)
+      end
+    end
+  end
+  return render_value(v, name, line, "")
+end
+
+-- An attribute value that may have come from safe HTML: with a quote in it,
+-- it is handed over as html.raw (the renderer then reads the whole page).
+local function attr_checked(s)
+  if find(s, '"', 1, true) or find(s, "'", 1, true) then return setmetatable({ html = s }, SAFE) end
+  return s
+end
+
 -- Runtime helpers the generated code calls (one set per template, so errors
 -- can carry the template's name).
 local function helpers(name)
   local h = {}
 
   function h.text(v, line)
-    if type(v) == "string" then
-      if find(v, SPECIAL) then return (gsub(v, SPECIAL, ESC)) end
-      return v
-    end
+    local tv = type(v)
+    if tv == "string" then return escape(v) end
+    if tv == "number" then return tostring(v) end
+    return text_node(v, name, line)
+  end
+
+  -- the string of an attribute value (h.url joins them)
+  local function attr_string(v, line)
+    if type(v) == "string" then return escape(v) end
     if getmetatable(v) == SAFE then return v.html end
-    return render_value(v, name, line, "")
+    return render_value(v, name, line, " ")
   end
 
   function h.attr(v, line)
-    if type(v) == "string" then
-      if find(v, SPECIAL) then return (gsub(v, SPECIAL, ESC)) end
-      return v
-    end
-    if getmetatable(v) == SAFE then return v.html end
-    return render_value(v, name, line, " ")
+    local tv = type(v)
+    if tv == "string" then return escape(v) end
+    if tv == "number" then return tostring(v) end
+    return attr_checked(attr_string(v, line))
   end
 
   function h.bind(v, line, attr)
@@ -190,14 +278,23 @@ local function helpers(name)
     local out, whole = {}, {}
     for i = 1, n do
       local p = select(i, ...)
-      local o = i % 2 == 1 and p or h.attr(p, line)
+      local o = i % 2 == 1 and p or attr_string(p, line)
       out[i] = o
       whole[i] = escape_mod.decode(o)
     end
     local value = concat(whole)
     local checked = kind == "srcset" and escape_mod.srcset(value) or escape_mod.url(value)
     if checked ~= value then return escape_mod.UNSAFE_URL end
-    return concat(out)
+    return attr_checked(concat(out))
+  end
+
+  -- A URL value s1 .. v .. s2 whose static start (s1: "/", "?", "#" or
+  -- ".") leaves no room for a scheme: always safe, nothing to check.
+  function h.url_rel(line, s1, v, s2)
+    local tv = type(v)
+    if tv == "string" then return s1 .. escape(v) .. s2 end
+    if tv == "number" then return s1 .. tostring(v) .. s2 end
+    return attr_checked(s1 .. attr_string(v, line) .. s2)
   end
 
   -- A value inside <script type="application/json">: JSON, "<" as \u003c.
@@ -545,43 +642,52 @@ local function path_code(node, long)
   return code
 end
 
-local MAX_CAT = 100 -- operands per ".." expression (stays far below the register limit)
-
--- Returns the code and the array of long paths it reads through LONG.
+-- Returns the code, the array of long paths it reads through LONG and the
+-- statics (the text between the {{ }}s: n + 1 strings for n holes). The
+-- function returns { [0] = TPL, v1, ..., vn } (see SAFE above).
 local function generate(pieces)
-  local operands, long = {}, {}
+  local operands, long, statics = {}, {}, {}
+  local cur = {}
   for _, p in ipairs(pieces) do
     if type(p) == "string" then
-      operands[#operands + 1] = format("%q", p)
-    elseif p.ctx == "text" then
-      operands[#operands + 1] = format("text(%s, %d)", path_code(p, long), p.line)
-    elseif p.ctx == "attr" then
-      operands[#operands + 1] = format("attr(%s, %d)", path_code(p, long), p.line)
-    elseif p.ctx == "json" then
-      operands[#operands + 1] = format("json(%s, %d)", path_code(p, long), p.line)
-    elseif p.ctx == "url" then
-      local args = {}
-      for i, part in ipairs(p.parts) do
-        if i % 2 == 1 then args[i] = format("%q", part) else args[i] = path_code(part, long) end
-      end
-      operands[#operands + 1] = format("url(%d, %q, %s)", p.line, p.kind, concat(args, ", "))
+      cur[#cur + 1] = p
     else
-      operands[#operands + 1] = format("bind(%s, %d, %q)", path_code(p, long), p.line, p.attr)
+      statics[#statics + 1] = concat(cur)
+      cur = {}
+      if p.ctx == "text" then
+        operands[#operands + 1] = format("text(%s, %d)", path_code(p, long), p.line)
+      elseif p.ctx == "attr" then
+        operands[#operands + 1] = format("attr(%s, %d)", path_code(p, long), p.line)
+      elseif p.ctx == "json" then
+        operands[#operands + 1] = format("json(%s, %d)", path_code(p, long), p.line)
+      elseif p.ctx == "url" and p.kind == "url" and #p.parts == 3 and find(p.parts[1], "^[/?#.]") then
+        -- a relative URL: its first byte rules out a scheme (escape.url)
+        operands[#operands + 1] = format("url_rel(%d, %q, %s, %q)", p.line, p.parts[1], path_code(p.parts[2], long),
+          p.parts[3])
+      elseif p.ctx == "url" then
+        local args = {}
+        for i, part in ipairs(p.parts) do
+          if i % 2 == 1 then args[i] = format("%q", part) else args[i] = path_code(part, long) end
+        end
+        operands[#operands + 1] = format("url(%d, %q, %s)", p.line, p.kind, concat(args, ", "))
+      else
+        operands[#operands + 1] = format("bind(%s, %d, %q)", path_code(p, long), p.line, p.attr)
+      end
     end
   end
+  statics[#statics + 1] = concat(cur)
   local body
   if #operands == 0 then
-    body = '""'
-  elseif #operands <= MAX_CAT then
-    body = concat(operands, " .. ")
+    body = "RESULT"
   else
-    body = "concat({ " .. concat(operands, ", ") .. " })"
+    body = "setmetatable({ [0] = TPL, " .. concat(operands, ", ") .. " }, SAFE)"
   end
-  return "local text, attr, bind, index, concat, SAFE, setmetatable, check_env, type, walk, LONG, url, json = ...\n" ..
+  return "local text, attr, bind, index, SAFE, setmetatable, check_env, type, walk, LONG, url, json, TPL, " ..
+    "RESULT, url_rel = ...\n" ..
     "return function(env)\n" ..
     "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
-    "  return setmetatable({ html = " .. body .. " }, SAFE)\n" ..
-    "end\n", long
+    "  return " .. body .. "\n" ..
+    "end\n", long, statics
 end
 
 -- ===== COMPILING =====
@@ -639,15 +745,19 @@ function _M.compile(src, opts)
   local fn = cache_get(key)
   if fn then return fn end
   local pieces = scan(src, name)
-  local code, long = generate(pieces)
+  local code, long, statics = generate(pieces)
   local chunk, err = loadstring(code, "=" .. errors.GENERATED .. name)
   if not chunk then
     errors.raise("template-internal", format("%s: internal error compiling template: %s", name, err))
   end
   setfenv(chunk, {})
   local h = helpers(name)
-  local render = chunk(h.text, h.attr, h.bind, h.index, concat, SAFE, setmetatable, check_env, type, h.walk, long,
-    h.url, h.json)
+  -- the template as the renderer sees it; its render plans are kept here
+  -- (async.html.scanner, per prefix configuration)
+  local tpl = { statics = statics, n = #statics - 1, name = name }
+  local result = setmetatable({ [0] = tpl, html = statics[1] }, SAFE)   -- no {{ }}: one shared result
+  local render = chunk(h.text, h.attr, h.bind, h.index, SAFE, setmetatable, check_env, type, h.walk, long,
+    h.url, h.json, tpl, result, h.url_rel)
   cache_set(key, render)
   return render
 end

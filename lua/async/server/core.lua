@@ -21,12 +21,14 @@ local runtime = require("async.app.runtime")
 local hub = require("async.app.hub")
 local loop = require("async.loop")
 local ssr = require("async.ssr")
-local html_mod = require("async.html.template")
+local document = require("async.ssr.document")
 local request = require("async.server.request")
 local response = require("async.server.response")
 local static = require("async.server.static")
 local page = require("async.server.page")
 local rpc = require("async.server.rpc")
+local cache_mod = require("async.app.cache")
+local errors = require("async.kernel.errors")
 
 local type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, getmetatable, require =
   type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, getmetatable, require
@@ -92,6 +94,34 @@ local function gzip_of(g)
   return nil
 end
 
+-- The `cache` option: nil, or what to give App:server_cache: { backend = b }
+-- (an async.app.cache backend object) or { max_entries = n } (the default
+-- in-memory LRU's bound). Browser caches are per runtime: no option.
+local function check_cache(c)
+  if c == nil then return nil end
+  if type(c) ~= "table" then bad("cache must be { server = backend } or { server = { max_entries = n } }") end
+  for k in pairs(c) do
+    if k ~= "server" then
+      bad("cache: unknown key " .. tostring(k) .. " (only server: the browser cache belongs to each page)")
+    end
+  end
+  local sv = c.server
+  if sv == nil then return nil end
+  if type(sv) ~= "table" then
+    bad("cache.server must be a backend (get, set, delete, clear, keys) or { max_entries = n }")
+  end
+  if sv.get ~= nil or sv.set ~= nil then
+    local ok, err = pcall(cache_mod.check_backend, sv, "cache.server")
+    if not ok then bad(errors.message(err)) end
+    return { backend = sv }
+  end
+  for k, v in pairs(sv) do
+    if k ~= "max_entries" then bad("cache.server: unknown key " .. tostring(k)) end
+    if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then bad("cache.server.max_entries must be a positive integer") end
+  end
+  return { max_entries = sv.max_entries }
+end
+
 local function stderr_log(entry)
   local line = format('%s "%s %s" %d %d %dms %s', tostring(entry.remote or "-"), entry.method, entry.path,
     entry.status, entry.bytes, entry.ms, entry.kind)
@@ -105,20 +135,55 @@ end
 
 -- ===== mounts =====
 
+-- What a mount may give beside its app (docs/endpoints.md "Mounts").
+local MOUNT_KEYS = { app = true, public = true, root = true, layout = true, runtime = true, title = true,
+                     head = true, cache = true }
+_M.MOUNT_KEYS = MOUNT_KEYS
+
+-- The options of one mount: an app, or a table { app = a, public =, root =,
+-- layout =, runtime =, title =, head =, cache = } (Async.mount makes one).
+local function mount_options(entry, prefix)
+  local where = "the app for " .. tostring(prefix)
+  if app_of(entry) then return { app = app_of(entry) } end
+  if type(entry) ~= "table" or entry.app == nil then bad(where .. " must be made by Async.define_app()") end
+  for k in pairs(entry) do
+    if not MOUNT_KEYS[k] then
+      bad(where .. ": unknown mount option " .. tostring(k) ..
+        " (app, public, root, layout, runtime, title, head, cache)")
+    end
+  end
+  local a = app_of(entry.app)
+  if a == nil then bad(where .. " must be made by Async.define_app()") end
+  if entry.layout ~= nil and type(entry.layout) ~= "function" then bad(where .. ": layout must be a function(page)") end
+  if entry.runtime ~= nil and type(entry.runtime) ~= "table" then
+    bad(where .. ": runtime must be a table of create_app options")
+  end
+  if entry.root ~= nil and type(entry.root) ~= "string" then bad(where .. ": root must be a directory path") end
+  if entry.title ~= nil and type(entry.title) ~= "string" then bad(where .. ": title must be a string") end
+  if entry.head ~= nil and type(entry.head) ~= "string" and type(entry.head) ~= "function" then
+    bad(where .. ": head must be a string or a function(page)")
+  end
+  local o = {}
+  for k, v in pairs(entry) do o[k] = v end
+  o.app = a
+  return o
+end
+
 local Mount = {}
 Mount.__index = Mount
 
 -- A layout that always loads the client: the app's layout (or the default
--- one) gets page.client (the client's URL under the prefix) and page.prefix;
--- a document that does not reference page.client gets its <script> before
--- </head> (or first).
+-- one) gets page.client (the client's URL under the prefix), page.prefix
+-- and page.stream (the page streams); a document that does not reference
+-- page.client gets its <script> before </head> (or first), `async` on a
+-- streamed page, `defer` otherwise (ssr.document.client_tag).
 local function layout_for(user, prefix)
   local base = user or ssr.default_layout
   return function(page_t)
     page_t.prefix = prefix
     local doc = tostring(base(page_t))
     if user and not find(doc, page_t.client, 1, true) then
-      local tag = '<script src="' .. html_mod.escape(page_t.client) .. '" defer></script>'
+      local tag = document.client_tag(page_t)
       local i = find(lower(doc), "</head>", 1, true)
       doc = i and (sub(doc, 1, i - 1) .. tag .. sub(doc, i)) or (tag .. doc)
     end
@@ -251,8 +316,12 @@ function Server:route(ctx)
     ctx.entry.error = why
     return response.text(400)
   end
-  if self.public then
-    local res = self.public:serve(req, segs, self.gzip)
+  -- a file of the mount's own public/ (at its path under the prefix), else
+  -- of the server's (at the full path)
+  local public = m.public or self.public
+  if public then
+    if m.public and m.prefix ~= "" then segs = request.segments(rel) end
+    local res = segs and public:serve(req, segs, self.gzip)
     if res then
       ctx.entry.kind = "static"
       return res
@@ -355,7 +424,7 @@ function _M.new(opts)
   if type(opts) ~= "table" then bad("expects an options table") end
   local known = { app = 1, apps = 1, public = 1, root = 1, env = 1, layout = 1, csp = 1, limits = 1, log = 1,
                   client_js = 1, gzip = 1, stream = 1, stream_timeout = 1, timeout = 1, origins = 1,
-                  trust_proxy = 1, runtime = 1 }
+                  trust_proxy = 1, runtime = 1, cache = 1 }
   for k in pairs(opts) do
     if not known[k] then bad("unknown option " .. tostring(k)) end
   end
@@ -379,30 +448,57 @@ function _M.new(opts)
   local list = {}
   if opts.app ~= nil and opts.apps ~= nil then bad("give app or apps, not both") end
   if opts.app ~= nil then
-    list[1] = { prefix = "/", app = opts.app }
+    list[1] = { prefix = "/", entry = opts.app }
   elseif type(opts.apps) == "table" then
-    for p, a in pairs(opts.apps) do list[#list + 1] = { prefix = p, app = a } end
+    for p, a in pairs(opts.apps) do list[#list + 1] = { prefix = p, entry = a } end
   else
     bad("app (or apps = { [prefix] = app }) is required")
   end
   local self = setmetatable({ env = env, csp = csp, log = log, limits = check_limits(opts.limits), mounts = {},
                               gzip = gzip_of(opts.gzip) }, Server)
   local seen = {}
+  local server_cache = check_cache(opts.cache)
   for _, e in ipairs(list) do
-    local a = app_of(e.app)
-    if a == nil then bad("the app for " .. tostring(e.prefix) .. " must be made by Async.define_app()") end
+    local mo = mount_options(e.entry, e.prefix)
     local prefix = normalize_prefix(e.prefix)
     if seen[prefix] then bad("two apps mounted at " .. (prefix == "" and "/" or prefix)) end
     seen[prefix] = true
-    self.mounts[#self.mounts + 1] = setmetatable({
-      app = a, prefix = prefix, env = env, csp = csp, limits = self.limits,
-      client_url = prefix .. CLIENT_PATH, layout = layout_for(opts.layout, prefix),
+    -- the runtime options: the server's, then the mount's over them (key by
+    -- key), then the mount's title and head
+    local ro = {}
+    for k, v in pairs(opts.runtime or {}) do ro[k] = v end
+    for k, v in pairs(mo.runtime or {}) do ro[k] = v end
+    if mo.title ~= nil then ro.title = mo.title end
+    if mo.head ~= nil then ro.head = mo.head end
+    local m = setmetatable({
+      app = mo.app, prefix = prefix, env = env, csp = csp, limits = self.limits,
+      client_url = prefix .. CLIENT_PATH, layout = layout_for(mo.layout or opts.layout, prefix),
       stream = opts.stream ~= false, stream_timeout = opts.stream_timeout, timeout = opts.timeout,
       origin = { origins = opts.origins, trust_proxy = opts.trust_proxy == true },
-      runtime_opts = opts.runtime or {},
+      runtime_opts = ro, cache = check_cache(mo.cache),
     }, Mount)
+    -- a public folder of the mount's own: its files at the paths under the prefix
+    if mo.public ~= nil then
+      local ok, st = pcall(static.new, mo.public, mo.root or opts.root)
+      if not ok then
+        bad("the mount " .. (prefix == "" and "/" or prefix) .. ": " .. (tostring(st):gsub("^[^:]*:%d+: ", "")))
+      end
+      m.public = st
+    end
+    self.mounts[#self.mounts + 1] = m
   end
   sort(self.mounts, function(x, y) return #x.prefix > #y.prefix end)
+  -- the server cache of each mounted app (App:server_cache: one per app,
+  -- shared by its request runtimes): the mount's cache option, else the
+  -- server's; a backend of the server's shared by several mounts sees each
+  -- app's keys under its own prefix ("/shop#key")
+  for _, m in ipairs(self.mounts) do
+    local o = m.cache or server_cache
+    if o and o.backend and not m.cache and #self.mounts > 1 then
+      o = { backend = cache_mod.namespaced(o.backend, (m.prefix == "" and "/" or m.prefix) .. "#") }
+    end
+    if o then m.app:server_cache(o) end
+  end
   if opts.public ~= nil then
     local ok, st = pcall(static.new, opts.public, opts.root)
     if not ok then bad(tostring(st):gsub("^[^:]*:%d+: ", "")) end

@@ -18,16 +18,14 @@
 local json = require("async.app.json")
 local chain = require("async.app.chain")
 local hub = require("async.app.hub")
-local kernel = require("async.kernel.graph")
-local task = require("async.kernel.task")
 local request = require("async.server.request")
 local response = require("async.server.response")
 local page = require("async.server.page")
 local worker = require("async.server.worker")
 
-local type, tostring, pairs, ipairs, next, pcall, getmetatable =
-  type, tostring, pairs, ipairs, next, pcall, getmetatable
-local sort, concat, min = table.sort, table.concat, math.min
+local type, tostring, pairs, next, pcall, getmetatable =
+  type, tostring, pairs, next, pcall, getmetatable
+local sort, min = table.sort, math.min
 local find, sub = string.find, string.sub
 
 local _M = {}
@@ -127,15 +125,6 @@ local function sorted_paths(t)
   return keys
 end
 
--- names for a warning: the first few, and how many more
-local function some(list)
-  local shown = {}
-  for i = 1, min(#list, 5) do shown[i] = '"' .. list[i] .. '"' end
-  local s = concat(shown, ", ")
-  if #list > 5 then s = s .. " and " .. (#list - 5) .. " more" end
-  return s
-end
-
 --- The signals a server function sees: at most MAX_SIGNALS non-empty
 -- paths (read-only to it).
 local function call_signals(ctx, sent)
@@ -149,70 +138,6 @@ local function call_signals(ctx, sent)
     ctx:warn(("server call: %d signal paths over the limit of %d ignored"):format(#keys - MAX_SIGNALS, MAX_SIGNALS))
   end
   return out
-end
-
--- Why the client may not write `path` (nil: it may), in runtime `rt`.
-local function refused(rt, path)
-  if path == "" then return "empty path" end
-  if sub(path, 1, 1) == "_" then return "server-only (_)" end
-  if sub(path, 1, 7) == "router." or path == "router" then return "router state" end
-  local id, segs = rt.signals:resolve(path)
-  if id == nil then return "not registered" end
-  if sub(id, 1, 1) == "_" then return "server-only (_)" end
-  if sub(id, 1, 7) == "router." then return "router state" end
-  for _, s in ipairs(segs) do
-    if sub(s, 1, 1) == "$" then return "a $ meta path" end
-  end
-  local sig = rt.signals.map[id]
-  if kernel.is_computed(sig) then return "a computed" end
-  return nil, id, segs, sig
-end
-
---- Applies the client's signals to a handler's runtime: only paths into
--- signals the app registers, never an id starting with "_" or "router.",
--- never a computed or a `$` meta path, at most MAX_SIGNALS paths (in sorted
--- order); an async signal takes the client's settled snapshot form
--- ({status = "ready"|"error", ...}) and ignores a pending one. Everything
--- else is ignored with one warning line (development).
-function _M.apply_signals(rt, ctx, sent)
-  if sent == nil then return end
-  local keys = sorted_paths(sent)
-  local ignored, failed = {}, {}
-  local n = min(#keys, MAX_SIGNALS)
-  kernel.batch(function()
-    for i = 1, n do
-      local path = keys[i]
-      local why, id, segs, sig = refused(rt, path)
-      local v = sent[path]
-      if why == nil and task.is_async(sig) then
-        if #segs > 0 then
-          why = "a path into an async signal"
-        elseif type(v) ~= "table" or (v.status ~= "ready" and v.status ~= "error") then
-          why = "an async signal that is not settled"
-        else
-          local snap = { status = v.status, version = v.version }
-          if v.value ~= null then snap.value = v.value end
-          if v.error ~= null and v.error ~= nil then snap.error = v.error end
-          local ok, e = pcall(sig.restore, sig, snap)
-          if not ok then why = "bad snapshot form (" .. tostring(e) .. ")" end
-        end
-      elseif why == nil then
-        local ok, e = pcall(rt.signals.set, rt.signals, path, v)
-        if not ok then why = tostring(type(e) == "table" and e.message or e) end
-      end
-      if why then
-        local list = id and failed or ignored
-        list[#list + 1] = path .. " (" .. why .. ")"
-      end
-    end
-  end)
-  local lines = {}
-  if #ignored > 0 then lines[#lines + 1] = #ignored .. " ignored: " .. some(ignored) end
-  if #failed > 0 then lines[#lines + 1] = #failed .. " not applied: " .. some(failed) end
-  if #keys > MAX_SIGNALS then
-    lines[#lines + 1] = (#keys - MAX_SIGNALS) .. " over the limit of " .. MAX_SIGNALS .. " ignored"
-  end
-  if #lines > 0 then ctx:warn("handler " .. ctx.entry.id .. ": client signals " .. concat(lines, "; ")) end
 end
 
 -- ===== the endpoint =====
@@ -259,8 +184,11 @@ function _M.serve(m, ctx, kind, raw)
       return rt:call(id, b.args, { input = b.input, signals = call_signals(ctx, b.signals), request = rt.request,
                                    abort = req.abort })
     end
-    _M.apply_signals(rt, ctx, b.signals)
-    return rt:dispatch(id, b.args, { input = b.input, request = rt.request })
+    -- the client's signals are filtered by rt:dispatch itself (the app
+    -- layer's one filter: registered ids only, never _x, router.* or a
+    -- computed, async signals whole and settled, at most 1,000 paths); its
+    -- warning line reaches this request's log through the runtime's log hook
+    return rt:dispatch(id, b.args, { input = b.input, signals = b.signals, request = rt.request })
   end)
   m:destroy(rt, ctx)
   if how == "aborted" then

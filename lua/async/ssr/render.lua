@@ -27,6 +27,8 @@ local co_running = coroutine.running
 local is_async, is_computed = async_signal.is_async, kernel.is_computed
 local floor, tonumber, rawget = math.floor, tonumber, rawget
 local escape_attr = require("async.html.escape").attr
+local chain_mod = require("async.app.chain")
+local sfind = string.find
 
 local _M = {}
 
@@ -59,22 +61,29 @@ local function loop_mod() return require("async.loop") end
 
 
 
+local function set_one(sigs, id, v)
+  if sigs.map[id] ~= nil then sigs:set(id, v) else sigs:ensure(id, v) end
+end
+
+-- in ROUTER_IDS order, in one batch (no closure or table per request)
+local function set_router_signals(sigs, url, path, params, query, route, err)
+  set_one(sigs, "router.url", url)
+  set_one(sigs, "router.path", path)
+  set_one(sigs, "router.params", params)
+  set_one(sigs, "router.query", query)
+  set_one(sigs, "router.route", route)
+  set_one(sigs, "router.pending", false)
+  set_one(sigs, "router.error", err)
+end
+assert(ROUTER_IDS[1] == "router.url" and ROUTER_IDS[7] == "router.error" and #ROUTER_IDS == 7)
+
 --- Sets the router.* signals of a runtime.
 local function set_router_state(rt, url, m)
   local path, query = router_mod.split_url(url)
-  local state = {
-    ["router.url"] = url, ["router.path"] = path, ["router.params"] = m and m.params or json.array(),
-    ["router.query"] = parse_query(query), ["router.route"] = m and m.pattern or json.null,
-    ["router.pending"] = false,
-    ["router.error"] = m and json.null or router_mod.not_matched_error(path),
-  }
-  if m and next(m.params) == nil then state["router.params"] = {} end
-  kernel.batch(function()
-    for _, id in ipairs(ROUTER_IDS) do
-      local sigs = rt.signals
-      if sigs:has(id) then sigs:set(id, state[id]) else sigs:ensure(id, state[id]) end
-    end
-  end)
+  local params = m and m.params or json.array()
+  if m and next(m.params) == nil then params = {} end
+  kernel.batch(set_router_signals, rt.signals, url, path, params, parse_query(query),
+    m and m.pattern or json.null, m and json.null or router_mod.not_matched_error(path))
 end
 
 -- ===== partials =====
@@ -97,6 +106,34 @@ local function to_html(v, id)
     "; expected a template result, a string, a list of those or { html = ... }")
 end
 
+-- The same check as to_html, without joining: a template result stays as
+-- it is (its plan fills it, async.html.scanner), a list becomes a LIST of
+-- nodes (strings wrapped as html.raw: they are HTML). Returns the node, or
+-- nil and the HTML when the result is a string or html.raw (read whole).
+local LIST_MT = html_mod.list_mt
+local function to_node(v, id, top)
+  local t = type(v)
+  if t == "string" then
+    if top then return nil, v end
+    return html_mod.raw(v)
+  end
+  if v == nil then
+    if top then return nil, "" end
+    return html_mod.raw("")
+  end
+  if html_mod.is_safe(v) then
+    if top and rawget(v, 0) == nil then return nil, v.html end
+    return v
+  end
+  local mt = t == "table" and getmetatable(v)
+  if t == "table" and (mt == nil or mt == json.array_mt) and (v[1] ~= nil or next(v) == nil) then
+    local out = {}
+    for i = 1, #v do out[i] = to_node(v[i], id, false) end
+    return setmetatable(out, LIST_MT)
+  end
+  return nil, to_html(v, id)   -- raises
+end
+
 local PartialCtx = {}
 PartialCtx.__index = PartialCtx
 
@@ -107,8 +144,10 @@ function PartialCtx:render(comp, props)
   return html
 end
 
---- Runs partial `id`; returns { html=, status=, title= } (raises on a hard error).
-function _M.run_partial(self, id, params, route)
+--- Runs partial `id`; returns { node=, html=, status=, title= } (raises
+-- on a hard error): node is the result kept as template results (filled by
+-- parts), html the HTML when node is nil.
+local function partial_result(self, id, params, route)
   local fn = self.partials[id]
   if fn == nil then
     errors.raise("partial-not-registered", 'Partial "' .. tostring(id) .. '" is not registered.',
@@ -145,8 +184,16 @@ function _M.run_partial(self, id, params, route)
   else
     out.html = res
   end
-  out.html = to_html(out.html, id)
+  out.node, out.html = to_node(out.html, id, true)
   out.instances = ctx.instances
+  return out
+end
+
+--- Runs partial `id`; returns { html=, status=, title= } (raises on a hard error).
+function _M.run_partial(self, id, params, route)
+  local out = partial_result(self, id, params, route)
+  if out.html == nil then out.html = tostring(out.node) end
+  out.node = nil
   return out
 end
 
@@ -257,6 +304,17 @@ local function signature(rt)
   return concat(rt.signals.order, "\0")
 end
 
+-- Does the registry hold exactly the ids of `order_copy`, in that order?
+-- (signature's question without building the string)
+local function same_ids(order, order_copy)
+  local n = #order
+  if n ~= #order_copy then return false end
+  for i = 1, n do
+    if order[i] ~= order_copy[i] then return false end
+  end
+  return true
+end
+
 local function shape_holds(rt, shape, sig)
   if shape.signature ~= sig then return false end
   local handlers, fns = rt.handlers, rt.server_fns
@@ -296,12 +354,8 @@ end
 -- and server functions (and malformed chains) are errors in development and
 -- log lines in production, each with the template name and line:col.
 -- Returns the bindings and the shape (nil when something was unknown).
-local function validate(rt, plan, name)
+local function check_plan(rt, plan, name, sig)
   local b = scanner.bindings(plan)
-  local per_app = valid_shapes[plan]
-  local shape = per_app and per_app[rt.app]
-  local sig = signature(rt)
-  if shape and shape_holds(rt, shape, sig) then return b, shape end
   local problems = {}
   local function where(slot)
     if slot and slot.line then return " at " .. (name or "page") .. ":" .. slot.line .. ":" .. (slot.col or 0) end
@@ -344,19 +398,29 @@ local function validate(rt, plan, name)
   for _, e in ipairs(b.errors) do
     problems[#problems + 1] = e.message .. where(e.slot)
   end
-  if #problems == 0 then
+  if #problems > 0 then return b, nil, problems end
+  -- slot -> its compiled path, for the slots the fast resolver reads
+  local by_slot = {}
+  for _, slot in ipairs(b.slots or {}) do
+    local p = not slot.dyn and slot.kind ~= "boundary" and slot.kind ~= "template" and slot.path and paths[slot.path]
+    if p then by_slot[slot] = p end
+  end
+  return b, { signature = sig, roots = roots, paths = paths, by_slot = by_slot, handlers = b.handlers,
+              server = b.server, boundaries = b.boundaries }
+end
+
+local function validate(rt, plan, name)
+  local per_app = valid_shapes[plan]
+  local shape = per_app and per_app[rt.app]
+  local sig = signature(rt)
+  if shape and shape_holds(rt, shape, sig) then return scanner.bindings(plan), shape end
+  local b, problems
+  b, shape, problems = check_plan(rt, plan, name, sig)
+  if shape then
     if not per_app then
       per_app = setmetatable({}, { __mode = "k" })
       valid_shapes[plan] = per_app
     end
-    -- slot -> its compiled path, for the slots the fast resolver reads
-    local by_slot = {}
-    for _, slot in ipairs(b.slots or {}) do
-      local p = slot.kind ~= "boundary" and slot.kind ~= "template" and slot.path and paths[slot.path]
-      if p then by_slot[slot] = p end
-    end
-    shape = { signature = sig, roots = roots, paths = paths, by_slot = by_slot, handlers = b.handlers,
-              server = b.server }
     per_app[rt.app] = shape
     return b, shape
   end
@@ -432,6 +496,41 @@ end
 
 local UNREAD = {}
 
+-- the value of compiled path p whose root signal holds v
+local function path_value(map, p, v)
+  local meta = p.meta
+  if meta then   -- id.$status etc. of an async signal: its state (Signals:get)
+    local sig = map[p.id]
+    if sig ~= nil and is_async(sig) then
+      local st = sig._status
+      if meta == "status" then v = st
+      elseif meta == "loading" then v = st == "loading"
+      elseif meta == "error" then v = sig._error
+      elseif meta == "version" then v = sig._version
+      end -- "value": the value itself
+      return walk_path(v, p, 2)
+    end
+  end
+  -- the first two segments unrolled (the common paths), walk_path beyond
+  local n = p.n
+  if n == 0 then return v end
+  if type(v) ~= "table" then return nil end
+  local x = rawget(v, p.k1)
+  if x == nil then
+    local i1 = p.i1
+    if i1 then x = rawget(v, i1) end
+  end
+  if n == 1 then return x end
+  if type(x) ~= "table" then return nil end
+  v = rawget(x, p.k2)
+  if v == nil then
+    local i2 = p.i2
+    if i2 then v = rawget(x, i2) end
+  end
+  if n == 2 then return v end
+  return walk_path(v, p, 3)
+end
+
 --- The resolver of a validated plan: paths compiled in the shape are read
 -- straight from their signal (untracked) and walked here (an async signal's
 -- `$status` etc. from its state); boundaries and overrides go through
@@ -462,38 +561,281 @@ local function shape_resolver(rt, shape, override)
       end
       vals[ri] = v
     end
-    local meta = p.meta
-    if meta then   -- id.$status etc. of an async signal: its state (Signals:get)
-      local sig = map[p.id]
-      if sig ~= nil and is_async(sig) then
-        local st = sig._status
-        if meta == "status" then v = st
-        elseif meta == "loading" then v = st == "loading"
-        elseif meta == "error" then v = sig._error
-        elseif meta == "version" then v = sig._version
-        end -- "value": the value itself
-        return walk_path(v, p, 2)
+    return path_value(map, p, v)
+  end
+end
+
+-- ===== filling by parts (plans of template source) =====
+--
+-- A partial that returns template results is filled from the plans of its
+-- templates' source (async.html.scanner.template_plan): binding discovery
+-- and validation once per template, the {{ }} values as holes, nested
+-- results filled through their own plans. The walk below checks the whole
+-- tree first (every plan valid in this registry, every path or chain that
+-- holds a {{ }} known, every value where its plan can take it); anything
+-- else, or an async signal the page waits for, and the request takes the
+-- path above (the joined HTML read whole), which raises or logs the same
+-- errors as before.
+
+-- app -> what the plans resolved to in a registry with the signal ids
+-- `signature`: plans (plan -> shape), by_slot (slot -> compiled path, all
+-- plans), paths (dynamic path -> compiled path or false), chains (dynamic
+-- chain -> its names or false). The string-keyed ones are bounded.
+local part_states = setmetatable({}, { __mode = "k" })
+-- pages filled by parts, and read whole (for tests and benchmarks)
+local counts = { parts = 0, whole = 0 }
+_M.counts = counts
+-- ASYNC_VERIFY_PARTS=1: every page filled by parts is read whole too and
+-- compared (make test runs the rendering specs so)
+_M.verify_parts = os.getenv("ASYNC_VERIFY_PARTS") == "1"
+local DYN_MAX = 4096
+
+local function part_state(rt)
+  local app = rt.app
+  local s = part_states[app]
+  local order = rt.signals.order
+  if s == nil or not same_ids(order, s.ids) or s.npaths > DYN_MAX or s.nchains > DYN_MAX then
+    local ids = {}
+    for i = 1, #order do ids[i] = order[i] end
+    s = { signature = signature(rt), ids = ids, plans = setmetatable({}, { __mode = "k" }),
+          by_slot = setmetatable({}, { __mode = "k" }), paths = {}, npaths = 0, chains = {}, nchains = 0 }
+    part_states[app] = s
+  end
+  return s
+end
+
+-- an async signal still loading: the request waits for it (st.wait, in
+-- the order met; needed_loading's set)
+local function watch(st, id)
+  local sig = st.map[id]
+  if sig ~= nil and is_async(sig) then
+    local s = sig._status
+    if s == "loading" or s == "idle" then
+      local w = st.wait
+      if w == nil then
+        w = {}
+        st.wait, st.waiting = w, {}
+      end
+      if not st.waiting[id] then
+        st.waiting[id] = true
+        w[#w + 1] = id
       end
     end
-    -- the first two segments unrolled (the common paths), walk_path beyond
-    local n = p.n
-    if n == 0 then return v end
-    if type(v) ~= "table" then return nil end
-    local x = rawget(v, p.k1)
-    if x == nil then
-      local i1 = p.i1
-      if i1 then x = rawget(v, i1) end
-    end
-    if n == 1 then return x end
-    if type(x) ~= "table" then return nil end
-    v = rawget(x, p.k2)
-    if v == nil then
-      local i2 = p.i2
-      if i2 then v = rawget(x, i2) end
-    end
-    if n == 2 then return v end
-    return walk_path(v, p, 3)
   end
+end
+
+local function plan_ok(st, plan)
+  local ps = st.ps
+  local shape = ps.plans[plan]
+  if shape == nil then
+    local rt = st.rt
+    local _, sh = check_plan(rt, plan, nil, ps.signature)
+    if not sh then return false end   -- not cached: the whole-HTML path reports it
+    local by_slot = ps.by_slot
+    for slot, p in pairs(sh.by_slot) do by_slot[slot] = p end
+    local w = {}
+    for _, id in ipairs(sh.roots) do w[#w + 1] = id end
+    for _, id in ipairs(sh.boundaries) do w[#w + 1] = id end
+    sh.watch = w
+    ps.plans[plan] = sh
+    shape = sh
+  end
+  if shape.mark == st then return true end   -- checked in this request
+  shape.mark = st
+  local rt = st.rt
+  local handlers, fns = rt.handlers, rt.server_fns
+  local hs = shape.handlers
+  for i = 1, #hs do
+    if handlers[hs[i]] == nil and not client_handler(rt, hs[i]) then return false end
+  end
+  local ss = shape.server
+  for i = 1, #ss do if fns[ss[i]] == nil then return false end end
+  local w = shape.watch
+  for i = 1, #w do watch(st, w[i]) end
+  return true
+end
+
+local dyn_string = scanner.dyn_string
+
+-- a binding whose path or chain holds {{ }}: known for these values?
+local function dyn_ok(st, slot, vals)
+  local s = dyn_string(slot.dyn, vals)
+  local ps, rt = st.ps, st.rt
+  if slot.kind == "on" then
+    local c = ps.chains[s]
+    if c == nil then
+      local steps = chain_mod.parse(s)
+      c = false
+      if steps then
+        c = { handlers = {}, server = {}, ids = {} }
+        for _, st_ in ipairs(steps) do
+          if st_.kind == "handler" then c.handlers[#c.handlers + 1] = st_.name
+          elseif st_.kind == "server" then c.server[#c.server + 1] = st_.id end
+          for _, arg in ipairs(st_.args or {}) do
+            if arg.kind == "signal" then
+              local id = rt.signals:resolve(arg.path)
+              if not id then c = false; break end
+              c.ids[#c.ids + 1] = id
+            end
+          end
+          if not c then break end
+        end
+      end
+      ps.chains[s], ps.nchains = c, ps.nchains + 1
+    end
+    if not c then return false end
+    local hs = c.handlers
+    for i = 1, #hs do
+      if rt.handlers[hs[i]] == nil and not client_handler(rt, hs[i]) then return false end
+    end
+    local ss = c.server
+    for i = 1, #ss do if rt.server_fns[ss[i]] == nil then return false end end
+    local ids = c.ids
+    for i = 1, #ids do watch(st, ids[i]) end
+    return true
+  end
+  local p = ps.paths[s]
+  if p == nil then
+    local id, segs = rt.signals:resolve(s)
+    p = id and compile_path(id, segs, 0) or false
+    ps.paths[s], ps.npaths = p, ps.npaths + 1
+  end
+  if not p then return false end
+  watch(st, p.id)
+  return true
+end
+
+local LIST = html_mod.list_mt
+local template_plan, plan_for = scanner.template_plan, scanner.plan_for
+
+-- Can node v be filled by parts where it is inserted? el: the innermost
+-- open element around it (nil: none); top: v is the whole page.
+local function node_ok(st, v, el, top)
+  if type(v) == "string" then return true end   -- escaped text
+  local t = rawget(v, 0)
+  local plan
+  if t then
+    local plans = t.plans   -- template_plan's cache, looked up here first
+    plan = plans and plans[st.cfg]
+    if plan == nil then plan = template_plan(t, st.cfg) end
+  elseif getmetatable(v) == LIST then
+    for i = 1, #v do
+      if not node_ok(st, v[i], el, false) then return false end
+    end
+    return true
+  else
+    local h = rawget(v, "html")
+    if type(h) ~= "string" then return false end
+    plan = plan_for(h, st.cfg)
+  end
+  if not plan then return false end
+  if not top then
+    local f = plan.facts
+    if f.open then return false end
+    if el and ((f.closes and f.closes[el.name]) or (f.selfclosing and el.foreign)) then return false end
+  end
+  if not plan_ok(st, plan) then return false end
+  if t then
+    local at = plan.at
+    for k = 1, t.n do
+      local x = v[k]
+      local a = at[k]
+      local kind = a.kind
+      if kind == "data" then
+        if type(x) ~= "string" and not node_ok(st, x, a.el or el, false) then return false end
+      elseif type(x) ~= "string" then
+        return false   -- in an attribute, raw text or a comment: strings only
+      elseif kind == "comment" and sfind(x, "-", 1, true) then
+        return false   -- could end the comment
+      end
+    end
+    local dyn = plan.dyn
+    for i = 1, #dyn do
+      if not dyn_ok(st, dyn[i], v) then return false end
+    end
+  end
+  return true
+end
+
+--- The resolver of a fill by parts: a slot's compiled path from the part
+-- state (a dynamic slot's by its path for the values at hand), each root
+-- signal read once per fill. One function for all fills (no closure per
+-- request): the fill under way is CUR (saved and put back around a fill,
+-- so a fill started while resolving does not disturb it).
+local NIL = {}
+local CUR   -- { rt =, map =, by_slot =, paths =, read = { id -> value or NIL }, slow = }
+
+local function parts_resolve(slot, vals)
+  local cur = CUR
+  local p
+  local d = slot.dyn
+  if d then p = cur.paths[dyn_string(d, vals)] else p = cur.by_slot[slot] end
+  if not p then
+    local slow = cur.slow or resolver(cur.rt, nil)
+    cur.slow = slow
+    return slow(slot)
+  end
+  local id = p.id
+  local read = cur.read
+  local v = read[id]
+  local map = cur.map
+  if v == nil then
+    local sig = map[id]
+    if sig == nil then
+      local slow = cur.slow or resolver(cur.rt, nil)
+      cur.slow = slow
+      return slow(slot)
+    end
+    if is_computed(sig) then
+      local ok
+      ok, v = pcall(sig.peek, sig)
+      if not ok then v = nil end
+    else
+      v = sig:peek()
+    end
+    read[id] = v == nil and NIL or v
+  elseif v == NIL then
+    v = nil
+  end
+  return path_value(map, p, v)
+end
+
+--- Checks the route result's node for a fill by parts; returns the walk's
+-- state (st.wait: the async signals to wait for), or nil when the page must
+-- be read whole (see above).
+local function parts_check(rt, res)
+  local node = res.node
+  local map = rt.signals.map
+  local ps = part_state(rt)
+  local st = { rt = rt, ps = ps, map = map, cfg = scanner.config(rt.opts.attributes), wait = nil, waiting = nil }
+  if not node_ok(st, node, nil, true) then return nil end
+  local started = res.started
+  for i = 1, #started do watch(st, started[i]) end
+  return st
+end
+
+--- Fills the checked node by parts (override: none).
+local function parts_fill(rt, res, st)
+  local node = res.node
+  local t = rawget(node, 0)
+  local ps = st.ps
+  st.resolve = parts_resolve   -- st is the fill's cx too (cfg, resolve)
+  local prev = CUR
+  CUR = { rt = rt, map = st.map, by_slot = ps.by_slot, paths = ps.paths, read = {}, slow = nil }
+  local ok, html, n = pcall(scanner.fill_node, node, st, t and t.fill_n)
+  CUR = prev
+  if not ok then error(html, 0) end
+  if t then t.fill_n = n end
+  counts.parts = counts.parts + 1
+  if _M.verify_parts then   -- the whole-HTML path must give the same bytes
+    local plan = scanner.compile(tostring(node), { prefixes = rt.opts.attributes })
+    local _, shape = check_plan(rt, plan, nil, signature(rt))
+    local want = scanner.fill(plan, shape_resolver(rt, shape))
+    if want ~= html then
+      errors.raise("render-parts-mismatch", "render: filled by parts:\n" .. html .. "\nread whole:\n" .. want)
+    end
+  end
+  return html
 end
 
 local function compile_or_fail(rt, html, name)
@@ -530,6 +872,8 @@ end
 
 -- ===== the request: route -> partial -> waiting -> HTML =====
 
+local NONE = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
 local function run_route(rt, url)
   if type(url) ~= "string" or url == "" then
     errors.argument("render expects a URL string, got " .. tostring(url))
@@ -543,9 +887,12 @@ local function run_route(rt, url)
   local route = m.route
   local order = rt.signals.order
   local before = #order
-  local res = _M.run_partial(rt, route.partial, m.params, m.pattern)
-  local started = {}
-  for i = before + 1, #order do started[#started + 1] = order[i] end
+  local res = partial_result(rt, route.partial, m.params, m.pattern)
+  local started = NONE
+  if #order > before then
+    started = {}
+    for i = before + 1, #order do started[#started + 1] = order[i] end
+  end
   res.started = started   -- ids the partial and its components registered
   res.status = res.status or route.status or 200
   res.match = m
@@ -599,19 +946,36 @@ function _M.render(self, url, opts)
   opts = opts or {}
   local res = run_route(self, url)
   pump(self)
-  local plan, b, shape = prepare(self, res)
-  local override
-  if in_coroutine() then
-    local ids = needed_loading(self, b, res.started)
-    if #ids > 0 then
-      local timeout = opts.timeout or DEFAULT_TIMEOUT
-      local left = wait_settled(self, ids, timeout, nil, opts.abort)
-      if #left > 0 then override = time_out(self, left, timeout) end
-      pump(self)
-    end
+  local co = in_coroutine()
+  -- filled by parts (plans of template source), else read whole
+  local st = res.node and parts_check(self, res)
+  local plan, b, shape, ids
+  if st then
+    ids = st.wait
+  else
+    if res.node then res.html = tostring(res.node) end
+    plan, b, shape = prepare(self, res)
+    if co then ids = needed_loading(self, b, res.started) end
   end
-  local fragment = fill(self, res, plan, shape, override)
-  local signals, browser = snapshot(self, b, shape, override)
+  local override
+  if co and ids and #ids > 0 then
+    local timeout = opts.timeout or DEFAULT_TIMEOUT
+    local left = wait_settled(self, ids, timeout, nil, opts.abort)
+    if #left > 0 then override = time_out(self, left, timeout) end
+    pump(self)
+  end
+  local fragment
+  if st and not override then
+    fragment = parts_fill(self, res, st)
+  else
+    if st then   -- a timeout: its forced states go through the whole-HTML path
+      res.html = tostring(res.node)
+      plan, b, shape = prepare(self, res)
+    end
+    counts.whole = counts.whole + 1
+    fragment = fill(self, res, plan, shape, override)
+  end
+  local signals, browser = snapshot(self, b, shape, override, true)
   local out = { status = res.status, signals = signals, cache = { browser = browser }, title = res.title }
   if opts.document == false then
     out.html = fragment
@@ -628,6 +992,8 @@ _M.run_route = run_route
 _M.pump = pump
 _M.prepare = prepare
 _M.fill = fill
+_M.parts_check = parts_check
+_M.parts_fill = parts_fill
 _M.section_open = section_open
 _M.shape_resolver = shape_resolver
 _M.time_out = time_out

@@ -33,11 +33,11 @@ _M.ROUTER_IDS = ROUTER_IDS
 -- `signals`, a component, an async run); async signals in their wire
 -- snapshot form (value and error always present). `override` replaces
 -- async states (timeouts, a boundary that failed to render). Returns the
--- signals, the browser cache, and the set of ids sent.
-function _M.snapshot(rt, _, _, override)
+-- signals, the browser cache, and the set of ids sent (unless no_sent).
+function _M.snapshot(rt, _, _, override, no_sent)
   local sigs = rt.signals
   local map, order = sigs.map, sigs.order
-  local out, sent = {}, {}
+  local out, sent = {}, (not no_sent) and {} or nil
   for i = 1, #order do
     local id = order[i]
     if sub(id, 1, 1) ~= "_" then
@@ -49,9 +49,11 @@ function _M.snapshot(rt, _, _, override)
         else
           o = wire_snapshot(sig)
         end
-        out[id], sent[id] = o, true
+        out[id] = o
+        if sent then sent[id] = true end
       elseif is_signal(sig) then
-        out[id], sent[id] = sig:peek(), true
+        out[id] = sig:peek()
+        if sent then sent[id] = true end
       end
     end
   end

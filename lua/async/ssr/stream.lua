@@ -95,11 +95,39 @@ function _M.render_stream(self, url, write, opts)
     result = { status = res.status, title = res.title }
     if opts.on_head then opts.on_head(result) end
     pump(self)
+    if res.node then
+      -- filled by parts when no async signal it binds is loading: nothing
+      -- to stream after the shell (else the whole-HTML path below)
+      local st = render.parts_check(self, res)
+      if st and not st.wait then
+        local fragment = render.parts_fill(self, res, st)
+        local signals, browser = snapshot(self, nil, nil, nil, true)
+        local head, tail = "", ""
+        if opts.document ~= false then head, tail = layout_parts(self, res.title) end
+        write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
+        if tail ~= "" then write(tail) end
+        return
+      end
+      res.html = tostring(res.node)
+    end
     local plan, b, shape = prepare(self, res)
     local fragment = fill(self, res, plan, shape)
     local signals, browser, want = snapshot(self, b, shape)
+    local map = self.signals.map
+    -- the boundaries still pending at shell time: the page streams (their
+    -- fills follow the shell), so the layout is told (page.stream) and the
+    -- default one loads the client with `async` rather than `defer`, which
+    -- would run it only once the whole stream has arrived
+    local tree, state, pending = plan and boundary_tree(plan), {}, {}   -- state: id -> "pending" | "done"
+    for _, node in ipairs(tree and tree.list or {}) do
+      local sig = map[node.id]
+      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
+        state[node.id] = "pending"
+        pending[#pending + 1] = node.id
+      end
+    end
     local head, tail = "", ""
-    if opts.document ~= false then head, tail = layout_parts(self, res.title) end
+    if opts.document ~= false then head, tail = layout_parts(self, res.title, #pending > 0) end
     write(head .. section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser))
     if not plan then
       if tail ~= "" then write(tail) end
@@ -107,7 +135,6 @@ function _M.render_stream(self, url, write, opts)
     end
     -- what the browser has: sent[id] = value sent (plain signals) or
     -- status..version (async signals)
-    local map = self.signals.map
     local sent = {}
     local function mark(id, v)
       local sig = map[id]
@@ -146,16 +173,6 @@ function _M.render_stream(self, url, write, opts)
       return any and out or nil
     end
     local seq = 0   -- patches of this response, numbered from 1 (protocol.md "Streaming")
-    local tree = boundary_tree(plan)
-    local state = {}   -- id -> "pending" | "done"
-    local pending = {}
-    for _, node in ipairs(tree.list) do
-      local sig = map[node.id]
-      if async_signal.is_async(sig) and (sig._status == "loading" or sig._status == "idle") then
-        state[node.id] = "pending"
-        pending[#pending + 1] = node.id
-      end
-    end
     -- is the boundary's element in the browser's document now?
     local function visible(node)
       local p = node.parent and tree.by_id[node.parent]

@@ -73,24 +73,20 @@ local apps = {
 }
 
 -- The served examples, examples/NAME/app.lua, as "ex/NAME": loaded as the
--- gallery loads them (their Async.main returns the app; its options give
--- the layout and the runtime options), each with one server cache for all
--- its requests: what the examples (and the seed's server cache with TTLs)
--- expect of a server, though async.server.core still gives each request
--- runtime a cache of its own (the mock serves their examples/public/NAME
+-- gallery loads them (their Async.main returns the app, which keeps its
+-- options: app.serve_opts give the layout, head, title and runtime
+-- options); the app's server cache is shared by its requests, as
+-- async.server.core shares it (the mock serves their examples/NAME/public
 -- files itself).
 local EXAMPLES = { "counter", "product", "components", "streaming", "server-call", "router", "partials", "cache",
                    "ssr" }
-for _, name in ipairs(EXAMPLES) do apps["ex/" .. name] = { example = name, opts = {}, shared_cache = true } end
+for _, name in ipairs(EXAMPLES) do apps["ex/" .. name] = { example = name, opts = {} } end
 
 -- examples/NAME/app.lua -> app, with a.opts filled from its Async.main options
 local function load_example(a)
-  local main, options = Async.main, nil
-  Async.main = function(app, o) options = o or {}; return app end
-  local ok, app = pcall(dofile, "examples/" .. a.example .. "/app.lua")
-  Async.main = main
-  if not ok then error(app, 0) end
-  a.opts = { layout = options.layout }
+  local app = dofile("examples/" .. a.example .. "/app.lua")
+  local options = app.serve_opts or {}
+  a.opts = { layout = options.layout, head = options.head, title = options.title }
   for k, v in pairs(options.runtime or {}) do a.opts[k] = v end
   return app
 end
@@ -102,12 +98,7 @@ function _M.runtime(name)
   a.app = a.app or (a.example and load_example(a)) or require(a.mod)
   local opts = { env = "development" }
   for k, v in pairs(a.opts) do opts[k] = v end
-  local rt = Async.create_app(a.app, opts)
-  if a.shared_cache then
-    a.server_cache = a.server_cache or rt.cache.server
-    rt.cache.server = a.server_cache
-  end
-  return rt
+  return Async.create_app(a.app, opts)
 end
 
 _M.apps = apps
