@@ -242,7 +242,7 @@ bench: all
 	@echo "== OpenResty: the counter page under nginx (async.ngx, 2 workers) vs asyncrt and ngx.print (wrk)"
 	bench/ngx.sh
 
-FUZZ_DRIVERS := chain router html json paths
+FUZZ_DRIVERS := chain router html json paths kernel_model
 
 fuzz: all
 	@FUZZ_LONG=1 luajit spec/fuzz/run.lua

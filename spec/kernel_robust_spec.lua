@@ -67,6 +67,63 @@ describe("kernel robustness", function()
     end)
   end)
 
+  describe("disposal at any moment is safe (more moments)", function()
+    it("disposing an owner while its child is queued: neither runs, nothing raises", function()
+      local s = Async.signal(0)
+      local child_runs, owner_runs = 0, 0
+      local dispose_owner
+      local killer = Async.effect(function() if s() == 1 then dispose_owner() end end)
+      dispose_owner = Async.scope(function()
+        Async.effect(function() owner_runs = owner_runs + 1; s() end)
+        Async.effect(function() child_runs = child_runs + 1; s() end)
+      end)
+      s:set(1)           -- the killer runs first (created first) and disposes the queued effects
+      assert.are.equal(1, owner_runs)
+      assert.are.equal(1, child_runs)
+      s:set(2)
+      assert.are.equal(1, child_runs)
+      killer()
+    end)
+
+    it("disposing an effect during a pull (a computed it reads disposes it) then during a cleanup", function()
+      local s = Async.signal(0)
+      local runs = 0
+      local dispose_e, dispose_other
+      local c = Async.computed(function() if s() == 2 then dispose_e() end return s() end)
+      dispose_other = Async.effect(function() s(); return function() if s() == 1 then dispose_other() end end end)
+      dispose_e = Async.effect(function() runs = runs + 1; c() end)
+      s:set(1)           -- dispose_other's cleanup disposes it
+      s:set(2)           -- e's pull runs c, which disposes e
+      s:set(3)
+      assert.are.equal(2, runs)
+      dispose_e(); dispose_other()
+    end)
+  end)
+
+  describe("an error that escapes a flush leaves the kernel usable", function()
+    it("the next write, batch and flush work; no job is lost or run twice", function()
+      local s, t = Async.signal(0), Async.signal(0)
+      local seen_t, boom_runs = {}, 0
+      local boom = Async.effect(function()
+        boom_runs = boom_runs + 1
+        if s() == 1 then error("boom", 0) end
+      end)
+      local other = Async.effect(function() seen_t[#seen_t + 1] = t() .. "/" .. s() end)
+      local ok, err = pcall(function() s:set(1) end)
+      assert.is_false(ok)
+      assert.are.equal("boom", err)
+      assert.are.same({ "0/0", "0/1" }, seen_t)      -- the other effect of that flush ran, once
+      t:set(1)                                       -- the next write works
+      assert.are.same({ "0/0", "0/1", "1/1" }, seen_t)
+      Async.batch(function() t:set(2); s:set(2) end) -- and the next batch
+      assert.are.same({ "0/0", "0/1", "1/1", "2/2" }, seen_t)
+      assert.are.equal(3, boom_runs)                 -- the raising effect stayed subscribed
+      Async.flush()
+      assert.are.same({ "0/0", "0/1", "1/1", "2/2" }, seen_t)
+      boom(); other()
+    end)
+  end)
+
   describe("a rolled-back transaction reruns nothing", function()
     it("effects see neither the writes nor an extra run", function()
       local a, b = Async.signal(1), Async.signal("x")
@@ -85,6 +142,93 @@ describe("kernel robustness", function()
       a:set(2)
       assert.are.same({ "2x", "4x" }, seen)
       dispose()
+    end)
+  end)
+
+  describe("a rolled-back nested transaction leaves no stale computed (found by spec/fuzz/kernel_model.lua)", function()
+    it("a computed recomputed to an equal value inside it is recomputed after the rollback", function()
+      local s = Async.signal(5)
+      local c = Async.computed(function()
+        local v = s()
+        if v % 3 == 0 then error("bad " .. v, 0) end
+        return v + 1
+      end)
+      local seen = {}
+      local d = Async.effect(function() seen[#seen + 1] = select(2, pcall(c)) end)
+      Async.transaction(function()
+        s:set(6)
+        assert(s() == 6)                       -- the read moves s's baseline to 6
+        pcall(Async.transaction, function()
+          Async.transaction(function()
+            s:set(5)
+            assert(c() == 6)                   -- c recomputed from 5: equal to its cache
+          end)
+          error("rollback", 0)
+        end)
+      end)
+      assert.are.equal(6, s:peek())
+      assert.are.same({ 6, "bad 6" }, seen)     -- not the value computed from the rolled-back 5
+      d()
+    end)
+  end)
+
+  describe("a rolled-back inner transaction keeps what the outer one committed (found by spec/fuzz/kernel_model.lua)",
+    function()
+    it("an effect made dirty by a change the outer level read still runs", function()
+      local a, b = Async.signal(6), Async.signal(9)
+      local doubled = Async.computed(function() return a() * 2 end)
+      local seen = {}
+      local d = Async.effect(function() seen[#seen + 1] = a() .. "," .. b() end)
+      Async.transaction(function()
+        a:set(5)
+        assert(doubled() == 10)                 -- the outer level reads a's change
+        pcall(Async.transaction, function()
+          b:set(7)                               -- the effect also reads b
+          error("rollback", 0)
+        end)
+      end)
+      assert.are.same({ "6,9", "5,9" }, seen)  -- a = 5 was committed: the effect ran once
+      d()
+    end)
+  end)
+
+  describe("a rollback marks the readers of the computeds it restores (found by spec/fuzz/kernel_model.lua)", function()
+    it("a computed above a restored one is not left with a value from the rolled-back state", function()
+      local flip, x, y = Async.signal(2), Async.signal(6), Async.signal(5)
+      local pick = Async.computed(function() if flip() % 2 == 0 then return y() end return x() end)
+      local half = Async.computed(function() return math.floor(pick() / 2) end)
+      assert.are.equal(2, half())
+      Async.transaction(function()
+        pcall(Async.transaction, function()
+          flip:set(3)
+          assert(flip() == 3)                  -- moves flip's baseline only
+          flip:set(2)
+          assert(half() == 2)                  -- pick recomputed to an equal value: half stays clean
+          error("rollback", 0)
+        end)
+        y:set(7)
+      end)
+      assert.are.equal(3, half())              -- y = 7 committed: pick 7, half 3
+    end)
+  end)
+
+  describe("a rollback puts back the baselines its reads moved (found by spec/fuzz/kernel_model.lua)", function()
+    it("an outer write first read inside a rolled-back inner level still reruns its readers", function()
+      local s = Async.signal(9)
+      local plus = Async.computed(function() return s() + 1 end)
+      local seen = {}
+      local d = Async.effect(function() seen[#seen + 1] = s() end)
+      Async.transaction(function()
+        s:set(1)                                -- the outer level's write
+        pcall(Async.transaction, function()
+          assert(plus() == 2)                   -- first read of it, inside the inner level
+          s:set(7)
+          error("rollback", 0)
+        end)
+      end)
+      assert.are.equal(1, s:peek())
+      assert.are.same({ 9, 1 }, seen)          -- the effect saw 9 and must see 1
+      d()
     end)
   end)
 

@@ -17,6 +17,8 @@ local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setme
 local co_resume, co_status, co_running = coroutine.resume, coroutine.status, coroutine.running
 
 local DIRTY, PENDING, RECURSED_CHECK, ERROR = core.DIRTY, core.PENDING, core.RECURSED_CHECK, core.ERROR
+local QUEUED, DISPOSED, FREE = core.QUEUED, core.DISPOSED, core.FREE
+local PHASE_EFFECT = core.PHASES.effect
 local KIND_SHIFT = core.KIND_SHIFT
 local K_SIGNAL, K_COMPUTED, K_EFFECT, K_SCOPE, K_ASYNC = core.SIGNAL, core.COMPUTED, core.EFFECT, core.SCOPE,
   core.ASYNC
@@ -67,11 +69,11 @@ local current_run = nil  -- async run whose coroutine is running (its writes are
 local run_of = setmetatable({}, { __mode = "kv" })
 -- coroutines of aborted runs: never resumed again (weak keys, no values to leak)
 local dead_runs = setmetatable({}, { __mode = "k" })
--- [hook for async.loop.ngx] runs are threads their loop resumes (see
--- run_suspend below). A run that waits on nginx without async.loop (a raw
--- ngx.sleep, a cosocket) leaves its context current while other threads
--- run: a write is the current run's only when it comes from the run's own
--- thread (else from whichever run's thread is writing, or none).
+-- Under the ngx loop (task.set_spawner) runs are light threads. One that
+-- waits on nginx directly (a raw ngx.sleep, a cosocket) leaves its context
+-- loaded while other threads run: a write is the loaded run's only when it
+-- comes from the run's own thread (else from whichever run's thread is
+-- writing, or none). Checked only while a run's context is loaded.
 local threaded_runs = false
 local function threaded_check(run)
   local co = co_running()
@@ -79,9 +81,206 @@ local function threaded_check(run)
   return run_of[co]
 end
 
+-- ===== the context belongs to the coroutine that opened it =====
+-- The globals above (active .. current_run, the transaction log) are the
+-- context of one coroutine at a time: the one running. They are swapped at
+-- the boundaries where the running coroutine changes, never checked on the
+-- hot path (no coroutine.running() on reads, writes, batches or flushes):
+--
+--   * a resume the library controls: coroutine.resume and coroutine.wrap
+--     (replaced below when this module loads), Async.resume, the loop
+--     layer's waits (luv and manual resume through Async.resume; the ngx
+--     loop calls waiting/waited around each wait) and the ngx loop's light
+--     threads (thread_enter/thread_return around a spawn). The resumer's
+--     context is kept aside while the coroutine runs; the coroutine gets
+--     its own (the one it left open when it last yielded, or a clean one);
+--     when it yields, what it left open is parked under it;
+--   * an entry from the event loop (a luv or ngx timer or deferred
+--     callback, a thread the ngx loop resumes, a request: from_loop()): a
+--     context still open there belongs to a coroutine that yielded by other
+--     means (a raw ngx.sleep or cosocket, a resume taken before this module
+--     loaded) and is parked, so the code that enters starts clean.
+--
+-- Every context has a serial (ctx_gen). A frame (a batch, a transaction, an
+-- evaluation, an effect run, a scope, a cleanup, an untrack) notes the
+-- serial it opened in and compares it when it closes (an integer compare):
+-- a difference means its coroutine ran without its context (it was resumed
+-- by something that does not restore it), so what it did meanwhile was not
+-- tracked in it. The frame takes its context back, unwinds, and raises
+-- CONTEXT_LOST in its own coroutine. See docs/kernel.md, "Coroutines".
+local ctx_gen = 0            -- serial of the loaded context
+local ctx_co = nil           -- the coroutine it was loaded for (nil: the main thread, or not known)
+local gen_next = 0
+local parked = setmetatable({}, { __mode = "k" })   -- coroutine -> its context, put aside
+local by_gen = setmetatable({}, { __mode = "v" })   -- serial -> a context put aside
+local orphans = {}           -- contexts put aside whose coroutine is not known (record -> true)
+local npark = 0              -- contexts put aside (an upper bound: a collected coroutine's is dropped)
+local renotify = {}          -- ids held by a context that was collected unreleased
+
+local CONTEXT_LOST = "async: this coroutine yielded inside a batch, transaction, scope, computed, effect "
+  .. "body or async run and was resumed without its kernel context (a raw ngx.sleep or cosocket, or a "
+  .. "coroutine.resume taken before async was loaded) after another coroutine needed the kernel: what it "
+  .. "did after the yield was not tracked in its context (do not wait there; use an async signal)"
+_M.CONTEXT_LOST = CONTEXT_LOST
+
+-- A context put aside with writes not yet committed must not have the
+-- effects and async nodes they queued run by another coroutine's flush
+-- (they would see values that may yet be rolled back): they are marked
+-- HELD (an embedder flag bit), which run_effect and drain_async skip, and
+-- queued again when the context is loaded back.
+local HELD = 1024
+local NOT_HELD = bnot(HELD)
+
+local function hold_jobs()
+  local held = nil
+  local n = 0
+  for slot = 0, G.sched_len - 1 do
+    local sc = G.scheds[slot]
+    if sc.in_use ~= 0 then
+      local q = sc.q[PHASE_EFFECT]
+      for i = q.head, q.len - 1 do
+        local h = q.jobs[i].handle
+        if h < 0 then
+          local node = G.nodes[-h]
+          local f = node.flags
+          if band(f, QUEUED + DISPOSED + FREE + HELD) == QUEUED then
+            node.flags = bor(f, HELD)
+            held = held or { dirty = {} }
+            n = n + 1
+            held[n] = -h
+            if band(f, DIRTY) ~= 0 then held.dirty[-h] = true end
+          end
+        end
+      end
+    end
+  end
+  for i = 0, G.async_len - 1 do
+    local id = G.async_notified[i]
+    local node = G.nodes[id]
+    local f = node.flags
+    if band(f, QUEUED + DISPOSED + FREE + HELD) == QUEUED then
+      node.flags = bor(f, HELD)
+      held = held or { dirty = {} }
+      n = n + 1
+      held[n] = id
+      if band(f, DIRTY) ~= 0 then held.dirty[id] = true end
+    end
+  end
+  return held
+end
+
+-- effects that turned dirty while held: another coroutine committed a
+-- change they read, which a rollback of the held context must not undo
+local dirtied_elsewhere = {}
+
+local function release_jobs(held)
+  local was_dirty = held.dirty
+  for i = 1, #held do
+    local id = held[i]
+    local node = G.nodes[id]
+    local f = node.flags
+    if band(f, HELD) ~= 0 then
+      node.flags = band(f, NOT_HELD)
+      if band(f, DISPOSED + FREE) == 0 then
+        if band(f, DIRTY) ~= 0 and was_dirty and not was_dirty[id] then dirtied_elsewhere[id] = true end
+        C.ac_notify(G, id)
+      end
+    end
+  end
+end
+
+-- a held list whose context was collected (its coroutine was dropped while
+-- suspended): the jobs are queued again at the next safe point, never lost
+local function held_gc(p)
+  local held = getmetatable(p).held
+  for i = 1, #held do renotify[#renotify + 1] = held[i] end
+end
+_M.HELD = HELD
+
+local function is_clean()
+  return batch_depth == 0 and computing == 0 and owner == 0 and active == 0 and current_run == nil
+end
+
+--- A record of the loaded context (its jobs held if it has a batch open).
+local function snapshot()
+  local c = { co = ctx_co, gen = ctx_gen, active = active, owner = owner, computing = computing,
+    batch_depth = batch_depth, tx_depth = tx_depth, run = current_run, ids = tx_log_ids, vals = tx_log_vals,
+    seen = tx_log_seen, n = tx_log_n, starts = tx_starts, marks = tx_marks }
+  if batch_depth > 0 then
+    local held = hold_jobs()
+    if held then
+      c.held = held
+      local p = newproxy(true)
+      local mt = getmetatable(p)
+      mt.held, mt.__gc = held, held_gc
+      c.gc = p
+    end
+  end
+  return c
+end
+
+--- Loads a record (with its serial: the frames it holds go on).
+local function restore(c)
+  local w = c.weak
+  if w ~= nil then c.co, c.run = w.co, w.run end
+  ctx_co, ctx_gen, active, owner, computing, batch_depth, tx_depth, current_run =
+    c.co, c.gen, c.active, c.owner, c.computing, c.batch_depth, c.tx_depth, c.run
+  tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = c.ids, c.vals, c.seen, c.n, c.starts, c.marks
+  if c.gc then getmetatable(c.gc).__gc = nil end
+  if c.held then release_jobs(c.held) end
+end
+
+--- Loads a clean context with a new serial, for coroutine `co`.
+local function load_clean(co)
+  ctx_co, active, owner, computing, batch_depth, tx_depth, current_run = co, 0, 0, 0, 0, 0, nil
+  -- the transaction log tables are made by the first transaction
+  tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = nil, nil, nil, 0, nil, nil
+  gen_next = gen_next + 1
+  ctx_gen = gen_next
+end
+
+--- Puts the loaded context aside under coroutine `co` (nil: not known).
+-- The record holds its coroutine and its run weakly: `parked` has weak
+-- keys, and a value that references its key keeps both for ever (LuaJIT
+-- has no ephemerons), so a coroutine dropped while suspended (a request
+-- abandoned mid-wait, an aborted run) would never be collected.
+local function park(co)
+  local c = snapshot()
+  c.weak = setmetatable({ co = co, run = c.run }, WEAK_V)
+  c.co, c.run = nil, nil
+  if co ~= nil and parked[co] == nil then parked[co] = c else orphans[c] = true end
+  by_gen[c.gen] = c
+  npark = npark + 1
+end
+
+local function unpark(c)
+  local co = c.weak.co
+  if co ~= nil and parked[co] == c then parked[co] = nil else orphans[c] = nil end
+  by_gen[c.gen] = nil
+  npark = npark - 1
+  if npark < 0 then npark = 0 end
+end
+
+-- Called by a frame that finds, when it closes, that the loaded context is
+-- not the one it opened in (serial `gen`): its coroutine was resumed without
+-- it. Its context is loaded back (the loaded one belongs to a suspended
+-- coroutine and is parked); false when it cannot be found (then the frame
+-- unwinds in the loaded one).
+local function reclaim(gen)
+  local c = by_gen[gen]
+  if c == nil then return false end
+  if not is_clean() then park(ctx_co) end
+  unpark(c)
+  restore(c)
+  return true
+end
+
 -- what this kernel gives its schedulers (scheduler.new): run a due effect or
 -- async node, run a batch; both filled in below
 local sched_kernel = { run = nil, batch = nil }
+-- the loaded context's serial: a flush of another context in progress (a
+-- coroutine suspended in an effect body) does not stop this one
+function sched_kernel.gen() return ctx_gen end
 local default_sched  -- created below, once the runner exists
 local async_hook         -- set by async.async_signal: function(id) handles a notified async node
 
@@ -134,6 +333,11 @@ local dispose_dropped  -- below: disposes the scopes of collected roots
 
 local function collect()
   if active ~= 0 or G.pull_len ~= 0 then return end
+  if renotify[1] ~= nil then
+    local list = renotify
+    renotify = {}
+    release_jobs(list)
+  end
   if to_dispose[1] ~= nil and batch_depth == 0 then dispose_dropped() end
   local list = to_free
   if list[1] == nil then return end
@@ -175,7 +379,10 @@ local function drain_async()
   if n < 0 then fail(n, "handing out async signals", 2) end
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
-  for i = 1, n do async_hook(ids[i]) end
+  for i = 1, n do
+    local id = ids[i]
+    if band(G.nodes[id].flags, HELD) == 0 then async_hook(id) end
+  end
 end
 
 --- Pokes every scheduler that received jobs; all are poked even if one
@@ -207,8 +414,26 @@ local function settle()
       poke_schedulers()
     end
   end
-  if to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+  if to_free[1] ~= nil or to_dispose[1] ~= nil or renotify[1] ~= nil then collect() end
   if lost then error("async: out of memory queueing effects (they run once memory is available)", 0) end
+end
+
+-- Records the effects and async nodes a change of `id` confirmed inside a
+-- transaction is about to make dirty (ac_changed), so a rollback of this
+-- level knows which dirty flags are its own.
+local function note_dirty(id)
+  local marks = tx_marks[tx_depth]
+  local list = marks.dirtied
+  if list == nil then list = {}; marks.dirtied = list end
+  local l = G.nodes[id].subs
+  while l ~= 0 do
+    local link = G.links[l]
+    local sid = link.sub
+    local f = G.nodes[sid].flags
+    local kind = rshift(f, KIND_SHIFT)
+    if band(f, DIRTY) == 0 and (kind == K_EFFECT or kind == K_ASYNC) then list[#list + 1] = sid end
+    l = link.next_sub
+  end
 end
 
 -- ===== pull: bring a pending node up to date =====
@@ -249,6 +474,10 @@ local function eval(id, fn, old)
   -- LuaJIT can compile; returning straight into pcall's frame is "NYI:
   -- return to lower frame" and gets every getter's trace blacklisted
   local v = fn(old)
+  -- `id` is kept live across the call (running_here reads it from this
+  -- frame, and a compiled trace does not restore dead slots); one result
+  -- only: a second one into pcall's frame is "NYI: return to lower frame"
+  if id == 0 then return nil end
   return v
 end
 
@@ -256,7 +485,28 @@ end
 -- pcall returns often runs in the interpreter (the getter's trace cannot
 -- return through the pcall), and a call to a hot function is where LuaJIT
 -- re-enters compiled code.
-local function recompute_end(id, ok, v, old, prev_active, prev_computing)
+-- The end of an evaluation whose context was put aside while its coroutine
+-- was suspended in the getter: what it tracked may be missing reads, or hold
+-- another coroutine's. It keeps no dependency and stays dirty (the next read
+-- evaluates it again), and CONTEXT_LOST is raised to whoever read it.
+local function recompute_lost(id, old, prev_active, prev_computing, gen)
+  local mine = reclaim(gen)
+  C.ac_end(G, id)
+  C.ac_begin(G, id)
+  C.ac_end(G, id)
+  if mine then
+    computing = prev_computing
+    active = prev_active
+  end
+  local node = G.nodes[id]
+  node.flags = bor(node.flags, DIRTY + ERROR)
+  vals[id] = CONTEXT_LOST
+  seen[id] = true
+  return old ~= CONTEXT_LOST
+end
+
+local function recompute_end(id, ok, v, old, prev_active, prev_computing, gen)
+  if ctx_gen ~= gen then return recompute_lost(id, old, prev_active, prev_computing, gen) end
   C.ac_end(G, id)
   computing = prev_computing
   active = prev_active
@@ -266,6 +516,10 @@ local function recompute_end(id, ok, v, old, prev_active, prev_computing)
     if band(f, ERROR) ~= 0 then
       node.flags = band(f, NOT_ERROR)
     elseif seen[id] and equal(id, old, v) then
+      -- unchanged, but computed from values a rollback may undo (the
+      -- baselines of what it read move with it): logged so a rollback
+      -- marks it dirty again (found by spec/fuzz/kernel_model.lua)
+      if tx_depth > 0 then tx_log(-id, old, "val") end
       return false
     end
   else
@@ -280,26 +534,32 @@ local function recompute_end(id, ok, v, old, prev_active, prev_computing)
 end
 
 local function recompute(id)
-  local prev_active, prev_computing = active, computing
+  local prev_active, prev_computing, gen = active, computing, ctx_gen
   active = id
   computing = prev_computing + 1
   local old = vals[id]
   local ok, v = pcall(eval, id, fns[id], old)
-  return recompute_end(id, ok, v, old, prev_active, prev_computing)
+  return recompute_end(id, ok, v, old, prev_active, prev_computing, gen)
 end
 
 --- Updates node `id` (a dirty signal or computed); true when it changed.
 function update(id)
   local node = G.nodes[id]
   local f = node.flags
+  local changed
   if rshift(f, KIND_SHIFT) == K_SIGNAL then
     node.flags = band(f, NOT_DIRTY)
     local v = vals[id]
     local old = seen[id]
+    if tx_depth > 0 then tx_log(id, v, old) end   -- a rollback puts the baseline back too
     seen[id] = v
-    return not equal(id, old, v)
+    changed = not equal(id, old, v)
+  else
+    changed = recompute(id)
   end
-  return recompute(id)
+  -- the pull marks its subscribers dirty when it changed
+  if changed and tx_depth > 0 then note_dirty(id) end
+  return changed
 end
 
 -- ===== signals =====
@@ -318,9 +578,16 @@ local function signal_get(s)
   if band(f, DIRTY) ~= 0 then
     node.flags = band(f, NOT_DIRTY)
     local v, old = vals[id], seen[id]
+    -- the read moves the readers' baseline: inside a transaction that is
+    -- logged, so a rollback puts back the baseline of before this level
+    -- (found by spec/fuzz/kernel_model.lua: an effect missed its run)
+    if tx_depth > 0 then tx_log(id, v, old) end
     seen[id] = v
     -- re-read the node: a custom equals may have grown (moved) the array
-    if not equal(id, old, v) and G.nodes[id].subs ~= 0 then C.ac_changed(G, id) end
+    if not equal(id, old, v) and G.nodes[id].subs ~= 0 then
+      if tx_depth > 0 then note_dirty(id) end
+      C.ac_changed(G, id)
+    end
     if eq_error ~= nil then raise_eq_error() end
   end
   if active ~= 0 then
@@ -330,17 +597,35 @@ local function signal_get(s)
   return vals[id]
 end
 
+local signal_set
+
 local function signal_peek(s)
   return vals[s.id]
 end
 
-local function signal_set(s, v)
+-- a write from another thread than the loaded run's (threaded_check): the
+-- writer's own run buffers it, or it is applied as a write outside any run
+local function foreign_set(s, v, run)
+  if run ~= nil then
+    local w = run.writes
+    w[#w + 1] = s
+    w[#w + 1] = v
+    return
+  end
+  local loaded = current_run
+  current_run = nil
+  local ok, err = pcall(signal_set, s, v)
+  current_run = loaded
+  if not ok then error(err, 0) end
+end
+
+function signal_set(s, v)
   if computing > 0 then
     error("Cannot write to a signal inside a computed", 2)
   end
   local run = current_run
-  if run ~= nil and threaded_runs then run = threaded_check(run) end
   if run ~= nil then
+    if threaded_runs and run.co ~= co_running() then return foreign_set(s, v, threaded_check(run)) end
     local w = run.writes
     w[#w + 1] = s
     w[#w + 1] = v
@@ -396,14 +681,66 @@ function _M.signal(value, opts)
 end
 
 -- ===== computeds =====
-local function computed_get(c)
+local computed_get
+
+-- brings `id` up to date; true when it was recomputed and changed
+local function refresh(id, f)
+  if band(f, DIRTY) ~= 0 or (band(f, PENDING) ~= 0 and pull(id)) then
+    if recompute(id) then
+      if tx_depth > 0 then note_dirty(id) end
+      C.ac_changed(G, id)
+    end
+    return true
+  end
+  return false
+end
+
+-- Is the evaluation of `id` on this coroutine's stack? (a cold path: only
+-- reached when `id` is being evaluated)
+local getinfo, getlocal = debug.getinfo, debug.getlocal
+local function running_here(id)
+  local level = 3
+  while true do
+    local info = getinfo(level, "f")
+    if info == nil then return false end
+    if info.func == eval then
+      local _, v = getlocal(level, 1)
+      if v == id then return true end
+    end
+    level = level + 1
+  end
+end
+-- debug.getinfo is not compiled; a trace through this loop (it stitches the
+-- call) was seen never to end under LuaJIT 2.1
+jit.off(running_here)
+
+-- A computed being evaluated by a coroutine suspended in its getter, read
+-- by another coroutine: no cycle; the reader gets the getter's result
+-- computed for it alone (its reads untracked, nothing cached), and a
+-- running reader depends on the computed.
+local reading_suspended = {}
+local function read_suspended(id)
+  if reading_suspended[id] then error("Cycle detected: a computed read itself", 3) end
+  local prev_active = active
+  active = 0
+  reading_suspended[id] = true
+  local ok, v = pcall(fns[id], vals[id])
+  reading_suspended[id] = nil
+  active = prev_active
+  if not ok then error(v, 0) end
+  if prev_active ~= 0 then C.ac_link(G, id, prev_active) end
+  return v
+end
+
+function computed_get(c)
   local id = c.id
   local f = G.nodes[id].flags
   if band(f, RECURSED_CHECK) ~= 0 then
+    if fns[id] ~= nil and not running_here(id) then return read_suspended(id) end
     error("Cycle detected: a computed read itself", 2)
   end
-  if band(f, DIRTY) ~= 0 or (band(f, PENDING) ~= 0 and pull(id)) then
-    if recompute(id) then C.ac_changed(G, id) end
+  if band(f, DIRTY + PENDING) ~= 0 then
+    refresh(id, f)
     if eq_error ~= nil then raise_eq_error() end
   end
   if active ~= 0 then
@@ -460,7 +797,19 @@ local function settle_after_batch()
   settle()
 end
 
-local function batch_end(ok, ...)
+-- A batch whose coroutine was resumed without its context (ctx_gen is not
+-- `gen`, the serial it opened in): its writes after the yield went
+-- elsewhere. It takes its context back, commits what it holds, and raises.
+local function batch_lost(gen)
+  if reclaim(gen) then
+    batch_depth = batch_depth - 1
+    if batch_depth == 0 then pcall(settle) end
+  end
+  error(CONTEXT_LOST, 0)
+end
+
+local function batch_end(gen, ok, ...)
+  if ctx_gen ~= gen then return batch_lost(gen) end
   batch_depth = batch_depth - 1
   if batch_depth == 0 then
     if not ok then
@@ -478,7 +827,7 @@ end
 function _M.batch(fn, ...)
   if type(fn) ~= "function" then error("batch expects a function, got " .. type(fn), 2) end
   batch_depth = batch_depth + 1
-  return batch_end(pcall(fn, ...))
+  return batch_end(ctx_gen, pcall(fn, ...))
 end
 
 -- Puts back what the transaction changed: signal values and baselines
@@ -488,24 +837,41 @@ end
 -- compares with the restored value, so nothing below them reruns.
 -- An effect marked dirty by a value seen inside the transaction would run
 -- without checking: it is marked pending instead, so it checks its
--- dependencies (restored) and runs only if one really differs.
-local function recheck_subscribers(id)
+-- dependencies (restored) and runs only if one really differs. Not one
+-- that was made dirty before this level began (note_dirty lists of the
+-- enclosing levels): a change an outer level read and commits must still
+-- run it (downgraded, it missed its run; found by spec/fuzz/kernel_model.lua).
+local function recheck_subscribers(id, before)
   local l = G.nodes[id].subs
   while l ~= 0 do
-    local link = G.links[l]
-    local sub = G.nodes[link.sub]
+    local lk = G.links[l]
+    local sid = lk.sub
+    local sub = G.nodes[sid]
     local f = sub.flags
     local kind = rshift(f, KIND_SHIFT)
-    if band(f, DIRTY) ~= 0 and (kind == K_EFFECT or kind == K_ASYNC) then
+    if band(f, DIRTY) ~= 0 and (kind == K_EFFECT or kind == K_ASYNC) and not dirtied_elsewhere[sid]
+        and not (before and before[sid]) then
       sub.flags = bor(band(f, NOT_DIRTY), PENDING)
     end
-    l = link.next_sub
+    l = lk.next_sub
   end
 end
 
-local function rollback(from)
+local tx_end
+
+-- `levels`: the enclosing transaction levels (1 .. tx_depth), whose
+-- note_dirty lists name the effects made dirty before this level began
+local function rollback(from, levels)
+  local before = nil
+  for lv = 1, levels do
+    local list = tx_marks[lv].dirtied
+    if list then
+      before = before or {}
+      for i = 1, #list do before[list[i]] = true end
+    end
+  end
   for i = tx_log_n, from, -1 do
-    recheck_subscribers(tx_log_ids[i] > 0 and tx_log_ids[i] or -tx_log_ids[i])
+    recheck_subscribers(tx_log_ids[i] > 0 and tx_log_ids[i] or -tx_log_ids[i], before)
   end
   for i = tx_log_n, from, -1 do
     local id, old, old_seen = tx_log_ids[i], tx_log_vals[i], tx_log_seen[i]
@@ -518,24 +884,47 @@ local function rollback(from)
       id = -id
       vals[id] = old
       seen[id] = old_seen ~= "none" or nil
+      -- dirty, and what reads it pending (ac_write): a reader that was
+      -- clean would keep a value derived from the rolled-back one (found
+      -- by spec/fuzz/kernel_model.lua)
+      C.ac_write(G, id)
       local node = G.nodes[id]
-      local f = bor(node.flags, DIRTY)
+      local f = node.flags
       node.flags = old_seen == "err" and bor(f, ERROR) or band(f, NOT_ERROR)
     end
   end
   tx_log_n = from - 1
 end
 
-local function tx_end(ok, ...)
-  local start = tx_starts[tx_depth]
+-- a transaction whose coroutine was resumed without its context: it takes
+-- its context back and fails (its writes are rolled back)
+local function tx_lost(gen)
+  if not reclaim(gen) then error(CONTEXT_LOST, 0) end
+  return tx_end(ctx_gen, false, CONTEXT_LOST)
+end
+
+function tx_end(gen, ok, ...)
+  if ctx_gen ~= gen then return tx_lost(gen) end
+  local start, marks = tx_starts[tx_depth], tx_marks[tx_depth]
   tx_starts[tx_depth], tx_marks[tx_depth] = nil, nil
   tx_depth = tx_depth - 1
-  if not ok then rollback(start) end
+  local dirtied = marks.dirtied
+  if not ok then
+    rollback(start, tx_depth)
+  elseif dirtied and tx_depth > 0 then
+    -- committed into the enclosing level: its rollback covers these too
+    local outer = tx_marks[tx_depth]
+    local list = outer.dirtied
+    if list == nil then outer.dirtied = dirtied else
+      for i = 1, #dirtied do list[#list + 1] = dirtied[i] end
+    end
+  end
   if tx_depth == 0 then
     for i = 1, tx_log_n do tx_log_ids[i], tx_log_vals[i], tx_log_seen[i] = nil, nil, nil end
     tx_log_n = 0
+    if next(dirtied_elsewhere) ~= nil then dirtied_elsewhere = {} end
   end
-  return batch_end(ok, ...)
+  return batch_end(ctx_gen, ok, ...)
 end
 
 sched_kernel.batch = _M.batch
@@ -543,14 +932,27 @@ sched_kernel.batch = _M.batch
 --- An all-or-nothing batch: if fn raises, its writes are rolled back.
 function _M.transaction(fn, ...)
   if type(fn) ~= "function" then error("transaction expects a function, got " .. type(fn), 2) end
+  if tx_starts == nil then tx_log_ids, tx_log_vals, tx_log_seen, tx_starts, tx_marks = {}, {}, {}, {}, {} end
   batch_depth = batch_depth + 1
   tx_depth = tx_depth + 1
   tx_starts[tx_depth] = tx_log_n + 1
   tx_marks[tx_depth] = {}
-  return tx_end(pcall(fn, ...))
+  return tx_end(ctx_gen, pcall(fn, ...))
 end
 
-local function untrack_end(prev, ok, ...)
+-- an untrack whose coroutine was resumed without its context: raises if
+-- its context was open (put aside), else nothing was lost (it was clean)
+local function untrack_lost(prev, gen, ok, ...)
+  if reclaim(gen) then
+    active = prev
+    error(CONTEXT_LOST, 0)
+  end
+  if not ok then error((...), 0) end
+  return ...
+end
+
+local function untrack_end(prev, gen, ok, ...)
+  if ctx_gen ~= gen then return untrack_lost(prev, gen, ok, ...) end
   active = prev
   if not ok then error((...), 0) end
   return ...
@@ -561,15 +963,19 @@ function _M.untrack(fn, ...)
   if type(fn) ~= "function" then error("untrack expects a function, got " .. type(fn), 2) end
   local prev = active
   active = 0
-  return untrack_end(prev, pcall(fn, ...))
+  return untrack_end(prev, ctx_gen, pcall(fn, ...))
 end
 
 -- ===== effects, scopes and ownership =====
 local function run_cleanup(fn)
-  local prev_active = active
+  local prev_active, gen = active, ctx_gen
   active = 0
   batch_depth = batch_depth + 1
   local ok, err = pcall(fn)
+  if ctx_gen ~= gen then
+    if not reclaim(gen) then return false, CONTEXT_LOST end
+    ok, err = false, CONTEXT_LOST
+  end
   batch_depth = batch_depth - 1
   active = prev_active
   return ok, err
@@ -657,7 +1063,17 @@ end
 
 --- Runs the effect `id` if a dependency changed. Returns ok, err.
 -- The second half of run_effect, as its own function (see recompute_end).
-local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing)
+local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing, gen)
+  -- its coroutine was resumed in the body without its context: the run
+  -- ends, keeps what it tracked, and reports CONTEXT_LOST
+  local lost = false
+  if ctx_gen ~= gen then
+    lost = true
+    if not reclaim(gen) then
+      C.ac_end(G, id)
+      return false, CONTEXT_LOST
+    end
+  end
   local ended = C.ac_end(G, id)
   active, owner, computing = prev_active, prev_owner, prev_computing
   batch_depth = batch_depth - 1
@@ -680,6 +1096,7 @@ local function run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_
     local sok, serr = pcall(settle)
     if not sok and first == nil then first = serr end
   end
+  if lost then return false, CONTEXT_LOST end
   if not ok then return false, res end
   if first ~= nil then return false, first end
   return true
@@ -687,6 +1104,7 @@ end
 
 local function run_effect(id)
   local f = G.nodes[id].flags
+  if band(f, HELD) ~= 0 then return true end   -- waits for a context put aside (hold_jobs)
   if band(f, DIRTY) == 0 and (band(f, PENDING) == 0 or not pull(id)) then
     return true
   end
@@ -703,12 +1121,12 @@ local function run_effect(id)
     if first ~= nil then return false, first end
     return true
   end
-  local prev_active, prev_owner, prev_computing = active, owner, computing
+  local prev_active, prev_owner, prev_computing, gen = active, owner, computing, ctx_gen
   active, owner, computing = id, id, 0
   batch_depth = batch_depth + 1
   C.ac_begin(G, id)
   local ok, res = pcall(call_body, fn)
-  return run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing)
+  return run_effect_end(id, ok, res, first, prev_active, prev_owner, prev_computing, gen)
 end
 
 local function run_watcher(id)
@@ -727,7 +1145,10 @@ default_sched = scheduler.new({ strategy = "sync" }, sched_kernel)
 local function dispose_owned(id, tok)
   if tok.disposed then return end
   local err = dispose_tree(id, false)
-  if batch_depth == 0 then settle() end
+  if batch_depth == 0 then
+    local ok, serr = pcall(settle)
+    if not ok and err == nil then err = serr end
+  end
   if err ~= nil then error(err, 0) end
 end
 
@@ -769,9 +1190,15 @@ function _M.scope(fn, opts)
   home_of[id] = home_for(root, owner)
   local tok = { disposed = false }
   owned[id] = tok
-  local prev = owner
+  local prev, gen = owner, ctx_gen
   owner = id
   local ok, err = pcall(fn)
+  if ctx_gen ~= gen then
+    -- resumed without its context: what it created after the yield is not
+    -- its own; it is disposed and raises
+    if not reclaim(gen) then error(CONTEXT_LOST, 0) end
+    ok, err = false, CONTEXT_LOST
+  end
   owner = prev
   local function dispose() return dispose_owned(id, tok) end
   if not ok then
@@ -842,24 +1269,31 @@ _M._internal = internal
 
 function internal.set_async_hook(fn) async_hook = fn end
 function internal.computed_fn(c) return fns[c.id] end
-function internal.settle() if batch_depth == 0 then settle() end end
-function internal.pull(id) return pull(id) end
+function internal.settle()
+  if batch_depth == 0 then settle() end
+end
+internal.pull = pull
 function internal.vals() return vals end
 function internal.run_of() return run_of end
-function internal.begin_tracking(id)
-  local prev = active
-  active = id
-  C.ac_begin(G, id)
-  return prev
+-- an async run's first segment is tracked for node `id` (its reads, in
+-- the run's own context, link to it)
+function internal.begin_tracking(id) C.ac_begin(G, id) end
+function internal.end_tracking(id) C.ac_end(G, id) end
+--- How many contexts are put aside: under a known coroutine, and not known
+-- (for specs and diagnostics).
+function internal.contexts_parked()
+  local a, b = 0, 0
+  for _ in pairs(parked) do a = a + 1 end
+  for _ in pairs(orphans) do b = b + 1 end
+  return a, b
 end
-function internal.end_tracking(id, prev)
-  C.ac_end(G, id)
-  active = prev
-end
-function internal.owner() return owner end
 function internal.finalize(id) to_free[#to_free + 1] = id end
+--- The batch depth of the calling coroutine's context.
 function internal.batch_depth() return batch_depth end
-function internal.enter_batch() batch_depth = batch_depth + 1 end
+--- A batch for the caller (a run's commit).
+function internal.enter_batch()
+  batch_depth = batch_depth + 1
+end
 function internal.leave_batch()
   batch_depth = batch_depth - 1
   if batch_depth == 0 then settle() end
@@ -875,64 +1309,216 @@ function internal.set_error_state(id, is_err)
   node.flags = is_err and bor(node.flags, ERROR) or band(node.flags, NOT_ERROR)
 end
 
---- Resumes a coroutine; for an async run, marks it current (its writes are
--- buffered until commit) and untracked. An aborted or stale run is never
--- resumed again. Returns what coroutine.resume returns.
-local function resume_end(run, prev_run, prev_active, ok, ...)
-  current_run, active = prev_run, prev_active
+-- ===== boundaries: where the running coroutine changes =====
+
+-- After coroutine `co` (resumed in a context of serial g) yielded or ended:
+-- what it left open is parked under it, and the resumer's context is loaded
+-- back: `saved`, or a clean one of serial rgen (the resumer's was clean).
+local function switch_back(co, g, saved, rgen, rco)
+  if ctx_gen == g then
+    if saved == nil and is_clean() then
+      ctx_gen, ctx_co = rgen, rco
+      return
+    end
+    if not is_clean() then park(co) end
+  elseif not is_clean() then
+    -- co's context was put aside while it ran (it waited by other means):
+    -- what is loaded belongs to a suspended coroutine
+    park(ctx_co)
+  end
+  if saved ~= nil then
+    restore(saved)
+  else
+    load_clean(rco)
+    ctx_gen = rgen
+  end
+end
+
+-- Loads the context of `co` for a resume: the one it left open when it last
+-- yielded, or a clean one. Returns what switch_back needs of the resumer's.
+local function switch_to(co)
+  local rgen, rco, saved = ctx_gen, ctx_co, nil
+  if not is_clean() then saved = snapshot() end
+  local mine = npark ~= 0 and parked[co] or nil
+  if mine ~= nil then
+    unpark(mine)
+    restore(mine)
+  else
+    load_clean(co)
+  end
+  return saved, rgen, rco
+end
+
+local function plain_end(co, g, saved, rgen, rco, ...)
+  switch_back(co, g, saved, rgen, rco)
+  return ...
+end
+
+-- An async run's resume: the run's context has current_run set (its writes
+-- are buffered) and tracks reads only in its first segment. A run resumed
+-- without its context meanwhile (ctx_gen moved while it ran) cannot commit
+-- what it did (task.lua ends it with CONTEXT_LOST).
+local function run_end(run, co, g, saved, rgen, rco, ok, ...)
+  if ctx_gen ~= g then run.lost = true end
+  switch_back(co, g, saved, rgen, rco)
   if run.on_step then run.on_step(run, ok, ...) end
   return ok, ...
 end
 
+--- Resumes a coroutine in its own context (what coroutine.resume is once
+-- this module is loaded). For an async run, its context has current_run set
+-- (its writes are buffered until commit); an aborted or stale run is never
+-- resumed again. Returns what coroutine.resume returns.
 function _M.resume(co, ...)
   local run = run_of[co]
   if run == nil then
-    if dead_runs[co] then return false, "async run was aborted" end
-    return co_resume(co, ...)
+    if dead_runs[co] ~= nil then return false, "async run was aborted" end
+    if npark == 0 and is_clean() then
+      -- the common case: both clean; the coroutine gets a new serial
+      local rgen, rco = ctx_gen, ctx_co
+      gen_next = gen_next + 1
+      ctx_gen, ctx_co = gen_next, co
+      return plain_end(co, gen_next, nil, rgen, rco, co_resume(co, ...))
+    end
+    local saved, rgen, rco = switch_to(co)
+    return plain_end(co, ctx_gen, saved, rgen, rco, co_resume(co, ...))
   end
   if run.abort.aborted or run.done then return false, "async run was aborted" end
-  local prev_run, prev_active = current_run, active
-  current_run, active = run, run.tracking or 0
-  return resume_end(run, prev_run, prev_active, co_resume(co, ...))
+  local saved, rgen, rco = switch_to(co)
+  current_run = run
+  if run.tracking then active = run.tracking elseif active == run.a.id then active = 0 end
+  return run_end(run, co, ctx_gen, saved, rgen, rco, co_resume(co, ...))
 end
 
--- ===== hook: runs that their event loop resumes itself (async.loop.ngx) =====
--- Under nginx an async run is a light thread: nginx resumes it after a wait,
--- not _M.resume, so nothing above marks it current. The ngx loop calls
--- run_suspend(co) just before a run's thread waits and run_resumed(co) just
--- after, so the run is current (its writes buffered until commit, its reads
--- untracked) exactly while its thread runs, and the context of whatever ran
--- before is restored when it waits again or ends. A first segment is left
--- alone: task.start_run holds that context around the spawn. Both do nothing
--- for a coroutine that is not a live run. (Waits that bypass async.loop,
--- a raw ngx.sleep or cosocket inside a run, are not seen here; the
--- per-coroutine tracking context of kernel9 covers those.)
+-- coroutine.resume and coroutine.wrap resume in the coroutine's own context
+-- (a user coroutine yielding inside a batch, an effect or a computed leaves
+-- its context with it). LuaJIT never compiles coroutine.resume, so the Lua
+-- frame around it costs little beside the resume itself (docs/performance.md).
+local co_create = coroutine.create
+local function wrap_results(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) == "string" then error(e, 2) end   -- with the caller's position, as LuaJIT's wrap
+  error(e, 0)
+end
+local function wrap(f)
+  local co = co_create(f)
+  return function(...) return wrap_results(_M.resume(co, ...)) end
+end
+-- the resume of before (specs use it to play a resume that does not give
+-- the coroutine its context, as nginx resuming after a raw ngx.sleep)
+internal.raw_resume = co_resume
+coroutine.resume = _M.resume  -- luacheck: ignore 122
+coroutine.wrap = wrap         -- luacheck: ignore 122
 
---- A run's thread is about to wait: restores the context it entered.
-function internal.run_suspend(co)
-  local run = run_of[co]
-  if run == nil or not run.entered then return end
-  run.entered = false
-  current_run, active = run.saved_run, run.saved_active
+--- An entry from the event loop (a timer or deferred callback, a request
+-- handed to the app): a context still open here belongs to a coroutine that
+-- yielded by other means than a resume of ours (a raw ngx.sleep, a
+-- cosocket) and is parked, so the code that enters starts clean; that
+-- coroutine's frames raise CONTEXT_LOST when they close. `main_below`: the
+-- callback runs on the main thread's stack (luv), whose own context stays.
+function _M.from_loop(main_below)
+  if is_clean() then return end
+  if main_below and ctx_co == nil then return end
+  park(ctx_co)
+  load_clean(co_running())
 end
 
---- A run's thread was resumed by its loop: makes the run current again.
--- Returns false when the run was aborted or has ended (its code must not
--- go on: the caller parks the thread until it is killed).
-function internal.run_resumed(co)
-  local run = run_of[co]
-  if run == nil then return not dead_runs[co] end
-  if run.abort.aborted or run.done then return false end
-  if not run.entered then
-    run.entered = true
-    run.saved_run, run.saved_active = current_run, active
-    current_run, active = run, 0
+-- ===== hooks for the ngx loop: threads and waits nginx resumes itself =====
+-- Under nginx a run (and the server's workers) is a light thread that nginx
+-- resumes after its waits, not _M.resume. The ngx loop brackets a thread's
+-- first segment (thread_enter in the thread, thread_return in its spawner
+-- once the spawn returned) and each wait (waiting before, waited after), so
+-- the thread has its own context while it runs and its spawner's comes
+-- back when it first waits.
+local outer = setmetatable({}, { __mode = "k" })   -- thread -> its spawner's context, until it first waits
+local cgen = setmetatable({}, { __mode = "k" })    -- thread -> the serial of its context
+
+local function back_to_outer(co)
+  local o = outer[co]
+  if o == nil then
+    load_clean(nil)
+    return
   end
+  outer[co] = nil
+  if o.saved ~= nil then
+    restore(o.saved)
+  else
+    load_clean(o.co)
+    ctx_gen = o.gen
+  end
+end
+
+--- The first thing a thread `co` does (nested in its spawner): the
+-- spawner's context is kept aside, the thread gets a clean one (a run's:
+-- current_run set, its first segment tracked).
+function internal.thread_enter(co, run)
+  outer[co] = { saved = not is_clean() and snapshot() or nil, gen = ctx_gen, co = ctx_co }
+  load_clean(co)
+  if run ~= nil then current_run, active = run, run.tracking or 0 end
+  cgen[co] = ctx_gen
+end
+
+--- Thread `co` is about to wait on its loop (or ends, final = true): its
+-- context is parked under it (dropped when it ends) and the spawner's (its
+-- first wait) or a clean one is loaded. A run whose context was put aside
+-- while it ran is marked lost.
+function internal.waiting(co, final)
+  if ctx_gen == cgen[co] then
+    if not final and not is_clean() then park(co) end
+  else
+    local run = run_of[co]
+    if run ~= nil then run.lost = true end
+    if not is_clean() then park(ctx_co) end
+  end
+  back_to_outer(co)
+end
+
+--- Thread `co`'s wait on its loop ended (an entry from the event loop): an
+-- open context left by another coroutine is parked and co's own is loaded.
+-- False when co is a run that was aborted or has ended (its code must not
+-- go on: the loop parks the thread until it is killed).
+function internal.waited(co)
+  local run = run_of[co]
+  if run == nil then
+    if dead_runs[co] ~= nil then return false end
+  elseif run.abort.aborted or run.done then
+    return false
+  end
+  if not is_clean() then park(ctx_co) end
+  local c = npark ~= 0 and parked[co] or nil
+  if c ~= nil then
+    unpark(c)
+    restore(c)
+  else
+    load_clean(co)
+  end
+  if run ~= nil then
+    current_run = run
+    if active == run.a.id then active = 0 end
+  end
+  cgen[co] = ctx_gen
   return true
+end
+
+--- The spawner of thread `co`, once the spawn returned: when the thread did
+-- not give the spawner's context back (it ended, or waited by other means),
+-- the spawner's is loaded back now.
+function internal.thread_return(co)
+  if outer[co] == nil then return end
+  if ctx_gen == cgen[co] then
+    if not is_clean() and co_status(co) ~= "dead" then park(co) end
+  else
+    local run = run_of[co]
+    if run ~= nil then run.lost = true end
+    if not is_clean() then park(ctx_co) end
+  end
+  back_to_outer(co)
 end
 
 --- Is a coroutine dead?
 function internal.dead(co) return co_status(co) == "dead" end
+--- The async run of the calling coroutine, if it is one.
 function internal.current_run()
   local run = current_run
   if run ~= nil and threaded_runs then run = threaded_check(run) end

@@ -101,7 +101,7 @@ function _M.new(opts, kernel)
   local s = setmetatable({
     index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
     on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
-    run_node = kernel.run, batch_fn = kernel.batch,
+    run_node = kernel.run, batch_fn = kernel.batch, kernel_gen = kernel.gen,
     ids = {}, strs = {}, refs = {}, free_ids = {}, job_key = {}, job_scope = {}, dead = {},
   }, Scheduler)
   s._gc = ffi.gc(ffi.new("int32_t[1]", index), release_handle)
@@ -243,9 +243,14 @@ end
 -- The first two jobs are handled outside the loop: most flushes run one or
 -- two jobs, and a loop that exits after one trip keeps LuaJIT from
 -- compiling the flush (it aborts "leaving loop in root trace").
+-- A flush belongs to the kernel context of the coroutine that runs it:
+-- `flushing` holds that context's serial, so a flush another coroutine left
+-- suspended (it yielded in an effect body) does not stop this one.
 function Scheduler:flush()
-  if self.flushing then return end
-  self.flushing = true
+  local gen = self.kernel_gen()
+  if self.flushing == gen then return end
+  local outer = self.flushing
+  self.flushing = gen
   local index = self.index
   local first = nil
   local h = C.ac_sched_step(G, index)
@@ -262,7 +267,7 @@ function Scheduler:flush()
       end
     end
   end
-  self.flushing = false
+  self.flushing = outer
   if first ~= nil then error(first, 0) end
 end
 

@@ -95,6 +95,9 @@ local function finish(run, ok, v)
     return
   end
   a.run = nil
+  -- resumed without its context meanwhile: its writes after that wait were
+  -- not buffered, so it cannot commit as one (graph.CONTEXT_LOST)
+  if run.lost then ok, v = false, kernel.CONTEXT_LOST end
   local prev_run = I.set_current_run(nil)
   -- one commit: the run's writes (a transaction: a write that raises, in a
   -- custom equals say, rolls every one of them back and the run ends in the
@@ -133,8 +136,10 @@ end
 -- thread now, returns once body first waits or has ended, and kills the
 -- thread when `abort` fires (an aborted run is never resumed); it returns
 -- false when it cannot spawn here (nginx's init phase, say), and the run is
--- then a plain coroutine. While the thread runs, the ngx loop keeps the run
--- current through kernel._internal.run_suspend/run_resumed.
+-- then a plain coroutine. The thread has the run's context (current_run
+-- set, its first segment tracked) while it runs: run_thread enters it, the
+-- ngx loop brackets its waits (kernel._internal.waiting/waited), and
+-- start_run takes its own back when the spawn returns (thread_return).
 local spawner = nil
 
 --- Sets (or with nil, removes) the spawner; async.loop calls it when the
@@ -151,9 +156,10 @@ local function run_thread(run, ctx)
   local co = co_running()
   run.co = co
   run_of[co] = run
+  I.thread_enter(co, run)
   local ok, v = pcall(run.a.fn, ctx)
   -- an aborted run's thread is killed while it waits, so it never gets here
-  I.run_suspend(co)   -- back to the context the thread was resumed in
+  I.waiting(co, true)   -- back to the spawner's context, or a clean one
   if run.tracking then
     run.result_ok, run.result = ok, v
   elseif not run.done then
@@ -179,19 +185,17 @@ function start_run(a)
     signals = a.context and a.context.signals, server = a.context and a.context.server,
     cache = a.context and a.context.cache,
   }, Ctx)
-  local prev = I.begin_tracking(id)
-  local prev_run = spawner and I.set_current_run(run)
-  if not (spawner and spawner(run_thread, abort, run, ctx)) then
-    if spawner then I.set_current_run(prev_run) end
+  I.begin_tracking(id)
+  if spawner and spawner(run_thread, abort, run, ctx) then
+    if run.co then I.thread_return(run.co) end
+  else
     local co = co_create(a.fn)
     run.co = co
     run_of[co] = run
     resume(co, ctx)
-  else
-    I.set_current_run(prev_run)
   end
   run.tracking = nil
-  I.end_tracking(id, prev)
+  I.end_tracking(id)
   if run.result_ok ~= nil then finish(run, run.result_ok, run.result) end
 end
 

@@ -24,8 +24,8 @@ local ngx_loop = require("async.loop.ngx")
 local kernel = require("async.kernel.graph")
 local task = require("async.kernel.task")
 local scheduler = require("async.kernel.scheduler")
-local co_running, co_yield, co_status, co_create, co_resume =
-      coroutine.running, coroutine.yield, coroutine.status, coroutine.create, coroutine.resume
+local co_running, co_yield, co_status, co_create =
+      coroutine.running, coroutine.yield, coroutine.status, coroutine.create
 local traceback = debug.traceback
 local ceil = math.ceil
 local unpack = unpack
@@ -277,7 +277,7 @@ function _M.spawn(fn, ...)
   local l = _M.get_loop()
   if l.spawn then return l:spawn(fn, ...) end
   local co = co_create(fn)
-  return co, co_resume(co, ...)
+  return co, kernel.resume(co, ...)
 end
 
 -- ===== shutdown =====

@@ -4,6 +4,9 @@ local ceil = math.ceil
 local check = require("async.loop.check")
 local check_ms, check_fn = check.ms, check.fn
 local require = require
+-- a callback from libuv is an entry from the event loop (docs/kernel.md,
+-- "Coroutines"); it runs on the main thread's stack, whose context stays
+local from_loop = require("async.kernel.graph").from_loop
 
 local _M = {}
 
@@ -46,6 +49,7 @@ function Luv:timer(ms, fn)
   local t = setmetatable({ h = h }, LuvTimer)
   h:start(ceil(ms), 0, function()
     t:close()
+    from_loop(true)
     fn()
   end)
   return t
@@ -58,6 +62,7 @@ local function luv_run_deferred(self)
   self._q = {}
   self._armed = false
   if self._mode == "idle" then self._waker:stop() end
+  from_loop(true)
   for i = 1, #q do q[i]() end
 end
 

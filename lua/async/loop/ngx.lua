@@ -17,9 +17,13 @@
 --            to end it early)
 --   await    a semaphore wait; the resume function posts it (from anywhere
 --            in the worker: a timer, another request, another thread)
---   context  around every wait of a run the kernel is told
---            (run_suspend/run_resumed), so a run's writes stay buffered
---            until its commit however nginx interleaves the threads
+--   context  the kernel's tracking context belongs to the coroutine that
+--            opened it (docs/kernel.md, "Coroutines"): a thread spawned here
+--            enters a context of its own (thread_enter/thread_return), every
+--            wait is bracketed (waiting/waited), and the timer and deferred
+--            callbacks are entries from the event loop (from_loop), so a
+--            run's writes stay buffered until its commit and a batch or an
+--            effect stays its coroutine's however nginx interleaves threads
 --   defer    one ngx.timer.at(0) per tick for everything deferred in it; a
 --            resume function of `await` is called at once instead (it only
 --            posts a semaphore: the waiter runs later anyway)
@@ -43,7 +47,8 @@ local graph = require("async.kernel.graph")
 local task = require("async.kernel.task")
 
 local I = graph._internal
-local run_suspend, run_resumed = I.run_suspend, I.run_resumed
+local waiting, waited, thread_enter, thread_return = I.waiting, I.waited, I.thread_enter, I.thread_return
+local from_loop = graph.from_loop
 local is_run = task.is_run
 
 local _M = {}
@@ -181,6 +186,7 @@ end
 function Ngx:_fire(premature, due)
   if self._armed_at == due then self._armed_at = nil end
   if premature then return end   -- the worker is exiting
+  from_loop()
   local now = self:now()
   while true do
     local t = heap_peek(self)
@@ -220,6 +226,7 @@ function Ngx:_deferred(premature)
   self._q = {}
   self._armed = false
   if premature then return end
+  from_loop()
   for i = 1, #run do
     local ok, err = xpcall(run[i], on_timer_error)
     if not ok then report(self, "deferred function failed", err) end
@@ -317,7 +324,10 @@ function Ngx:spawn(fn, ...)
   local st = { first = true }
   local args = pack(...)
   local function main()
+    local me = co_running()
+    thread_enter(me)
     local ok, err = xpcall(fn, on_timer_error, unpack(args, 1, args.n))
+    waiting(me, true)
     self.live = self.live - 1
     ctx_add(self, -1)
     if not ok then
@@ -327,6 +337,7 @@ function Ngx:spawn(fn, ...)
   self.live = self.live + 1
   ctx_add(self, 1)
   local t = ngx.thread.spawn(main)
+  thread_return(t)
   st.first = false
   if st.err ~= nil then return t, false, st.err end
   return t, true
@@ -401,10 +412,10 @@ local function arm(ngx)
   end
 end
 
--- after a wait of a run's thread: back in the run's context, or parked for
--- good when the run was aborted meanwhile
+-- after a wait: back in the thread's own context, or parked for good when
+-- it is a run that was aborted meanwhile
 local function resumed(co)
-  if not run_resumed(co) then park() end
+  if not waited(co) then park() end
 end
 
 --- Sleeps ms in the running thread (async.loop.delay). abort: raised at
@@ -418,7 +429,7 @@ function Ngx:delay(ms, abort)
   if abort == nil or is_run(co) then
     -- a run's abort kills its thread (its supervisor); any other token is
     -- checked when the sleep ends
-    run_suspend(co)
+    waiting(co)
     ngx.sleep(ms / 1000)
     resumed(co)
     if abort and abort.aborted then park() end
@@ -431,12 +442,17 @@ function Ngx:delay(ms, abort)
     if state == "waiting" then state = "aborted"; s:post(1) end
   end)
   local deadline = self:now() + ms
+  waiting(co)
   while state == "waiting" do
     local left = deadline - self:now()
     if left <= 0 then break end
     local ok, err = s:wait(left / 1000)
-    if not ok and err ~= "timeout" then error("semaphore wait failed: " .. tostring(err), 0) end
+    if not ok and err ~= "timeout" then
+      waited(co)
+      error("semaphore wait failed: " .. tostring(err), 0)
+    end
   end
+  waited(co)
   unregister()
   if state == "aborted" then park() end
   state = "done"
@@ -477,7 +493,7 @@ function Ngx:await(start, abort, abort_error)
     arm(self.ngx)
     state = "waiting"
     s = new_sema()
-    run_suspend(co)
+    waiting(co)
     sema_wait(s, function() return state == "waiting" end)
     if unregister then unregister() end
     resumed(co)

@@ -19,6 +19,10 @@
 local core = require("async.server.core")
 local loop = require("async.loop")
 local abort_mod = require("async.kernel.abort")
+-- a request nginx hands to Lua is an entry from the event loop (docs/kernel.md,
+-- "Coroutines"): a kernel context still open belongs to a coroutine that
+-- waited on nginx directly, and is put aside so this request starts clean
+local from_loop = require("async.kernel.graph").from_loop
 local cache_shdict = require("async.app.cache_shdict")
 local request = require("async.server.request")
 
@@ -313,6 +317,7 @@ end
 
 --- Serves the current request (content_by_lua) and ends it.
 function Handler:handle()
+  from_loop()
   local ngx = ngx_()
   local l = loop.get_loop()
   local req, refused = read_request(self, ngx)
