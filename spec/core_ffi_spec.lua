@@ -3,6 +3,7 @@
 -- and offset with the C compiler's), the flag constants of the Lua side match
 -- the header, and bad ids are refused at the C boundary.
 local ffi = require("ffi")
+local E = require("support.errors")
 require("async")   -- the kernel creates the default scheduler
 local core = require("async.kernel.core")
 
@@ -137,7 +138,7 @@ describe("core FFI: bad ids are refused at the C boundary", function()
     local a = Async.async_signal(function() return 1 end, { initial = 0 })
     local id = a.id
     a.id = 50000000
-    assert.has_error(function() a:set(2) end, "async: bad id (-2) publishing an async signal")
+    E.has_error(function() a:set(2) end, "async: bad id (-2) publishing an async signal")
     assert.has_error(function() a:restore({ value = 1 }) end)
     a.id = id
   end)

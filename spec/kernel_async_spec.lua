@@ -2,6 +2,7 @@
 -- through loop:advance); I/O is simulated with Async.await and resume
 -- functions the test calls by hand.
 local Async = require("async")
+local E = require("support.errors")
 local loop_mod = require("async.loop")
 
 local loop, prev_loop
@@ -418,10 +419,10 @@ end)
 
 describe("Async: bad use", function()
   it("rejects a non-function and bad options", function()
-    assert.has_error(function() Async.async_signal(5) end, "async_signal expects a function, got number")
-    assert.has_error(function() Async.async_signal(function() end, 1) end,
+    E.has_error(function() Async.async_signal(5) end, "async_signal expects a function, got number")
+    E.has_error(function() Async.async_signal(function() end, 1) end,
       "async_signal options must be a table, got number")
-    assert.has_error(function() Async.async_signal(function() end, { snapshot = { status = "weird" } }) end,
+    E.has_error(function() Async.async_signal(function() end, { snapshot = { status = "weird" } }) end,
       "async snapshot has an unknown status 'weird'")
   end)
 end)

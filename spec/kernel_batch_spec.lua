@@ -1,5 +1,6 @@
 -- kernel.md "Batches and transactions".
 local Async = require("async")
+local E = require("support.errors")
 
 describe("Batches: batch(fn) is one commit", function()
   it("returns fn's results, arguments passed through", function()
@@ -90,7 +91,7 @@ describe("Batches: batch(fn) is one commit", function()
   end)
 
   it("rejects a non-function", function()
-    assert.has_error(function() Async.batch(1) end, "batch expects a function, got number")
+    E.has_error(function() Async.batch(1) end, "batch expects a function, got number")
   end)
 end)
 
@@ -197,12 +198,12 @@ describe("Transactions: all-or-nothing", function()
   end)
 
   it("rejects a non-function", function()
-    assert.has_error(function() Async.transaction("x") end, "transaction expects a function, got string")
+    E.has_error(function() Async.transaction("x") end, "transaction expects a function, got string")
   end)
 end)
 
 describe("Untrack arguments", function()
   it("rejects a non-function", function()
-    assert.has_error(function() Async.untrack({}) end, "untrack expects a function, got table")
+    E.has_error(function() Async.untrack({}) end, "untrack expects a function, got table")
   end)
 end)

@@ -2,6 +2,7 @@
 -- spec and ported from the peers (preact effect tests, alien-signals
 -- effect/effectScope tests, reactive-framework-test-suite).
 local Async = require("async")
+local E = require("support.errors")
 
 local function quiet_scheduler(errors)
   return Async.create_scheduler({ on_error = function(err, job)
@@ -491,8 +492,8 @@ end)
 
 describe("effect arguments", function()
   it("rejects a non-function and bad options", function()
-    assert.has_error(function() Async.effect(nil) end, "effect expects a function, got nil")
-    assert.has_error(function() Async.effect(function() end, 5) end,
+    E.has_error(function() Async.effect(nil) end, "effect expects a function, got nil")
+    E.has_error(function() Async.effect(function() end, 5) end,
       "effect options must be a table, got number")
   end)
 end)

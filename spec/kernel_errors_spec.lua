@@ -2,6 +2,7 @@
 -- targets"): exact messages for every entry point, a raising user function
 -- leaves the graph consistent, disposed and collected nodes are freed.
 local Async = require("async")
+local E = require("support.errors")
 local core = require("async.kernel.core")
 
 local G = core.G
@@ -68,7 +69,7 @@ describe("Errors for bad use: entry points name what they expected", function()
   }
   for _, c in ipairs(cases) do
     it(c[1] .. " -> " .. c[3], function()
-      assert.has_error(c[2], c[3])
+      E.has_error(c[2], c[3])
     end)
   end
 

@@ -1,5 +1,6 @@
 -- kernel.md "The scheduler".
 local Async = require("async")
+local E = require("support.errors")
 
 local function manual(opts)
   opts = opts or {}
@@ -389,7 +390,7 @@ describe("Scheduler: bad use", function()
   }
   for i, c in ipairs(cases) do
     it("case " .. i .. ": " .. c[2], function()
-      assert.has_error(c[1], c[2])
+      E.has_error(c[1], c[2])
     end)
   end
 end)

@@ -1,6 +1,7 @@
 -- async.loop on the manual loop: timers, defer, delay/await/abort, resume
 -- hook, shutdown hooks. Pure LuaJIT (the luv loop: loop_luv_spec.lua, #loop).
 local loop = require("async.loop")
+local E = require("support.errors")
 local abort_mod = require("async.kernel.abort")
 local default_on_error = loop.on_error
 
@@ -90,10 +91,10 @@ describe("async.loop manual loop", function()
   end)
 
   it("rejects bad arguments with clear messages", function()
-    assert.has_error(function() l:timer(-1, function() end) end, "timer: ms must be a number >= 0, got -1")
-    assert.has_error(function() l:timer(1) end, "timer: expected a function, got nil")
+    E.has_error(function() l:timer(-1, function() end) end, "timer: ms must be a number >= 0, got -1")
+    E.has_error(function() l:timer(1) end, "timer: expected a function, got nil")
     assert.has_error(function() l:advance(0 / 0) end)
-    assert.has_error(function() l:defer("x") end, "defer: expected a function, got string")
+    E.has_error(function() l:defer("x") end, "defer: expected a function, got string")
   end)
 
   it("a timer error propagates out of advance and leaves the other timers queued", function()
@@ -386,6 +387,6 @@ describe("async.loop shutdown hooks", function()
     assert.equal("hook failed", err)
     assert.same({ "a:sigterm", "c:sigterm" }, seen)
     assert.equal(0, loop.shutdown("again"))
-    assert.has_error(function() loop.on_shutdown(1) end, "on_shutdown: expected a function, got number")
+    E.has_error(function() loop.on_shutdown(1) end, "on_shutdown: expected a function, got number")
   end)
 end)

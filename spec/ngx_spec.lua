@@ -172,7 +172,7 @@ local SERVER = [[
         loop.set_loop(Async.manual_loop())
         local ok, err = pcall(Async.delay, 10)
         loop.set_loop(l)
-        ngx.say(ok, " ", (tostring(err):gsub("^[^:]*:%d+: ", "")))
+        ngx.say(ok, " ", type(err) == "table" and err.message or tostring(err))
       }
     }
     location = /init-wait { content_by_lua_block { ngx.say(init_wait_error) } }

@@ -95,6 +95,62 @@ describe("library errors name the caller's line", function()
   end)
 end)
 
+describe("the kernel's own errors are the library's error type, at the caller's line", function()
+  local function located(err, code, line, message)
+    local text = check(err, code)
+    assert.equal(FILE .. ":" .. line .. ": " .. message, text)
+  end
+
+  it("a computed that reads itself (Async.computed, no registry)", function()
+    local c, line
+    c = Async.computed(function() line = here(); local v = c(); return v end)
+    local ok, err = pcall(function() return c() end)
+    assert.is_false(ok)
+    -- the read that found the cycle is in the computed's getter: its line,
+    -- not kernel/graph.lua's
+    located(err, "cycle-detected", line, "Cycle detected: a computed read itself")
+  end)
+
+  it("a write inside a computed", function()
+    local s = Async.signal(1)
+    local line
+    local c = Async.computed(function() line = here(); s:set(2); return 1 end)
+    local ok, err = pcall(c)
+    assert.is_false(ok)
+    located(err, "write-in-computed", line, "Cannot write to a signal inside a computed")
+  end)
+
+  it("bad arguments to the kernel's entry points", function()
+    local line, ok, err = here(), pcall(Async.batch, 5)
+    assert.is_false(ok)
+    located(err, "invalid-argument", line, "batch expects a function, got number")
+    line, ok, err = here(), pcall(function() Async.create_scheduler({ strategy = "eager" }) end)
+    assert.is_false(ok)
+    located(err, "invalid-argument", line, "unknown scheduler strategy 'eager' (expected sync, manual or loop)")
+    line, ok, err = here(), pcall(function() Async.manual_loop():timer(-1, function() end) end)
+    assert.is_false(ok)
+    located(err, "invalid-argument", line, "timer: ms must be a number >= 0, got -1")
+  end)
+
+  it("a scheduler that never settles reports a max-depth error to the caller", function()
+    local s = Async.create_scheduler({ strategy = "manual", max_depth = 3 })
+    local function again() s:enqueue("effect", again) end
+    s:enqueue("effect", again)
+    local ok, err = pcall(s.flush, s)
+    assert.is_false(ok)
+    check(err, "max-depth")
+    assert.truthy(tostring(err):find("exceeded max_depth (3 passes)", 1, true))
+  end)
+
+  it("a forged handle id at the C boundary", function()
+    local a = Async.async_signal(function() return 1 end)
+    a.id = -2
+    local line, ok, err = here(), pcall(function() a:set(2) end)
+    assert.is_false(ok)
+    located(err, "bad-id", line, "async: bad id (-2) publishing an async signal")
+  end)
+end)
+
 describe("errors raised by user code pass through unchanged", function()
   it("a table a handler raises reaches the caller as it was raised", function()
     local mine = { code = "mine" }

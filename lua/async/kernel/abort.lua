@@ -24,7 +24,7 @@ end
 --- Registers `fn(reason)`; returns a function that unregisters it.
 function Abort:on_abort(fn)
   if type(fn) ~= "function" then
-    error("on_abort expects a function, got " .. type(fn), 2)
+    errors.argument("on_abort expects a function, got " .. type(fn))
   end
   if self.aborted then
     fn(self.reason)

@@ -4,6 +4,7 @@
 -- (ASYNC_CORE_LIB overrides the path). The declarations below mirror
 -- src/core/core.h; spec/core_ffi_spec.lua checks the struct sizes agree.
 local ffi = require("ffi")
+local errors = require("async.kernel.errors")
 local os_getenv, pcall, error = os.getenv, pcall, error
 
 local _M = {}
@@ -43,9 +44,9 @@ _M.PHASE_NAMES = { [0] = "binding", "lifecycle", "effect", "async", "post" }
 _M.OK, _M.BAD_ID, _M.OOM = ffi.C.AC_OK, ffi.C.AC_BAD_ID, ffi.C.AC_OOM
 
 --- Raises the error of a failed core call: r is AC_OOM or AC_BAD_ID.
-function _M.fail(r, what, level)
-  if r == _M.OOM then error("async: out of memory " .. what, level and level + 1 or 2) end
-  error("async: bad id (" .. tostring(r) .. ") " .. what, level and level + 1 or 2)
+function _M.fail(r, what)
+  if r == _M.OOM then errors.raise("out-of-memory", "async: out of memory " .. what) end
+  errors.raise("bad-id", "async: bad id (" .. tostring(r) .. ") " .. what)
 end
 
 --- Memory figures of the core.

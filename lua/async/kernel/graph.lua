@@ -8,6 +8,7 @@
 local ffi = require("ffi")
 local bit = require("bit")
 local core = require("async.kernel.core")
+local errors = require("async.kernel.errors")
 local scheduler = require("async.kernel.scheduler")
 
 local C, G = core.C, core.G
@@ -117,10 +118,11 @@ local orphans = {}           -- contexts put aside whose coroutine is not known 
 local npark = 0              -- contexts put aside (an upper bound: a collected coroutine's is dropped)
 local renotify = {}          -- ids held by a context that was collected unreleased
 
-local CONTEXT_LOST = "async: this coroutine yielded inside a batch, transaction, scope, computed, effect "
+local CONTEXT_LOST = errors.new("context-lost",
+  "async: this coroutine yielded inside a batch, transaction, scope, computed, effect "
   .. "body or async run and was resumed without its kernel context (a raw ngx.sleep or cosocket, or a "
   .. "coroutine.resume taken before async was loaded) after another coroutine needed the kernel: what it "
-  .. "did after the yield was not tracked in its context (do not wait there; use an async signal)"
+  .. "did after the yield was not tracked in its context (do not wait there; use an async signal)")
 _M.CONTEXT_LOST = CONTEXT_LOST
 
 -- A context put aside with writes not yet committed must not have the
@@ -376,7 +378,7 @@ end
 -- ===== settling: after the outermost write, batch or transaction =====
 local function drain_async()
   local n = C.ac_async_drain(G)
-  if n < 0 then fail(n, "handing out async signals", 2) end
+  if n < 0 then fail(n, "handing out async signals") end
   local ids = {}
   for i = 0, n - 1 do ids[i + 1] = G.out[i] end
   for i = 1, n do
@@ -415,7 +417,9 @@ local function settle()
     end
   end
   if to_free[1] ~= nil or to_dispose[1] ~= nil or renotify[1] ~= nil then collect() end
-  if lost then error("async: out of memory queueing effects (they run once memory is available)", 0) end
+  if lost then
+    errors.raise("out-of-memory", "async: out of memory queueing effects (they run once memory is available)")
+  end
 end
 
 -- Records the effects and async nodes a change of `id` confirmed inside a
@@ -621,7 +625,7 @@ end
 
 function signal_set(s, v)
   if computing > 0 then
-    error("Cannot write to a signal inside a computed", 2)
+    errors.raise("write-in-computed", "Cannot write to a signal inside a computed")
   end
   local run = current_run
   if run ~= nil then
@@ -649,7 +653,7 @@ Signal.get = signal_get
 Signal.peek = signal_peek
 Signal.set = signal_set
 function Signal.update(s, fn)
-  if type(fn) ~= "function" then error("update expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("update expects a function, got " .. type(fn)) end
   return signal_set(s, fn(vals[s.id]))
 end
 Signal.__index = Signal
@@ -661,10 +665,10 @@ local SignalT = ffi.metatype("async_signal", Signal)
 
 local function check_opts(opts, what)
   if opts == nil then return nil end
-  if type(opts) ~= "table" then error(what .. " options must be a table, got " .. type(opts), 3) end
+  if type(opts) ~= "table" then errors.argument(what .. " options must be a table, got " .. type(opts)) end
   local eq = opts.equals
   if eq ~= nil and type(eq) ~= "function" then
-    error(what .. " option equals must be a function, got " .. type(eq), 3)
+    errors.argument(what .. " option equals must be a function, got " .. type(eq))
   end
   return eq
 end
@@ -674,7 +678,7 @@ function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
-  if id <= 0 then fail(id, "creating a signal", 2) end
+  if id <= 0 then fail(id, "creating a signal") end
   vals[id], seen[id] = value, value
   if eq then eqs[id] = eq end
   return SignalT(id)
@@ -720,7 +724,7 @@ jit.off(running_here)
 -- running reader depends on the computed.
 local reading_suspended = {}
 local function read_suspended(id)
-  if reading_suspended[id] then error("Cycle detected: a computed read itself", 3) end
+  if reading_suspended[id] then errors.raise("cycle-detected", "Cycle detected: a computed read itself") end
   local prev_active = active
   active = 0
   reading_suspended[id] = true
@@ -737,7 +741,7 @@ function computed_get(c)
   local f = G.nodes[id].flags
   if band(f, RECURSED_CHECK) ~= 0 then
     if fns[id] ~= nil and not running_here(id) then return read_suspended(id) end
-    error("Cycle detected: a computed read itself", 2)
+    errors.raise("cycle-detected", "Cycle detected: a computed read itself")
   end
   if band(f, DIRTY + PENDING) ~= 0 then
     refresh(id, f)
@@ -772,12 +776,12 @@ local ComputedT = ffi.metatype("async_computed", Computed)
 --- A derived value: lazy, cached, glitch-free.
 function _M.computed(fn, opts)
   if type(fn) ~= "function" then
-    error("computed expects a function, got " .. type(fn), 2)
+    errors.argument("computed expects a function, got " .. type(fn))
   end
   local eq = check_opts(opts, "computed")
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
-  if id <= 0 then fail(id, "creating a computed", 2) end
+  if id <= 0 then fail(id, "creating a computed") end
   local h = home_for(opts and opts.root, owner)
   fns[id] = fn
   h[id] = fn
@@ -825,7 +829,7 @@ end
 
 --- Runs fn(...) as one commit; returns its results.
 function _M.batch(fn, ...)
-  if type(fn) ~= "function" then error("batch expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("batch expects a function, got " .. type(fn)) end
   batch_depth = batch_depth + 1
   return batch_end(ctx_gen, pcall(fn, ...))
 end
@@ -931,7 +935,7 @@ sched_kernel.batch = _M.batch
 
 --- An all-or-nothing batch: if fn raises, its writes are rolled back.
 function _M.transaction(fn, ...)
-  if type(fn) ~= "function" then error("transaction expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("transaction expects a function, got " .. type(fn)) end
   if tx_starts == nil then tx_log_ids, tx_log_vals, tx_log_seen, tx_starts, tx_marks = {}, {}, {}, {}, {} end
   batch_depth = batch_depth + 1
   tx_depth = tx_depth + 1
@@ -960,7 +964,7 @@ end
 
 --- Runs fn(...) without tracking reads.
 function _M.untrack(fn, ...)
-  if type(fn) ~= "function" then error("untrack expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("untrack expects a function, got " .. type(fn)) end
   local prev = active
   active = 0
   return untrack_end(prev, ctx_gen, pcall(fn, ...))
@@ -1042,7 +1046,7 @@ end
 
 --- Registers fn to run when the current effect reruns or its owner is disposed.
 function _M.on_cleanup(fn)
-  if type(fn) ~= "function" then error("on_cleanup expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("on_cleanup expects a function, got " .. type(fn)) end
   if owner == 0 then return false end
   local cl = cleanups[owner]
   if cl == nil then
@@ -1154,17 +1158,17 @@ end
 
 --- A side effect; returns its dispose function.
 function _M.effect(fn, opts)
-  if type(fn) ~= "function" then error("effect expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("effect expects a function, got " .. type(fn)) end
   local sched, root = default_sched, nil
   if opts ~= nil then
-    if type(opts) ~= "table" then error("effect options must be a table, got " .. type(opts), 2) end
+    if type(opts) ~= "table" then errors.argument("effect options must be a table, got " .. type(opts)) end
     sched = opts.scheduler or sched
     root = opts.root
   end
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local h = home_for(root, owner)
   local id = C.ac_node_new(G, K_EFFECT, owner ~= 0 and owner or (root and root.id or 0), sched.index)
-  if id <= 0 then fail(id, "creating an effect", 2) end
+  if id <= 0 then fail(id, "creating an effect") end
   fns[id] = fn
   h[id] = fn
   home_of[id] = h
@@ -1183,10 +1187,10 @@ end
 --- Runs fn with a new owner: effects created inside are disposed together.
 -- opts.root: the root that owns the scope when no effect or scope is running.
 function _M.scope(fn, opts)
-  if type(fn) ~= "function" then error("scope expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("scope expects a function, got " .. type(fn)) end
   local root = opts and opts.root
   local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
-  if id <= 0 then fail(id, "creating a scope", 2) end
+  if id <= 0 then fail(id, "creating a scope") end
   home_of[id] = home_for(root, owner)
   local tok = { disposed = false }
   owned[id] = tok
@@ -1230,7 +1234,7 @@ end
 function _M.root()
   if #to_free > 0 or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SCOPE, 0, -1)
-  if id <= 0 then fail(id, "creating a root", 2) end
+  if id <= 0 then fail(id, "creating a root") end
   local home = {}
   home_of[id] = home
   root_serial = root_serial + 1
@@ -1301,7 +1305,7 @@ end
 function internal.track(id)
   if active ~= 0 then
     local r = C.ac_link(G, id, active)
-    if r ~= 0 then fail(r, "tracking a read", 3) end
+    if r ~= 0 then fail(r, "tracking a read") end
   end
 end
 function internal.set_error_state(id, is_err)

@@ -2,6 +2,7 @@
 -- Queues, phases, keys, scopes and max_depth live in the C core; this module
 -- owns the job functions, the strategies and the error rule.
 local core = require("async.kernel.core")
+local errors = require("async.kernel.errors")
 local ffi = require("ffi")
 local bit = require("bit")
 
@@ -83,21 +84,21 @@ function _M.set_loop_provider(fn) loop_provider = fn end
 function _M.new(opts, kernel)
   opts = opts or {}
   if type(opts) ~= "table" then
-    error("create_scheduler expects an options table, got " .. type(opts), 2)
+    errors.argument("create_scheduler expects an options table, got " .. type(opts))
   end
   local strategy = opts.strategy or "sync"
   if not STRATEGIES[strategy] then
-    error("unknown scheduler strategy '" .. tostring(strategy) .. "' (expected sync, manual or loop)", 2)
+    errors.argument("unknown scheduler strategy '" .. tostring(strategy) .. "' (expected sync, manual or loop)")
   end
   local max_depth = opts.max_depth or 100
   if type(max_depth) ~= "number" or max_depth < 1 then
-    error("max_depth must be a positive number, got " .. tostring(max_depth), 2)
+    errors.argument("max_depth must be a positive number, got " .. tostring(max_depth))
   end
   if opts.on_error ~= nil and type(opts.on_error) ~= "function" then
-    error("on_error must be a function, got " .. type(opts.on_error), 2)
+    errors.argument("on_error must be a function, got " .. type(opts.on_error))
   end
   local index = C.ac_sched_new(G, max_depth)
-  if index < 0 then core.fail(index, "creating a scheduler", 2) end
+  if index < 0 then core.fail(index, "creating a scheduler") end
   local s = setmetatable({
     index = index, slot = bit.band(index, SLOT_MASK), strategy = strategy, max_depth = max_depth,
     on_error = opts.on_error, jobs = {}, free = {}, flushing = false, deferred = false, loop = opts.loop,
@@ -142,9 +143,9 @@ end
 function Scheduler:enqueue(phase, fn, opts)
   local p = PHASES[phase]
   if p == nil then
-    error("unknown phase '" .. tostring(phase) .. "' (expected binding, lifecycle, effect, async or post)", 2)
+    errors.argument("unknown phase '" .. tostring(phase) .. "' (expected binding, lifecycle, effect, async or post)")
   end
-  if type(fn) ~= "function" then error("enqueue expects a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argument("enqueue expects a function, got " .. type(fn)) end
   local key, scope = 0, 0
   if opts then
     key = intern(self, opts.key)
@@ -156,7 +157,7 @@ function Scheduler:enqueue(phase, fn, opts)
     self.jobs[h] = nil
     self.free[#self.free + 1] = h
     unintern(self, key); unintern(self, scope)
-    if r == core.OOM then core.fail(r, "queueing a job", 2) end
+    if r == core.OOM then core.fail(r, "queueing a job") end
     return false   -- dropped: duplicate key, destroyed scope, or a released scheduler (AC_BAD_ID)
   end
   if key ~= 0 then self.job_key[h] = key end
@@ -235,7 +236,8 @@ local function step(self, h, first)
   end
   -- past max_depth: the core cleared the queues; drop the job functions too
   forget_jobs(self)
-  local err = "scheduler flush exceeded max_depth (" .. self.max_depth .. " passes): a loop never settles"
+  local err = errors.new("max-depth",
+    "scheduler flush exceeded max_depth (" .. self.max_depth .. " passes): a loop never settles")
   return false, report(self, err, 2, nil, first)
 end
 
@@ -287,7 +289,7 @@ function Scheduler:defer_flush()
   local loop = self.loop or (loop_provider and loop_provider())
   if loop == nil then
     self.deferred = false
-    error("a loop scheduler needs an event loop: load async.loop or pass { loop = ... }", 0)
+    errors.raise("no-loop", "a loop scheduler needs an event loop: load async.loop or pass { loop = ... }")
   end
   loop:defer(function()
     self.deferred = false
@@ -310,7 +312,7 @@ function Scheduler:destroy_scope(scope)
     dead[scope] = n
   end
   local r = C.ac_sched_destroy_scope(G, self.index, n)
-  if r == core.OOM then core.fail(r, "destroying a scope", 2) end
+  if r == core.OOM then core.fail(r, "destroying a scope") end
 end
 
 function Scheduler:revive_scope(scope)

@@ -10,6 +10,7 @@
 local ffi = require("ffi")
 local bit = require("bit")
 local core = require("async.kernel.core")
+local errors = require("async.kernel.errors")
 local kernel = require("async.kernel.graph")
 local Abort = require("async.kernel.abort")
 
@@ -20,8 +21,8 @@ local vals = I.vals()
 local run_of = I.run_of()
 local band = bit.band
 local DIRTY, PENDING = core.DIRTY, core.PENDING
-local type, error, setmetatable, tostring, pcall, co_create, co_running =
-  type, error, setmetatable, tostring, pcall, coroutine.create, coroutine.running
+local type, setmetatable, tostring, pcall, co_create, co_running =
+  type, setmetatable, tostring, pcall, coroutine.create, coroutine.running
 local resume = kernel.resume
 
 local _M = {}
@@ -49,7 +50,7 @@ _M.normalize_error = normalize_error
 
 local function publish(a)
   local r = C.ac_touch(G, a.id)
-  if r ~= 0 then fail(r, "publishing an async signal", 3) end
+  if r ~= 0 then fail(r, "publishing an async signal") end
 end
 
 --- Aborts the run in flight, if any. The coroutine is never resumed again.
@@ -223,7 +224,7 @@ end
 
 local function check_fn(fn)
   if type(fn) ~= "function" then
-    error("async_signal expects a function, got " .. type(fn), 3)
+    errors.argument("async_signal expects a function, got " .. type(fn))
   end
 end
 
@@ -232,12 +233,12 @@ end
 function _M.async_signal(fn, opts)
   check_fn(fn)
   if opts ~= nil and type(opts) ~= "table" then
-    error("async_signal options must be a table, got " .. type(opts), 2)
+    errors.argument("async_signal options must be a table, got " .. type(opts))
   end
   opts = opts or {}
   local sched = opts.scheduler or kernel.default_scheduler()
   local id = C.ac_node_new(G, core.ASYNC, 0, sched.index)
-  if id <= 0 then fail(id, "creating an async signal", 2) end
+  if id <= 0 then fail(id, "creating an async signal") end
   local a = setmetatable({
     id = id, fn = fn, sched = sched, name = opts.name, context = opts.context, opts_decl = opts,
     _status = "idle", _error = nil, _version = 0, has_value = false, queued = false, gen = 0,
@@ -296,11 +297,11 @@ local STATUSES = { idle = true, loading = true, ready = true, error = true }
 -- "loading" queue one (the value is kept meanwhile).
 function AsyncSignal:restore(snap)
   if type(snap) ~= "table" then
-    error("async snapshot must be a table, got " .. type(snap), 2)
+    errors.argument("async snapshot must be a table, got " .. type(snap))
   end
   local status = snap.status or (snap.loading and "loading") or (snap.error and "error") or "ready"
   if not STATUSES[status] then
-    error("async snapshot has an unknown status '" .. tostring(status) .. "'", 2)
+    errors.argument("async snapshot has an unknown status '" .. tostring(status) .. "'")
   end
   abort_run(self, "restored")
   self.gen = self.gen + 1
@@ -309,7 +310,7 @@ function AsyncSignal:restore(snap)
   self._error = snap.error and normalize_error(snap.error) or nil
   self._version = tonumber(snap.version) or 0
   local r = C.ac_task_abort(G, self.id)      -- checks the id before the FFI write below
-  if r < 0 then fail(r, "restoring an async signal", 2) end
+  if r < 0 then fail(r, "restoring an async signal") end
   G.nodes[self.id].version = self._version   -- the next run is version + 1
   self.has_value = status == "ready" or snap.value ~= nil
   if status == "ready" or status == "error" then

@@ -17,6 +17,7 @@
 local error, type, tostring, pcall, require, rawget, select =
       error, type, tostring, pcall, require, rawget, select
 local check = require("async.loop.check")
+local errors = require("async.kernel.errors")
 local check_ms, check_fn = check.ms, check.fn
 local manual = require("async.loop.manual")
 local luv_loop = require("async.loop.luv")
@@ -86,7 +87,7 @@ scheduler.set_loop_provider(_M.get_loop)
 function _M.set_loop(l)
   if type(l) ~= "table" or type(l.now) ~= "function" or type(l.timer) ~= "function"
      or type(l.defer) ~= "function" then
-    error("set_loop: expected a loop (with now, timer and defer), got " .. tostring(l), 2)
+    errors.argument("set_loop: expected a loop (with now, timer and defer), got " .. tostring(l))
   end
   active_loop = l
   install(l)
@@ -120,7 +121,7 @@ local resume_hook  -- nil: the kernel's resume + on_error
 -- loop.on_error.
 function _M.set_resume_hook(fn)
   if fn ~= nil and type(fn) ~= "function" then
-    error("set_resume_hook: expected a function or nil, got " .. type(fn), 2)
+    errors.argument("set_resume_hook: expected a function or nil, got " .. type(fn))
   end
   resume_hook = fn
 end
@@ -139,8 +140,8 @@ end
 local function check_served(l, what)
   local g = rawget(_G, "ngx")
   if l.await == nil and type(g) == "table" and type(g.get_phase) == "function" then
-    error(what .. ": inside nginx only the ngx loop can wait (the active loop would yield to nginx, " ..
-      "which resumes at once: a busy loop); use Async.set_loop(Async.ngx_loop()) or leave the default", 3)
+    errors.raise("wait-not-served", what .. ": inside nginx only the ngx loop can wait (the active loop would " ..
+      "yield to nginx, which resumes at once: a busy loop); use Async.set_loop(Async.ngx_loop()) or leave the default")
   end
 end
 
@@ -149,7 +150,8 @@ end
 local batch_depth = kernel._internal.batch_depth
 local function check_not_batched(what)
   if batch_depth() > 0 then
-    error(what .. " cannot wait inside a batch, transaction or effect body: the commit would wait for it", 3)
+    errors.raise("wait-in-batch",
+      what .. " cannot wait inside a batch, transaction or effect body: the commit would wait for it")
   end
 end
 
