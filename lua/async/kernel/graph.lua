@@ -781,6 +781,30 @@ function _M.scope(fn, opts)
   return dispose
 end
 
+--- scope(fn, opts) for callers that make a scope per object (components):
+-- runs fn(a, b) with a new owner and returns a handle instead of a dispose
+-- closure (LuaJIT does not compile closure creation), and fn's first
+-- result; dispose_handle(h) disposes it. root: as opts.root of scope.
+function _M.scope_handle(root, fn, a, b)
+  local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
+  if id <= 0 then fail(id, "creating a scope", 2) end
+  home_of[id] = home_for(root, owner)
+  local tok = { disposed = false, id = id }
+  owned[id] = tok
+  local prev = owner
+  owner = id
+  local ok, res = pcall(fn, a, b)
+  owner = prev
+  if not ok then
+    pcall(dispose_owned, id, tok)
+    error(res, 0)
+  end
+  return tok, res
+end
+
+--- Disposes a scope made by scope_handle (idempotent).
+function _M.dispose_handle(h) return dispose_owned(h.id, h) end
+
 -- ===== roots: what a runtime owns =====
 
 local Root = {}
