@@ -12,7 +12,7 @@ local kernel = require("async.kernel.graph")
 local signals_mod = require("async.app.registry")
 local errors = require("async.kernel.errors")
 local escape_attr = require("async.html.escape").attr
-local scope_handle, dispose_handle = kernel.scope_handle, kernel.dispose_handle
+local scope_enter, scope_leave, dispose_handle = kernel.scope_enter, kernel.scope_leave, kernel.dispose_handle
 
 local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
   pcall, ipairs
@@ -71,13 +71,24 @@ end
 
 -- The lists an instance keeps (owned ids, handlers, effects, children) are
 -- made on first use: most instances register a signal or two and nothing
--- else.
+-- else. A list of ids (owned, handlers) holding one id is the id itself.
 local function push(self, field, v)
   local list = self[field]
   if not list then
     self[field] = { v }
   else
     list[#list + 1] = v
+  end
+end
+
+local function push_id(self, field, id)
+  local list = self[field]
+  if not list then
+    self[field] = id
+  elseif type(list) == "string" then
+    self[field] = { list, id }
+  else
+    list[#list + 1] = id
   end
 end
 
@@ -89,7 +100,7 @@ function Instance:signal(...)
   local sigs = self.runtime.signals
   local existed = sigs.map[id] ~= nil
   local sig = sigs:ensure(id, init)
-  if not existed then push(self, "owned", id) end
+  if not existed then push_id(self, "owned", id) end
   return sig
 end
 
@@ -98,7 +109,7 @@ function Instance:computed(name, fn)
   if fn == nil and type(name) == "function" then name, fn = nil, name end
   if type(fn) ~= "function" then errors.argument("component computed expects a function, got " .. type(fn)) end
   local id = local_id(self, "computed", name)
-  push(self, "owned", id)
+  push_id(self, "owned", id)
   return self.runtime.signals:computed(id, function() return fn(self) end)
 end
 
@@ -107,7 +118,7 @@ function Instance:async_signal(name, fn, opts)
   if type(name) == "function" then name, fn, opts = nil, name, fn end
   if type(fn) ~= "function" then errors.argument("component async_signal expects a function, got " .. type(fn)) end
   local id = local_id(self, "async", name)
-  push(self, "owned", id)
+  push_id(self, "owned", id)
   return self.runtime.signals:async_signal(id, fn, opts)
 end
 
@@ -137,7 +148,7 @@ function Instance:handler(name, fn)
     end })
     return fn(merged, ...)
   end
-  push(self, "handlers", id)
+  push_id(self, "handlers", id)
   if name == nil then
     if not generated then generated = {}; self.generated = generated end
     generated[fn] = id
@@ -224,6 +235,8 @@ function Instance:destroy()
   end
   local rt = self.runtime
   local owned, handlers = self.owned or NONE, self.handlers or NONE
+  if type(owned) == "string" then owned = { owned } end
+  if type(handlers) == "string" then handlers = { handlers } end
   for i = #owned, 1, -1 do rt.signals:unregister(owned[i]) end
   for i = 1, #handlers do rt.handlers[handlers[i]] = nil end
   rt.scheduler:destroy_scope(self.id)
@@ -231,9 +244,14 @@ function Instance:destroy()
   if first ~= nil then error(first, 0) end
 end
 
---- Renders `comp` (definition or registered name) under `parent` scope in
--- runtime `rt`; returns the instance and its HTML.
-function _M.render(rt, parent, comp, props)
+-- the key of the runtime's instance metatable in its component_counters
+local PROTO = {}
+
+-- A new instance of `comp` (definition or registered name) under `parent`
+-- in runtime `rt`, and the definition. No app code runs here, so LuaJIT
+-- compiles it even when the component's body cannot be (a closure made by
+-- the body ends every trace that reaches it).
+local function new_instance(rt, parent, comp, props)
   local name
   if type(comp) == "string" then
     local found = rt.components[comp]
@@ -253,22 +271,48 @@ function _M.render(rt, parent, comp, props)
   local n = (counters[key] or 0) + 1
   counters[key] = n
   local id = key .. DOT_N[n]
-  -- ten keys: the table's hash part is made with 16 slots, room for the
-  -- lists made on first use (handlers, children, ...) without a resize
+  -- what every instance of the runtime shares (runtime, signals, server,
+  -- cache) is read through a metatable made once per runtime, so an
+  -- instance has six keys: its hash part is made with 8 slots, room for
+  -- handlers and children without a resize
+  local mt = counters[PROTO]
+  if mt == nil then
+    mt = { __index = setmetatable({ runtime = rt, signals = rt.signals, server = rt.server,
+                                    cache = rt.cache.browser }, Instance) }
+    counters[PROTO] = mt
+  end
   local inst = setmetatable({
-    id = id, scope = id, name = name, runtime = rt, signals = rt.signals, server = rt.server,
-    cache = rt.cache.browser, props = props or false, scope_handle = false, owned = false,
-  }, Instance)
+    id = id, scope = id, name = name, props = props or false, scope_handle = false, owned = false,
+  }, mt)
   if not props then inst.props = {} end
   rt.scopes[id] = inst
-  -- the body runs in a kernel scope of its own, made without a closure
-  -- (LuaJIT does not compile closure creation: a closure per instance kept
-  -- the whole render in the interpreter)
-  local ok, handle, html = pcall(scope_handle, rt.root, comp.fn, inst, inst.props)
+  return inst, comp
+end
+
+-- Calls the body from a Lua frame: a body that ends in
+-- `return template { ... }` tail-calls the template, whose return would
+-- otherwise go straight to pcall, which a trace cannot record.
+local function call_body(fn, inst, props)
+  local html = fn(inst, props)
+  return html
+end
+
+--- Renders `comp` (definition or registered name) under `parent` scope in
+-- runtime `rt`; returns the instance and its HTML.
+function _M.render(rt, parent, comp, props)
+  local inst
+  inst, comp = new_instance(rt, parent, comp, props)
+  -- the body runs in a kernel scope of its own (made without a closure;
+  -- scope_enter raises only when the core is out of memory)
+  local handle, prev = scope_enter(rt.root)
+  local ok, html = pcall(call_body, comp.fn, inst, inst.props)
+  scope_leave(prev)
   if not ok then
-    -- a component that raises leaves nothing registered behind
+    -- a component that raises leaves nothing registered behind (its scope
+    -- first, as kernel.scope does)
+    pcall(dispose_handle, handle)
     pcall(inst.destroy, inst)
-    error(handle, 0)
+    error(html, 0)
   end
   inst.scope_handle = handle
   if html == nil then html = "" end

@@ -392,7 +392,8 @@ function _M.signal(value, opts)
   if id <= 0 then fail(id, "creating a signal", 2) end
   vals[id], seen[id] = value, value
   if eq then eqs[id] = eq end
-  return SignalT(id)
+  local s = SignalT(id)   -- not a tail call: a trace cannot record it at its root
+  return s
 end
 
 -- ===== computeds =====
@@ -781,11 +782,14 @@ function _M.scope(fn, opts)
   return dispose
 end
 
---- scope(fn, opts) for callers that make a scope per object (components):
--- runs fn(a, b) with a new owner and returns a handle instead of a dispose
--- closure (LuaJIT does not compile closure creation), and fn's first
--- result; dispose_handle(h) disposes it. root: as opts.root of scope.
-function _M.scope_handle(root, fn, a, b)
+--- kernel.scope for callers that make a scope per object (components), in
+-- two calls and without a closure (LuaJIT does not compile closure
+-- creation, nor a trace that runs into one made by the body):
+-- `local h, prev = scope_enter(root)` makes a scope and makes it the owner,
+-- the caller runs its body, then `scope_leave(prev)` (always, also when the
+-- body raised). dispose_handle(h) disposes the scope. root: as opts.root of
+-- scope.
+function _M.scope_enter(root)
   local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
   if id <= 0 then fail(id, "creating a scope", 2) end
   home_of[id] = home_for(root, owner)
@@ -793,16 +797,12 @@ function _M.scope_handle(root, fn, a, b)
   owned[id] = tok
   local prev = owner
   owner = id
-  local ok, res = pcall(fn, a, b)
-  owner = prev
-  if not ok then
-    pcall(dispose_owned, id, tok)
-    error(res, 0)
-  end
-  return tok, res
+  return tok, prev
 end
 
---- Disposes a scope made by scope_handle (idempotent).
+function _M.scope_leave(prev) owner = prev end
+
+--- Disposes a scope made by scope_enter (idempotent).
 function _M.dispose_handle(h) return dispose_owned(h.id, h) end
 
 -- ===== roots: what a runtime owns =====
