@@ -23,6 +23,8 @@ local _M = {}
 local Instance = {}
 Instance.__index = Instance
 
+local component_handler   -- below
+
 --- Declares a component; `name` (optional) is used when it is rendered
 -- without being registered (a registered component takes its id).
 function _M.define_component(fn, name)
@@ -129,6 +131,32 @@ function Instance:effect(fn)
   return dispose
 end
 
+-- A runtime's component handlers: handler id -> the app's function, and
+-- -> its instance (in the runtime's component_counters, under these keys).
+-- Every component handler is this one function, which finds them by the
+-- dispatch context's name and runtime (Runtime:dispatch): no closure per
+-- handler (LuaJIT does not compile closure creation, and a render that
+-- registers a handler ran in the interpreter).
+local HANDLER_FNS, HANDLER_INSTS = {}, {}
+
+function component_handler(ctx, ...)
+  local rt, name = ctx.runtime, ctx.name
+  local counters = rt and rt.component_counters
+  local fns = counters and counters[HANDLER_FNS]
+  local fn = fns and fns[name]
+  if fn == nil then
+    errors.raise("handler-not-registered", 'Handler "' .. tostring(name) .. '" is not registered.',
+      "Component handlers run through rt:dispatch(name, ...)")
+  end
+  local inst = counters[HANDLER_INSTS][name]
+  local merged = setmetatable({}, { __index = function(_, k)
+    local v = ctx[k]
+    if v == nil then v = inst[k] end
+    return v
+  end })
+  return fn(merged, ...)
+end
+
 --- self:handler(name, fn) or self:handler(fn): a scoped handler; returns
 -- its id. A generated handler is registered once per function. The handler
 -- runs with the dispatch context (signals, input, stop, ...) whose missing
@@ -139,15 +167,15 @@ function Instance:handler(name, fn)
   local generated = self.generated
   if name == nil and generated and generated[fn] then return generated[fn] end
   local id = local_id(self, "handler", name)
-  local inst = self
-  self.runtime.handlers[id] = function(ctx, ...)
-    local merged = setmetatable({}, { __index = function(_, k)
-      local v = ctx[k]
-      if v == nil then v = inst[k] end
-      return v
-    end })
-    return fn(merged, ...)
+  local rt = self.runtime
+  local counters = rt.component_counters
+  local fns = counters[HANDLER_FNS]
+  if fns == nil then
+    fns = {}
+    counters[HANDLER_FNS], counters[HANDLER_INSTS] = fns, {}
   end
+  fns[id], counters[HANDLER_INSTS][id] = fn, self
+  rt.handlers[id] = component_handler
   push_id(self, "handlers", id)
   if name == nil then
     if not generated then generated = {}; self.generated = generated end
@@ -238,7 +266,13 @@ function Instance:destroy()
   if type(owned) == "string" then owned = { owned } end
   if type(handlers) == "string" then handlers = { handlers } end
   for i = #owned, 1, -1 do rt.signals:unregister(owned[i]) end
-  for i = 1, #handlers do rt.handlers[handlers[i]] = nil end
+  local counters = rt.component_counters
+  local fns, insts = counters[HANDLER_FNS], counters[HANDLER_INSTS]
+  for i = 1, #handlers do
+    local id = handlers[i]
+    rt.handlers[id] = nil
+    if insts and insts[id] == self then fns[id], insts[id] = nil, nil end
+  end
   rt.scheduler:destroy_scope(self.id)
   rt.scopes[self.id] = nil
   if first ~= nil then error(first, 0) end
