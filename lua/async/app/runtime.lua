@@ -68,10 +68,6 @@ local function resolve_app(app)
   return app
 end
 
--- the browser cache's default clock (one function for every runtime: a
--- closure per runtime is not compiled by LuaJIT)
-local function loop_now() return require("async.loop").now() end
-
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
 -- scheduler, request, env ("development" | "production"), now (the
 -- browser cache's clock), on_error(err, trace, what) (the error hook), log(msg)
@@ -101,7 +97,7 @@ function _M.create_app(app, opts)
   end
   local own_scheduler = opts.scheduler == nil
   local sched = opts.scheduler or kernel.create_scheduler({ strategy = target == "server" and "manual" or "sync" })
-  local now = opts.now or loop_now
+  local now = opts.now or function() return require("async.loop").now() end
   -- what belongs to the app is shared, not copied: the maps read through to
   -- the app's declarations, the compiled router is the app's
   local rt = setmetatable({
