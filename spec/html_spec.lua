@@ -110,8 +110,9 @@ describe("html", function()
         "RESULT, url_rel = ...\n" ..
         "return function(env)\n" ..
         "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
-        '  return setmetatable({ [0] = TPL, url(1, "url", "", env["u"], ""), text(index(env["p"], "t", 1, "p"), 1) ' ..
-        '}, SAFE)\n' ..
+        '  local r = setmetatable({ [0] = TPL, url(1, "url", "", env["u"], ""), ' ..
+        'text(index(env["p"], "t", 1, "p"), 1) }, SAFE)\n' ..
+        "  return r\n" ..
         "end\n",
         html.source('<a href="{{ u }}">{{ p.t }}</a>'))
       local r = html.html('<a href="{{ u }}">{{ p.t }}</a>')({ u = "/x", p = { t = "<" } })

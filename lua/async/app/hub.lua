@@ -293,7 +293,8 @@ local Inspect = {}
 Inspect.__index = Inspect
 
 local function inspector(source)
-  return setmetatable({ source = source }, Inspect)
+  local view = setmetatable({ source = source }, Inspect)
+  return view   -- not a tail call (a trace cannot return through it at its root)
 end
 _M.inspector = inspector
 

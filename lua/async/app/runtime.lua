@@ -389,7 +389,8 @@ ProxyNode.__call = function(node, ...)
 end
 
 function Runtime:server_proxy(parent)
-  return setmetatable({ self, false, parent or false }, ProxyNode)
+  local proxy = setmetatable({ self, false, parent or false }, ProxyNode)
+  return proxy   -- not a tail call (a trace cannot return through it at its root)
 end
 
 local function not_registered_server(id)

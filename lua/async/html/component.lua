@@ -12,6 +12,7 @@ local kernel = require("async.kernel.graph")
 local signals_mod = require("async.app.registry")
 local errors = require("async.kernel.errors")
 local escape_attr = require("async.html.escape").attr
+local scope_enter, scope_leave, dispose_handle = kernel.scope_enter, kernel.scope_leave, kernel.dispose_handle
 
 local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
   pcall, ipairs
@@ -21,6 +22,8 @@ local _M = {}
 
 local Instance = {}
 Instance.__index = Instance
+
+local component_handler   -- below
 
 --- Declares a component; `name` (optional) is used when it is rendered
 -- without being registered (a registered component takes its id).
@@ -34,17 +37,61 @@ function _M.define_component(fn, name)
   return { fn = fn, name = name, __async_component = true }
 end
 
+-- ".N" for the counters of ids (a number's conversion to a string costs
+-- more than the rest of the id)
+local DOT_N = setmetatable({}, { __index = function(t, n)
+  local v = "." .. n
+  if n <= 4096 then t[n] = v end
+  return v
+end })
+
+-- names already checked (component code passes literals: the pattern
+-- find below is not compiled by LuaJIT); bounded, names can be data
+local checked, checked_n = {}, 0
+local CHECKED_MAX = 1024
+
 -- `scope.name`, or a generated `scope.<kind>.N` (N counts per kind)
 local function local_id(self, kind, name)
   if name ~= nil then
-    if type(name) ~= "string" or name == "" or name:find("[%s()%;,]") then
-      errors.argument("component " .. kind .. " names must be non-empty strings without spaces, got " .. tostring(name))
+    if checked[name] == nil then
+      if type(name) ~= "string" or name == "" or name:find("[%s()%;,]") then
+        errors.argument("component " .. kind .. " names must be non-empty strings without spaces, got " ..
+          tostring(name))
+      end
+      if checked_n >= CHECKED_MAX then checked, checked_n = {}, 0 end
+      checked[name] = true
+      checked_n = checked_n + 1
     end
     return self.id .. "." .. name
   end
-  local n = (self.counters[kind] or 0) + 1
-  self.counters[kind] = n
-  return self.id .. "." .. kind .. "." .. n
+  local counters = self.counters
+  if not counters then counters = {}; self.counters = counters end
+  local n = (counters[kind] or 0) + 1
+  counters[kind] = n
+  return self.id .. "." .. kind .. DOT_N[n]
+end
+
+-- The lists an instance keeps (owned ids, handlers, effects, children) are
+-- made on first use: most instances register a signal or two and nothing
+-- else. A list of ids (owned, handlers) holding one id is the id itself.
+local function push(self, field, v)
+  local list = self[field]
+  if not list then
+    self[field] = { v }
+  else
+    list[#list + 1] = v
+  end
+end
+
+local function push_id(self, field, id)
+  local list = self[field]
+  if not list then
+    self[field] = id
+  elseif type(list) == "string" then
+    self[field] = { list, id }
+  else
+    list[#list + 1] = id
+  end
 end
 
 --- self:signal(name, init) or self:signal(init): a scoped signal.
@@ -53,9 +100,9 @@ function Instance:signal(...)
   if select("#", ...) >= 2 then name, init = ... else init = ... end
   local id = local_id(self, "signal", name)
   local sigs = self.runtime.signals
-  local existed = sigs:has(id)
+  local existed = sigs.map[id] ~= nil
   local sig = sigs:ensure(id, init)
-  if not existed then self.owned[#self.owned + 1] = id end
+  if not existed then push_id(self, "owned", id) end
   return sig
 end
 
@@ -64,7 +111,7 @@ function Instance:computed(name, fn)
   if fn == nil and type(name) == "function" then name, fn = nil, name end
   if type(fn) ~= "function" then errors.argument("component computed expects a function, got " .. type(fn)) end
   local id = local_id(self, "computed", name)
-  self.owned[#self.owned + 1] = id
+  push_id(self, "owned", id)
   return self.runtime.signals:computed(id, function() return fn(self) end)
 end
 
@@ -73,15 +120,41 @@ function Instance:async_signal(name, fn, opts)
   if type(name) == "function" then name, fn, opts = nil, name, fn end
   if type(fn) ~= "function" then errors.argument("component async_signal expects a function, got " .. type(fn)) end
   local id = local_id(self, "async", name)
-  self.owned[#self.owned + 1] = id
+  push_id(self, "owned", id)
   return self.runtime.signals:async_signal(id, fn, opts)
 end
 
 --- A scoped effect on the runtime's scheduler.
 function Instance:effect(fn)
   local dispose = kernel.effect(fn, { scheduler = self.runtime.scheduler, root = self.runtime.root })
-  self.effects[#self.effects + 1] = dispose
+  push(self, "effects", dispose)
   return dispose
+end
+
+-- A runtime's component handlers: handler id -> the app's function, and
+-- -> its instance (in the runtime's component_counters, under these keys).
+-- Every component handler is this one function, which finds them by the
+-- dispatch context's name and runtime (Runtime:dispatch): no closure per
+-- handler (LuaJIT does not compile closure creation, and a render that
+-- registers a handler ran in the interpreter).
+local HANDLER_FNS, HANDLER_INSTS = {}, {}
+
+function component_handler(ctx, ...)
+  local rt, name = ctx.runtime, ctx.name
+  local counters = rt and rt.component_counters
+  local fns = counters and counters[HANDLER_FNS]
+  local fn = fns and fns[name]
+  if fn == nil then
+    errors.raise("handler-not-registered", 'Handler "' .. tostring(name) .. '" is not registered.',
+      "Component handlers run through rt:dispatch(name, ...)")
+  end
+  local inst = counters[HANDLER_INSTS][name]
+  local merged = setmetatable({}, { __index = function(_, k)
+    local v = ctx[k]
+    if v == nil then v = inst[k] end
+    return v
+  end })
+  return fn(merged, ...)
 end
 
 --- self:handler(name, fn) or self:handler(fn): a scoped handler; returns
@@ -91,26 +164,30 @@ end
 function Instance:handler(name, fn)
   if fn == nil then name, fn = nil, name end
   if type(fn) ~= "function" then errors.argument("component handler expects a function, got " .. type(fn)) end
-  if name == nil and self.generated[fn] then return self.generated[fn] end
+  local generated = self.generated
+  if name == nil and generated and generated[fn] then return generated[fn] end
   local id = local_id(self, "handler", name)
-  local inst = self
-  self.runtime.handlers[id] = function(ctx, ...)
-    local merged = setmetatable({}, { __index = function(_, k)
-      local v = ctx[k]
-      if v == nil then v = inst[k] end
-      return v
-    end })
-    return fn(merged, ...)
+  local rt = self.runtime
+  local counters = rt.component_counters
+  local fns = counters[HANDLER_FNS]
+  if fns == nil then
+    fns = {}
+    counters[HANDLER_FNS], counters[HANDLER_INSTS] = fns, {}
   end
-  self.handlers[#self.handlers + 1] = id
-  if name == nil then self.generated[fn] = id end
+  fns[id], counters[HANDLER_INSTS][id] = fn, self
+  rt.handlers[id] = component_handler
+  push_id(self, "handlers", id)
+  if name == nil then
+    if not generated then generated = {}; self.generated = generated end
+    generated[fn] = id
+  end
   return id
 end
 
 --- Renders a child component (a definition or a registered name).
 function Instance:render(comp, props)
   local child, html = _M.render(self.runtime, self.id, comp, props)
-  self.children[#self.children + 1] = child
+  push(self, "children", child)
   return html
 end
 
@@ -152,43 +229,63 @@ function Instance:on(event, fn)
       'Unsupported component lifecycle event "' .. tostring(event) .. '" (expected attach, visible or destroy)')
   end
   if type(fn) ~= "function" then errors.argument("component on() expects a function, got " .. type(fn)) end
-  local list = self.lifecycle[event]
-  list[#list + 1] = fn
+  local lifecycle = self.lifecycle
+  if not lifecycle then lifecycle = {}; self.lifecycle = lifecycle end
+  local list = lifecycle[event]
+  if list == nil then lifecycle[event] = { fn } else list[#list + 1] = fn end
 end
+
+local NONE = {}
 
 --- Removes everything the instance registered, children first.
 function Instance:destroy()
   if self.destroyed then return end
   self.destroyed = true
   local first
-  for i = #self.children, 1, -1 do
-    local ok, err = pcall(self.children[i].destroy, self.children[i])
+  local children = self.children or NONE
+  for i = #children, 1, -1 do
+    local ok, err = pcall(children[i].destroy, children[i])
     if not ok and first == nil then first = err end
   end
-  for i = #self.effects, 1, -1 do
-    local ok, err = pcall(self.effects[i])
+  local effects = self.effects or NONE
+  for i = #effects, 1, -1 do
+    local ok, err = pcall(effects[i])
     if not ok and first == nil then first = err end
   end
-  if self.dispose_scope then
-    local ok, err = pcall(self.dispose_scope)
+  if self.scope_handle then
+    local ok, err = pcall(dispose_handle, self.scope_handle)
     if not ok and first == nil then first = err end
   end
-  local destroy = self.lifecycle.destroy
+  local destroy = self.lifecycle and self.lifecycle.destroy or NONE
   for i = 1, #destroy do
     local ok, err = pcall(destroy[i], self)
     if not ok and first == nil then first = err end
   end
   local rt = self.runtime
-  for i = #self.owned, 1, -1 do rt.signals:unregister(self.owned[i]) end
-  for i = 1, #self.handlers do rt.handlers[self.handlers[i]] = nil end
+  local owned, handlers = self.owned or NONE, self.handlers or NONE
+  if type(owned) == "string" then owned = { owned } end
+  if type(handlers) == "string" then handlers = { handlers } end
+  for i = #owned, 1, -1 do rt.signals:unregister(owned[i]) end
+  local counters = rt.component_counters
+  local fns, insts = counters[HANDLER_FNS], counters[HANDLER_INSTS]
+  for i = 1, #handlers do
+    local id = handlers[i]
+    rt.handlers[id] = nil
+    if insts and insts[id] == self then fns[id], insts[id] = nil, nil end
+  end
   rt.scheduler:destroy_scope(self.id)
   rt.scopes[self.id] = nil
   if first ~= nil then error(first, 0) end
 end
 
---- Renders `comp` (definition or registered name) under `parent` scope in
--- runtime `rt`; returns the instance and its HTML.
-function _M.render(rt, parent, comp, props)
+-- the key of the runtime's instance metatable in its component_counters
+local PROTO = {}
+
+-- A new instance of `comp` (definition or registered name) under `parent`
+-- in runtime `rt`, and the definition. No app code runs here, so LuaJIT
+-- compiles it even when the component's body cannot be (a closure made by
+-- the body ends every trace that reaches it).
+local function new_instance(rt, parent, comp, props)
   local name
   if type(comp) == "string" then
     local found = rt.components[comp]
@@ -204,24 +301,54 @@ function _M.render(rt, parent, comp, props)
   name = name or (rt.component_names and rt.component_names[comp]) or comp.name or "anonymous"
   parent = parent or "component"
   local key = parent .. "." .. name
-  local n = (rt.component_counters[key] or 0) + 1
-  rt.component_counters[key] = n
-  local inst = setmetatable({
-    id = key .. "." .. n, name = name, runtime = rt, signals = rt.signals, server = rt.server,
-    cache = rt.cache.browser, props = props or {}, counters = {}, owned = {}, handlers = {}, effects = {},
-    generated = {}, children = {}, lifecycle = { attach = {}, visible = {}, destroy = {} },
-  }, Instance)
-  inst.scope = inst.id
-  rt.scopes[inst.id] = inst
-  local html
-  local ok, err = pcall(function()
-    inst.dispose_scope = kernel.scope(function() html = comp.fn(inst, inst.props) end, { root = rt.root })
-  end)
-  if not ok then
-    -- a component that raises leaves nothing registered behind
-    pcall(inst.destroy, inst)
-    error(err, 0)
+  local counters = rt.component_counters
+  local n = (counters[key] or 0) + 1
+  counters[key] = n
+  local id = key .. DOT_N[n]
+  -- what every instance of the runtime shares (runtime, signals, server,
+  -- cache) is read through a metatable made once per runtime, so an
+  -- instance has six keys: its hash part is made with 8 slots, room for
+  -- handlers and children without a resize
+  local mt = counters[PROTO]
+  if mt == nil then
+    mt = { __index = setmetatable({ runtime = rt, signals = rt.signals, server = rt.server,
+                                    cache = rt.cache.browser }, Instance) }
+    counters[PROTO] = mt
   end
+  local inst = setmetatable({
+    id = id, scope = id, name = name, props = props or false, scope_handle = false, owned = false,
+  }, mt)
+  if not props then inst.props = {} end
+  rt.scopes[id] = inst
+  return inst, comp
+end
+
+-- Calls the body from a Lua frame: a body that ends in
+-- `return template { ... }` tail-calls the template, whose return would
+-- otherwise go straight to pcall, which a trace cannot record.
+local function call_body(fn, inst, props)
+  local html = fn(inst, props)
+  return html
+end
+
+--- Renders `comp` (definition or registered name) under `parent` scope in
+-- runtime `rt`; returns the instance and its HTML.
+function _M.render(rt, parent, comp, props)
+  local inst
+  inst, comp = new_instance(rt, parent, comp, props)
+  -- the body runs in a kernel scope of its own (made without a closure;
+  -- scope_enter raises only when the core is out of memory)
+  local handle, prev = scope_enter(rt.root)
+  local ok, html = pcall(call_body, comp.fn, inst, inst.props)
+  scope_leave(prev)
+  if not ok then
+    -- a component that raises leaves nothing registered behind (its scope
+    -- first, as kernel.scope does)
+    pcall(dispose_handle, handle)
+    pcall(inst.destroy, inst)
+    error(html, 0)
+  end
+  inst.scope_handle = handle
   if html == nil then html = "" end
   return inst, html
 end

@@ -686,7 +686,10 @@ local function generate(pieces)
     "RESULT, url_rel = ...\n" ..
     "return function(env)\n" ..
     "  if type(env) ~= 'table' then env = check_env(env) end\n" ..
-    "  return " .. body .. "\n" ..
+    -- not `return setmetatable(...)`: a trace that starts in this function
+    -- cannot record that tail call ("return to lower frame")
+    "  local r = " .. body .. "\n" ..
+    "  return r\n" ..
     "end\n", long, statics
 end
 

@@ -681,7 +681,8 @@ function _M.signal(value, opts)
   if id <= 0 then fail(id, "creating a signal") end
   vals[id], seen[id] = value, value
   if eq then eqs[id] = eq end
-  return SignalT(id)
+  local s = SignalT(id)   -- not a tail call: a trace cannot record it at its root
+  return s
 end
 
 -- ===== computeds =====
@@ -1211,6 +1212,29 @@ function _M.scope(fn, opts)
   end
   return dispose
 end
+
+--- kernel.scope for callers that make a scope per object (components), in
+-- two calls and without a closure (LuaJIT does not compile closure
+-- creation, nor a trace that runs into one made by the body):
+-- `local h, prev = scope_enter(root)` makes a scope and makes it the owner,
+-- the caller runs its body, then `scope_leave(prev)` (always, also when the
+-- body raised). dispose_handle(h) disposes the scope. root: as opts.root of
+-- scope.
+function _M.scope_enter(root)
+  local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
+  if id <= 0 then fail(id, "creating a scope", 2) end
+  home_of[id] = home_for(root, owner)
+  local tok = { disposed = false, id = id }
+  owned[id] = tok
+  local prev = owner
+  owner = id
+  return tok, prev
+end
+
+function _M.scope_leave(prev) owner = prev end
+
+--- Disposes a scope made by scope_enter (idempotent).
+function _M.dispose_handle(h) return dispose_owned(h.id, h) end
 
 -- ===== roots: what a runtime owns =====
 
