@@ -385,6 +385,30 @@ describe("the context belongs to the coroutine that opened it", function()
       da(); db()
     end)
 
+    it("inside a component's scope (scope_enter/scope_leave): scope_leave returns CONTEXT_LOST", function()
+      local a = Async.signal(0)
+      local runs = 0
+      local h, got
+      local A = raw_start(function()
+        local prev
+        h, prev = graph.scope_enter(nil)
+        Async.effect(function() a(); runs = runs + 1 end)
+        yield()
+        got = graph.scope_leave(prev, h)
+      end)
+      graph.from_loop()
+      a:set(1)
+      assert.are.equal(2, runs)
+      local ok, err = raw_resume(A)
+      assert(ok, err)
+      assert.are.equal(graph.CONTEXT_LOST, got)
+      graph.dispose_handle(h)                    -- the caller disposes it, as component.render does
+      a:set(2)
+      assert.are.equal(2, runs)
+      local _, orphans = graph._internal.contexts_parked()
+      assert.are.equal(0, orphans)
+    end)
+
     it("inside a transaction: it is rolled back and raises CONTEXT_LOST", function()
       local a = Async.signal(0)
       local A = raw_start(function()

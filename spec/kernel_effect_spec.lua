@@ -285,7 +285,7 @@ describe("Effects rule 4: disposal is idempotent; disposed in a batch does not r
       local h, prev = kernel.scope_enter(nil)
       Async.effect(function() a(); runs = runs + 1 end)
       Async.on_cleanup(function() cleaned = cleaned + 1 end)
-      kernel.scope_leave(prev)
+      kernel.scope_leave(prev, h)
       -- the owner is back: this effect belongs to the outer scope
       Async.effect(function() a(); inner = inner + 1 end)
       a:set(2)

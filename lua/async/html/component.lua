@@ -340,7 +340,8 @@ function _M.render(rt, parent, comp, props)
   -- scope_enter raises only when the core is out of memory)
   local handle, prev = scope_enter(rt.root)
   local ok, html = pcall(call_body, comp.fn, inst, inst.props)
-  scope_leave(prev)
+  local lost = scope_leave(prev, handle)
+  if lost ~= nil then ok, html = false, lost end
   if not ok then
     -- a component that raises leaves nothing registered behind (its scope
     -- first, as kernel.scope does)

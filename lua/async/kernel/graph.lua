@@ -1217,21 +1217,33 @@ end
 -- two calls and without a closure (LuaJIT does not compile closure
 -- creation, nor a trace that runs into one made by the body):
 -- `local h, prev = scope_enter(root)` makes a scope and makes it the owner,
--- the caller runs its body, then `scope_leave(prev)` (always, also when the
+-- the caller runs its body, then `scope_leave(prev, h)` (always, also when the
 -- body raised). dispose_handle(h) disposes the scope. root: as opts.root of
 -- scope.
 function _M.scope_enter(root)
   local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
-  if id <= 0 then fail(id, "creating a scope", 2) end
+  if id <= 0 then fail(id, "creating a scope") end
   home_of[id] = home_for(root, owner)
-  local tok = { disposed = false, id = id }
+  local tok = { disposed = false, id = id, gen = ctx_gen }
   owned[id] = tok
   local prev = owner
   owner = id
   return tok, prev
 end
 
-function _M.scope_leave(prev) owner = prev end
+--- Ends a scope_enter: `h` its handle, `prev` the owner it returned. As in
+-- kernel.scope, a body resumed without its context (docs/kernel.md
+-- "Coroutines") takes its own context back and gets CONTEXT_LOST returned
+-- (the caller disposes the scope and raises it), or raised at once when
+-- that context is gone. Returns nothing otherwise.
+function _M.scope_leave(prev, h)
+  if h ~= nil and ctx_gen ~= h.gen then
+    if not reclaim(h.gen) then error(CONTEXT_LOST, 0) end
+    owner = prev
+    return CONTEXT_LOST
+  end
+  owner = prev
+end
 
 --- Disposes a scope made by scope_enter (idempotent).
 function _M.dispose_handle(h) return dispose_owned(h.id, h) end
