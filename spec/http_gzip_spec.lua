@@ -2,6 +2,7 @@
 -- checked with decoders that are not ours: zlib's inflate through the FFI
 -- and the gzip command.
 local gzip = require("async.server.gzip")
+local E = require("support.errors")
 local support = require("support.http")
 
 -- Compressible text that is not a repetition of one short string.
@@ -62,9 +63,9 @@ describe("gzip.compress", function()
   end)
 
   it("misuse raises", function()
-    assert.has_error(function() gzip.compress(nil) end, "gzip.compress: expected a string, got nil")
-    assert.has_error(function() gzip.compress("x", 10) end, "gzip.compress: level must be an integer 0..9, got 10")
-    assert.has_error(function() gzip.stream(1.5) end, "gzip.stream: level must be an integer 0..9, got 1.5")
+    E.has_error(function() gzip.compress(nil) end, "gzip.compress: expected a string, got nil")
+    E.has_error(function() gzip.compress("x", 10) end, "gzip.compress: level must be an integer 0..9, got 10")
+    E.has_error(function() gzip.stream(1.5) end, "gzip.stream: level must be an integer 0..9, got 1.5")
   end)
 end)
 
@@ -92,8 +93,8 @@ describe("gzip.stream", function()
     local out, ok = gzip_command(table.concat(wire))
     assert.is_truthy(ok)
     assert.equal(table.concat(all), out)
-    assert.has_error(function() z:write("x") end, "gzip stream: write after finish or close")
-    assert.has_error(function() z:finish() end, "gzip stream: finish after finish or close")
+    E.has_error(function() z:write("x") end, "gzip stream: write after finish or close")
+    E.has_error(function() z:finish() end, "gzip stream: finish after finish or close")
     z:close()
   end)
 
@@ -107,7 +108,7 @@ describe("gzip.stream", function()
     z:write("abc")
     z:close()
     z:close()
-    assert.has_error(function() z:write("x") end, "gzip stream: write after finish or close")
+    E.has_error(function() z:write("x") end, "gzip stream: write after finish or close")
     local before = vm_size_kb()
     if not before then return end
     for _ = 1, 8 do

@@ -2,6 +2,7 @@
 -- Runs under plain luajit (async_http.so from package.cpath) and, through
 -- make sanitize, against the shim built with ASan+UBSan.
 local http_parser = require("async.transport.http_parser")
+local E = require("support.errors")
 local bit = require("bit")
 
 local function parse(s, limits) return http_parser.parse(s, limits) end
@@ -117,14 +118,14 @@ describe("http_parser: refusals", function()
   end)
 
   it("misuse raises", function()
-    assert.has_error(function() http_parser.new({ headers = 0 }) end,
+    E.has_error(function() http_parser.new({ headers = 0 }) end,
       "http_parser.new: limits.headers must be an integer 1..2^32-1, got 0")
-    assert.has_error(function() http_parser.new("x") end, "http_parser.new: limits must be a table, got string")
+    E.has_error(function() http_parser.new("x") end, "http_parser.new: limits must be a table, got string")
     local p = http_parser.new()
-    assert.has_error(function() p:head() end, "http_parser: head() before the header block was complete")
-    assert.has_error(function() p:request() end, "http_parser: request() before a request was complete")
+    E.has_error(function() p:head() end, "http_parser: head() before the header block was complete")
+    E.has_error(function() p:request() end, "http_parser: request() before a request was complete")
     p:free()
-    assert.has_error(function() p:feed("x") end, "http_parser: feed after free")
+    E.has_error(function() p:feed("x") end, "http_parser: feed after free")
   end)
 end)
 

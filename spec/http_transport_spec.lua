@@ -4,6 +4,7 @@
 -- shim is linked in (ffi.C) and luv is the interpreter's loop:
 --   busted --lua=build/asyncrt --tags=loop spec/http_transport_spec.lua
 local uv = require("luv")
+local E = require("support.errors")
 local loop = require("async.loop")
 local t = require("async.transport.luv")
 local native = require("async.server.native")
@@ -639,10 +640,10 @@ expose("transport.luv #loop", function()
     local again, err = t.listen({ port = srv.port }, echo)
     assert.is_nil(again)
     assert.matches("^EADDRINUSE", err)
-    assert.has_error(function() t.listen({}, nil) end, "listen: handler must be a function, got nil")
-    assert.has_error(function() t.listen({ timeouts = { idle = -1 } }, echo) end,
+    E.has_error(function() t.listen({}, nil) end, "listen: handler must be a function, got nil")
+    E.has_error(function() t.listen({ timeouts = { idle = -1 } }, echo) end,
       "listen: timeouts.idle must be a number > 0 or false, got -1")
-    assert.has_error(function() t.listen({ limits = { bodyy = 1 } }, echo) end, "listen: unknown limits.bodyy")
+    E.has_error(function() t.listen({ limits = { bodyy = 1 } }, echo) end, "listen: unknown limits.bodyy")
   end)
 
   -- ===== seeded random pieces over the socket =====

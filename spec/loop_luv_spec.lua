@@ -2,6 +2,7 @@
 -- (busted --lua=build/asyncrt --tags=loop), where the loop is the
 -- interpreter's own and uv.run() inside a test drives it.
 local uv = require("luv")
+local E = require("support.errors")
 local loop = require("async.loop")
 local abort_mod = require("async.kernel.abort")
 local default_on_error = loop.on_error
@@ -164,7 +165,7 @@ describe("async.loop luv loop #loop", function()
   end)
 
   it("luv_loop rejects an unknown defer mechanism", function()
-    assert.has_error(function() loop.luv_loop(uv, { defer = "check" }) end,
+    E.has_error(function() loop.luv_loop(uv, { defer = "check" }) end,
       'luv_loop: opts.defer must be "idle" or "timer", got check')
   end)
 end)

@@ -86,7 +86,7 @@ describe("async.loop manual loop", function()
   it("stops a defer chain that never ends", function()
     local function again() l:defer(again) end
     l:defer(again)
-    assert.has_error(function() l:run_pending() end,
+    E.has_error(function() l:run_pending() end,
       "manual loop: deferred functions kept deferring for 10000 rounds")
   end)
 
@@ -124,7 +124,7 @@ describe("async.loop active loop", function()
   end)
 
   it("ngx_loop refuses to start without ngx", function()
-    assert.has_error(function() loop.ngx_loop() end, "ngx_loop: no ngx global (not running under OpenResty)")
+    E.has_error(function() loop.ngx_loop() end, "ngx_loop: no ngx global (not running under OpenResty)")
   end)
 
   it("ngx_loop keeps its timers in one heap driven by few nginx timers, and defers through one", function()
@@ -189,8 +189,8 @@ describe("async.loop delay and await (manual loop)", function()
   end)
 
   it("delay and await refuse to run outside a coroutine", function()
-    assert.has_error(function() loop.delay(1) end, "delay: must be called inside a coroutine")
-    assert.has_error(function() loop.await(function() end) end, "await: must be called inside a coroutine")
+    E.has_error(function() loop.delay(1) end, "delay: must be called inside a coroutine")
+    E.has_error(function() loop.await(function() end) end, "await: must be called inside a coroutine")
   end)
 
   it("delay validates ms and the token", function()

@@ -5,6 +5,7 @@
 -- given exactly where the spec fixed the file's mtime. The POST endpoints
 -- are in server_rpc_spec.lua, runtime lifecycles in server_lifecycle_spec.lua.
 local Async = require("async")
+local E = require("support.errors")
 local core = require("async.server.core")
 local static = require("async.server.static")
 local cc = require("support.core_client")
@@ -500,7 +501,7 @@ describe("static files from public/", function()
   })
 
   it("public is required to be a folder", function()
-    assert.has_error(function() core.new({ app = apps.shop(), public = "nope", root = dir }) end,
+    E.has_error(function() core.new({ app = apps.shop(), public = "nope", root = dir }) end,
       'async.server.core.new: public: "' .. dir .. '/nope" is not a directory')
   end)
 
@@ -765,7 +766,7 @@ describe("a mount may be { app = a, public =, root =, layout =, runtime =, title
   }
   for _, c in ipairs(bad_cases) do
     it(c[1], function()
-      assert.has_error(function() core.new({ apps = c[2] }) end, "async.server.core.new: " .. c[3])
+      E.has_error(function() core.new({ apps = c[2] }) end, "async.server.core.new: " .. c[3])
     end)
   end
 
@@ -802,7 +803,7 @@ describe("core.new: options are checked", function()
   }
   for _, c in ipairs(cases) do
     it(c[1], function()
-      assert.has_error(function() core.new(c[2]) end, "async.server.core.new: " .. c[3])
+      E.has_error(function() core.new(c[2]) end, "async.server.core.new: " .. c[3])
     end)
   end
 
@@ -813,7 +814,7 @@ describe("core.new: options are checked", function()
 
   it("handle must run inside a coroutine", function()
     local h = core.new({ app = app, log = function() end })
-    assert.has_error(function() h(cc.req({ target = "/" })) end,
+    E.has_error(function() h(cc.req({ target = "/" })) end,
       "handle(req) must run inside a coroutine (one per request)")
   end)
 end)

@@ -101,7 +101,7 @@ local TRANSPORT_OPTS = { host = true, port = true, timeouts = true, high_water =
 -- log, ...) and of the transport (docs/http.md: host, port, timeouts, ...).
 -- `public` relative paths are taken from the calling script's folder.
 function _M.serve(opts)
-  if type(opts) ~= "table" then error("Async.serve expects an options table, got " .. type(opts), 2) end
+  if type(opts) ~= "table" then errors.argument("Async.serve expects an options table, got " .. type(opts)) end
   local core = require("async.server.core")
   local transport = require("async.transport.luv")
   local copts, topts = {}, {}

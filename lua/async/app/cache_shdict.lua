@@ -21,6 +21,7 @@
 -- keys() walk every key of the dict (get_keys(0) locks the dict while it
 -- copies them): keep them out of hot paths.
 local json = require("async.app.json")
+local errors = require("async.kernel.errors")
 local cache = require("async.app.cache")
 local loop = require("async.loop")
 
@@ -43,13 +44,16 @@ Shdict.__index = Shdict
 -- async.loop.now).
 function _M.new(name, opts)
   local ngx = rawget(_G, "ngx")
-  if type(name) ~= "string" then error("cache_shdict.new: expected a lua_shared_dict name, got " .. type(name), 2) end
+  if type(name) ~= "string" then
+    errors.argument("cache_shdict.new: expected a lua_shared_dict name, got " .. type(name))
+  end
   if ngx == nil or type(ngx.shared) ~= "table" then
-    error("cache_shdict.new: no ngx.shared (not running inside nginx)", 2)
+    errors.raise("not-in-nginx", "cache_shdict.new: no ngx.shared (not running inside nginx)")
   end
   local dict = ngx.shared[name]
   if dict == nil then
-    error('cache_shdict.new: no lua_shared_dict "' .. name .. '" (declare it in the http block of nginx.conf)', 2)
+    errors.argument('cache_shdict.new: no lua_shared_dict "' .. name ..
+      '" (declare it in the http block of nginx.conf)')
   end
   opts = opts or {}
   return setmetatable({

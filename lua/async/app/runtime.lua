@@ -293,7 +293,7 @@ end
 -- A misuse of the library's API (code invalid-argument) is an internal error:
 -- its message says nothing a client should read.
 local function is_public(e)
-  return type(e) == "table" and type(e.code) == "string" and not (errors.is(e) and e.code == "invalid-argument")
+  return type(e) == "table" and type(e.code) == "string" and not errors.internal(e)
 end
 
 -- The envelope for a raised value. Development: its message (and `stack`

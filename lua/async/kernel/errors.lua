@@ -100,6 +100,21 @@ function _M.from(t)
   return e
 end
 
+-- codes of errors that say the library was misused or the process is in
+-- trouble (not something an app raised on purpose for its users): answers
+-- carry a generic code and message for them in production
+local INTERNAL = {
+  ["invalid-argument"] = true, ["not-in-coroutine"] = true, ["cycle-detected"] = true,
+  ["write-in-computed"] = true, ["max-depth"] = true, ["context-lost"] = true, ["out-of-memory"] = true,
+  ["bad-id"] = true, ["wait-in-batch"] = true, ["wait-not-served"] = true, ["no-loop"] = true,
+  ["defer-loop"] = true, ["ngx-timer"] = true, ["ngx-semaphore"] = true, ["not-in-nginx"] = true,
+}
+
+--- Is `e` one of the library's errors of misuse or trouble (INTERNAL)?
+function _M.internal(e)
+  return type(e) == "table" and getmetatable(e) == AsyncError and INTERNAL[e.code] == true
+end
+
 --- Is `e` an error value of this type?
 function _M.is(e)
   return type(e) == "table" and getmetatable(e) == AsyncError

@@ -158,7 +158,7 @@ end
 local function current(what)
   local co, main = co_running()
   if co == nil or main then
-    error(what .. ": must be called inside a coroutine", 3)
+    errors.raise("not-in-coroutine", what .. ": must be called inside a coroutine")
   end
   return co
 end
@@ -166,7 +166,7 @@ end
 local function check_abort(abort, what)
   if abort == nil then return end
   if type(abort) ~= "table" or type(abort.on_abort) ~= "function" then
-    error(what .. ": abort must be an abort token, got " .. tostring(abort), 3)
+    errors.argument(what .. ": abort must be an abort token, got " .. tostring(abort))
   end
   if abort.aborted then error(abort_error(abort), 3) end
 end

@@ -1,7 +1,8 @@
 --- A loop on libuv through luv (the loop `asyncrt` runs).
-local setmetatable, error, tostring = setmetatable, error, tostring
+local setmetatable, tostring = setmetatable, tostring
 local ceil = math.ceil
 local check = require("async.loop.check")
+local errors = require("async.kernel.errors")
 local check_ms, check_fn = check.ms, check.fn
 local require = require
 -- a callback from libuv is an entry from the event loop (docs/kernel.md,
@@ -31,7 +32,7 @@ function _M.new(uv, opts)
   uv = uv or require("luv")
   local mode = opts and opts.defer or "idle"
   if mode ~= "idle" and mode ~= "timer" then
-    error("luv_loop: opts.defer must be \"idle\" or \"timer\", got " .. tostring(mode), 2)
+    errors.argument("luv_loop: opts.defer must be \"idle\" or \"timer\", got " .. tostring(mode))
   end
   return setmetatable({ uv = uv, _luv = uv, _q = {}, _armed = false, _mode = mode, _waker = nil }, Luv)
 end

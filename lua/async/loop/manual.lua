@@ -1,8 +1,9 @@
 --- A manual loop: time moves only through loop:advance(ms). For tests, and
 -- for code that wants to drive time itself (lua-api.md "Loops and time").
-local setmetatable, error = setmetatable, error
+local setmetatable = setmetatable
 local floor = math.floor
 local check = require("async.loop.check")
+local errors = require("async.kernel.errors")
 local check_ms, check_fn = check.ms, check.fn
 
 local _M = {}
@@ -98,7 +99,7 @@ function Manual:run_pending()
   while #self._deferred > 0 do
     rounds = rounds + 1
     if rounds > MAX_DEFER_ROUNDS then
-      error("manual loop: deferred functions kept deferring for " .. MAX_DEFER_ROUNDS .. " rounds", 2)
+      errors.raise("defer-loop", "manual loop: deferred functions kept deferring for " .. MAX_DEFER_ROUNDS .. " rounds")
     end
     local q = self._deferred
     self._deferred = {}

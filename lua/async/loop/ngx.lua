@@ -42,6 +42,7 @@ local floor = math.floor
 local traceback = debug.traceback
 local co_running = coroutine.running
 local check = require("async.loop.check")
+local errors = require("async.kernel.errors")
 local check_ms, check_fn = check.ms, check.fn
 local graph = require("async.kernel.graph")
 local task = require("async.kernel.task")
@@ -72,7 +73,7 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- fields, for tests of the timer heap and defer).
 function _M.new(ngx_)
   local ngx = ngx_ or rawget(_G, "ngx")
-  if ngx == nil then error("ngx_loop: no ngx global (not running under OpenResty)", 2) end
+  if ngx == nil then errors.raise("not-in-nginx", "ngx_loop: no ngx global (not running under OpenResty)") end
   local self = setmetatable({
     ngx = ngx, _q = {}, _armed = false,
     _heap = {}, _n = 0, _seq = 0, _armed_at = nil,
@@ -108,8 +109,8 @@ end
 local function check_yieldable(self, what)
   local p = phase(self.ngx)
   if p ~= nil and not YIELDABLE[p] then
-    error(what .. ": cannot wait in nginx's " .. p .. " phase (only in rewrite, access, content and " ..
-      "timer handlers: load apps in init_by_lua, serve them in content_by_lua)", 3)
+    errors.argument(what .. ": cannot wait in nginx's " .. p .. " phase (only in rewrite, access, content and " ..
+      "timer handlers: load apps in init_by_lua, serve them in content_by_lua)")
   end
 end
 
@@ -166,7 +167,7 @@ local function arm_timer(self, due)
   local delay = due - self:now()
   if delay < 0 then delay = 0 end
   local ok, err = self.ngx.timer.at(delay / 1000, self._drive, due)
-  if not ok then error("ngx.timer.at failed: " .. tostring(err), 3) end
+  if not ok then errors.raise("ngx-timer", "ngx.timer.at failed: " .. tostring(err)) end
   self._armed_at = due
 end
 
@@ -243,7 +244,7 @@ function Ngx:defer(fn)
   local ok, err = self.ngx.timer.at(0, self._run_deferred)
   if not ok then
     self._armed = false
-    error("ngx.timer.at failed: " .. tostring(err), 2)
+    errors.raise("ngx-timer", "ngx.timer.at failed: " .. tostring(err))
   end
 end
 
@@ -259,7 +260,7 @@ end
 local function sema_wait(s, cond)
   while cond() do
     local ok, err = s:wait(DAY)
-    if not ok and err ~= "timeout" then error("semaphore wait failed: " .. tostring(err), 0) end
+    if not ok and err ~= "timeout" then errors.raise("ngx-semaphore", "semaphore wait failed: " .. tostring(err)) end
   end
 end
 
@@ -449,7 +450,7 @@ function Ngx:delay(ms, abort)
     local ok, err = s:wait(left / 1000)
     if not ok and err ~= "timeout" then
       waited(co)
-      error("semaphore wait failed: " .. tostring(err), 0)
+      errors.raise("ngx-semaphore", "semaphore wait failed: " .. tostring(err))
     end
   end
   waited(co)
@@ -501,7 +502,7 @@ function Ngx:await(start, abort, abort_error)
   elseif state == "aborted" then
     if unregister then unregister() end
     if abort_error then error(abort_error(abort), 2) end
-    error("aborted", 2)
+    errors.argument("aborted")
   elseif unregister then
     unregister()
   end

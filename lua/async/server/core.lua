@@ -45,7 +45,7 @@ local CLIENT_PATH = "/__async/client.js"
 
 -- ===== options =====
 
-local function bad(msg) error("async.server.core.new: " .. msg, 3) end
+local function bad(msg) errors.argument("async.server.core.new: " .. msg) end
 
 -- the App behind `a` (an app of define_app, or require("async") itself), or nil
 local function app_of(a)
@@ -369,10 +369,12 @@ end
 --- Answers one request (see the module comment). Runs inside a coroutine.
 function Server:handle(req)
   local co, main = co_running()
-  if co == nil or main then error("handle(req) must run inside a coroutine (one per request)", 2) end
+  if co == nil or main then
+    errors.raise("not-in-coroutine", "handle(req) must run inside a coroutine (one per request)")
+  end
   if type(req) ~= "table" or type(req.headers) ~= "table" or type(req.path) ~= "string"
      or type(req.method) ~= "string" then
-    error("handle(req): req must have method, path and headers (the transport contract)", 2)
+    errors.argument("handle(req): req must have method, path and headers (the transport contract)")
   end
   local ctx = setmetatable({
     req = req, env = self.env, runtimes = 0, t0 = loop.now(),

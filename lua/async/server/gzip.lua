@@ -11,11 +11,12 @@
 -- is freed by finish/close, on an error, or by the garbage collector when a
 -- stream is dropped.
 local ffi = require("ffi")
+local errors = require("async.kernel.errors")
 local native = require("async.server.native")
 
 local C = native.C
 local ffi_new, ffi_string, ffi_gc = ffi.new, ffi.string, ffi.gc
-local type, error, setmetatable, tostring, pcall = type, error, setmetatable, tostring, pcall
+local type, setmetatable, tostring, pcall = type, setmetatable, tostring, pcall
 local floor = math.floor
 
 local _M = {}
@@ -29,14 +30,14 @@ local MESSAGES = {
 local function check_level(level, what)
   if level == nil then return -1 end
   if type(level) ~= "number" or level ~= floor(level) or level < 0 or level > 9 then
-    error(what .. ": level must be an integer 0..9, got " .. tostring(level), 3)
+    errors.argument(what .. ": level must be an integer 0..9, got " .. tostring(level))
   end
   return level
 end
 
 --- Compresses the string s into one gzip member.
 function _M.compress(s, level)
-  if type(s) ~= "string" then error("gzip.compress: expected a string, got " .. type(s), 2) end
+  if type(s) ~= "string" then errors.argument("gzip.compress: expected a string, got " .. type(s)) end
   level = check_level(level, "gzip.compress")
   local out, len = ffi_new("char *[1]"), ffi_new("size_t[1]")
   local rc = C.ahttp_gzip(s, #s, level, out, len)
@@ -61,7 +62,7 @@ end
 
 local function run(self, chunk, finish, what)
   local z = self.z
-  if z == nil then error("gzip stream: " .. what .. " after finish or close", 3) end
+  if z == nil then errors.argument("gzip stream: " .. what .. " after finish or close") end
   local rc = C.ahttp_gz_write(z, chunk, #chunk, finish, self.out, self.len)
   if rc ~= 0 then
     self:close()
@@ -76,7 +77,7 @@ end
 --- Compresses chunk and flushes; returns the bytes to send ("" is possible
 -- when chunk is empty).
 function Stream:write(chunk)
-  if type(chunk) ~= "string" then error("gzip stream: write expects a string, got " .. type(chunk), 2) end
+  if type(chunk) ~= "string" then errors.argument("gzip stream: write expects a string, got " .. type(chunk)) end
   return run(self, chunk, 0, "write")
 end
 

@@ -7,11 +7,12 @@
 -- If-Modified-Since give 304; text types are gzipped when the client
 -- accepts it and a compressor was given.
 local fs = require("async.server.fs")
+local errors = require("async.kernel.errors")
 local mime = require("async.server.mime")
 local request = require("async.server.request")
 local response = require("async.server.response")
 
-local type, error, tostring, ipairs, setmetatable, pcall = type, error, tostring, ipairs, setmetatable, pcall
+local type, tostring, ipairs, setmetatable, pcall = type, tostring, ipairs, setmetatable, pcall
 local format, byte, concat, insert = string.format, string.byte, table.concat, table.insert
 local open = io.open
 local bxor, band, lshift, tohex = bit.bxor, bit.band, bit.lshift, bit.tohex
@@ -89,13 +90,15 @@ Static.__index = Static
 --- A public/ folder: `dir` (absolute, or relative to `root`, default the
 -- current directory). Raises when it is not a directory.
 function _M.new(dir, root)
-  if type(dir) ~= "string" or dir == "" then error("public must be a directory path, got " .. tostring(dir), 3) end
+  if type(dir) ~= "string" or dir == "" then
+    errors.argument("public must be a directory path, got " .. tostring(dir))
+  end
   local path = dir
   if dir:sub(1, 1) ~= "/" then path = (root or ".") .. "/" .. dir end
   local real = fs.realpath(path)
   local st = real and fs.stat(real)
   if not st or st.type ~= "directory" then
-    error('public: "' .. path .. '" is not a directory', 3)
+    errors.argument('public: "' .. path .. '" is not a directory')
   end
   return setmetatable({ dir = real, cache = {}, cached = 0 }, Static)
 end

@@ -25,11 +25,12 @@
 --
 -- Limits, answers and framing rules: src/http/http.h and docs/http.md.
 local ffi = require("ffi")
+local errors = require("async.kernel.errors")
 local native = require("async.server.native")
 
 local C = native.C
 local ffi_string, ffi_cast, ffi_gc = ffi.string, ffi.cast, ffi.gc
-local type, error, setmetatable, tonumber, tostring = type, error, setmetatable, tonumber, tostring
+local type, setmetatable, tonumber, tostring = type, setmetatable, tonumber, tostring
 local floor = math.floor
 
 local _M = {}
@@ -47,7 +48,7 @@ Parser.__index = Parser
 local function check_limit(v, name)
   if v == nil then return 0 end
   if type(v) ~= "number" or v ~= floor(v) or v < 1 or v > 4294967295 then
-    error("http_parser.new: limits." .. name .. " must be an integer 1..2^32-1, got " .. tostring(v), 3)
+    errors.argument("http_parser.new: limits." .. name .. " must be an integer 1..2^32-1, got " .. tostring(v))
   end
   return v
 end
@@ -55,22 +56,22 @@ end
 --- A parser with limits { headers =, body = } (bytes; defaults 16 KiB, 1 MiB).
 function _M.new(limits)
   if limits ~= nil and type(limits) ~= "table" then
-    error("http_parser.new: limits must be a table, got " .. type(limits), 2)
+    errors.argument("http_parser.new: limits must be a table, got " .. type(limits))
   end
   limits = limits or {}
   local h, b = check_limit(limits.headers, "headers"), check_limit(limits.body, "body")
   local p = C.ahttp_new(h, b)
-  if p == nil then error("http_parser.new: out of memory", 2) end
+  if p == nil then errors.raise("out-of-memory", "http_parser.new: out of memory") end
   return setmetatable({ p = ffi_gc(p, C.ahttp_free), m = C.ahttp_message(p) }, Parser)
 end
 
 --- Feeds s from byte init; returns the bytes consumed and the event.
 function Parser:feed(s, init)
   local p = self.p
-  if p == nil then error("http_parser: feed after free", 2) end
+  if p == nil then errors.argument("http_parser: feed after free") end
   init = init or 1
   local len = #s - init + 1
-  if len < 0 then error("http_parser: init past the end of the string", 2) end
+  if len < 0 then errors.argument("http_parser: init past the end of the string") end
   local n = C.ahttp_feed(p, ffi_cast("const char *", s) + (init - 1), len)
   return tonumber(n), EVENTS[self.m.state]
 end
@@ -92,7 +93,7 @@ _M.split_target = split_target
 --- The request line and header fields (valid after "headers" or "request").
 function Parser:head()
   local m = self.m
-  if m.headers_done == 0 then error("http_parser: head() before the header block was complete", 2) end
+  if m.headers_done == 0 then errors.argument("http_parser: head() before the header block was complete") end
   local target = text(m, m.target_off, m.target_len)
   local path, query = split_target(target)
   local headers = {}
@@ -119,7 +120,7 @@ end
 --- The complete request (valid after "request").
 function Parser:request()
   local m = self.m
-  if m.state ~= COMPLETE then error("http_parser: request() before a request was complete", 2) end
+  if m.state ~= COMPLETE then errors.argument("http_parser: request() before a request was complete") end
   local r = self:head()
   r.body = self:body()
   return r
@@ -160,7 +161,7 @@ end
 
 --- Readies the parser for the next message.
 function Parser:next()
-  if self.p == nil then error("http_parser: next after free", 2) end
+  if self.p == nil then errors.argument("http_parser: next after free") end
   C.ahttp_next(self.p)
 end
 

@@ -60,6 +60,7 @@
 -- Requires: luv, async.transport.http_parser (the C shim), the abort module
 -- (async.kernel.abort, before the layer move async.abort).
 local uv = require("luv")
+local errors = require("async.kernel.errors")
 local http_parser = require("async.transport.http_parser")
 
 local type, error, tostring, pcall, xpcall, setmetatable, pairs, ipairs, next, require =
@@ -420,7 +421,7 @@ local function respond(c, x, res)
   local function write(chunk)
     if done or c.closed or c.x ~= x then return nil, "closed" end
     if chunk == nil or chunk == "" then return true end
-    if type(chunk) ~= "string" then error("write expects a string, got " .. type(chunk), 2) end
+    if type(chunk) ~= "string" then errors.argument("write expects a string, got " .. type(chunk)) end
     local ok
     if chunked then
       ok = send(c, { format("%x\r\n", #chunk), chunk, "\r\n" })
@@ -672,7 +673,7 @@ end
 --- Graceful close (see the contract at the top).
 function Server:close(on_closed)
   if on_closed ~= nil and type(on_closed) ~= "function" then
-    error("close: on_closed must be a function, got " .. type(on_closed), 2)
+    errors.argument("close: on_closed must be a function, got " .. type(on_closed))
   end
   local cbs = self.on_closed
   if on_closed then
@@ -706,14 +707,14 @@ local function merge(defaults, given, what)
   local out = {}
   for k, v in pairs(defaults) do out[k] = v end
   if given == nil then return out end
-  if type(given) ~= "table" then error("listen: " .. what .. " must be a table, got " .. type(given), 3) end
+  if type(given) ~= "table" then errors.argument("listen: " .. what .. " must be a table, got " .. type(given)) end
   for k, v in pairs(given) do
-    if defaults[k] == nil then error("listen: unknown " .. what .. "." .. tostring(k), 3) end
+    if defaults[k] == nil then errors.argument("listen: unknown " .. what .. "." .. tostring(k)) end
     if v ~= false and (type(v) ~= "number" or v ~= v or v <= 0) then
-      error("listen: " .. what .. "." .. k .. " must be a number > 0" ..
-        (what == "timeouts" and " or false" or "") .. ", got " .. tostring(v), 3)
+      errors.argument("listen: " .. what .. "." .. k .. " must be a number > 0" ..
+        (what == "timeouts" and " or false" or "") .. ", got " .. tostring(v))
     end
-    if v == false and what ~= "timeouts" then error("listen: " .. what .. "." .. k .. " cannot be false", 3) end
+    if v == false and what ~= "timeouts" then errors.argument("listen: " .. what .. "." .. k .. " cannot be false") end
     out[k] = v
   end
   return out
@@ -730,20 +731,20 @@ end
 --- Starts listening; returns the server, or nil and an error ("EADDRINUSE:
 -- address already in use") when the address cannot be bound.
 function _M.listen(opts, handler)
-  if type(opts) ~= "table" then error("listen: opts must be a table, got " .. type(opts), 2) end
-  if type(handler) ~= "function" then error("listen: handler must be a function, got " .. type(handler), 2) end
+  if type(opts) ~= "table" then errors.argument("listen: opts must be a table, got " .. type(opts)) end
+  if type(handler) ~= "function" then errors.argument("listen: handler must be a function, got " .. type(handler)) end
   local host = opts.host or "127.0.0.1"
   local port = opts.port or 0
-  if type(host) ~= "string" then error("listen: host must be a string", 2) end
+  if type(host) ~= "string" then errors.argument("listen: host must be a string") end
   if type(port) ~= "number" or port ~= floor(port) or port < 0 or port > 65535 then
-    error("listen: port must be an integer 0..65535, got " .. tostring(port), 2)
+    errors.argument("listen: port must be an integer 0..65535, got " .. tostring(port))
   end
-  if opts.log ~= nil and type(opts.log) ~= "function" then error("listen: log must be a function or nil", 2) end
+  if opts.log ~= nil and type(opts.log) ~= "function" then errors.argument("listen: log must be a function or nil") end
   if opts.error_response ~= nil and type(opts.error_response) ~= "function" then
-    error("listen: error_response must be a function or nil", 2)
+    errors.argument("listen: error_response must be a function or nil")
   end
   local high = opts.high_water or DEFAULT_HIGH_WATER
-  if type(high) ~= "number" or high < 1 then error("listen: high_water must be a number >= 1", 2) end
+  if type(high) ~= "number" or high < 1 then errors.argument("listen: high_water must be a number >= 1") end
   local srv = setmetatable({
     handler = handler, log = opts.log, error_response = opts.error_response,
     limits = merge(DEFAULT_LIMITS, opts.limits, "limits"),

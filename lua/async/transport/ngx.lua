@@ -17,6 +17,7 @@
 -- ends the request with ngx.exit(ngx.OK), which also kills any thread the
 -- request left waiting (counted and logged at warn).
 local core = require("async.server.core")
+local errors = require("async.kernel.errors")
 local loop = require("async.loop")
 local abort_mod = require("async.kernel.abort")
 -- a request nginx hands to Lua is an entry from the event loop (docs/kernel.md,
@@ -123,7 +124,7 @@ function _M.new(app, opts)
   if log == nil or log == false then o.log = ngx_logger(false)
   elseif log == true then o.log = ngx_logger(true) end
   local ok, h, srv = pcall(core.new, o)
-  if not ok then error((tostring(h):gsub("^async%.server%.core%.new", "async.ngx")), 2) end
+  if not ok then errors.argument((errors.message(h):gsub("^async%.server%.core%.new", "async.ngx"))) end
   return setmetatable({ core = h, server = srv, limits = srv.limits, backend = backend }, Handler)
 end
 
@@ -294,7 +295,7 @@ local function send(ngx, req, res)
   local function write(chunk)
     if closed then return nil, "closed" end
     if chunk == nil or chunk == "" then return true end
-    if type(chunk) ~= "string" then error("write expects a string, got " .. type(chunk), 2) end
+    if type(chunk) ~= "string" then errors.argument("write expects a string, got " .. type(chunk)) end
     local r = ngx.print(chunk)
     if r then r = ngx.flush(true) end
     if not r or req.abort.aborted then
