@@ -27,8 +27,8 @@ local from_loop = require("async.kernel.graph").from_loop
 local cache_shdict = require("async.app.cache_shdict")
 local request = require("async.server.request")
 
-local type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next =
-      type, error, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next
+local type, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next =
+      type, tostring, pairs, ipairs, pcall, xpcall, setmetatable, rawget, tonumber, next
 local find, sub, lower, format, match = string.find, string.sub, string.lower, string.format, string.match
 local concat, sort = table.concat, table.sort
 local traceback = debug.traceback
@@ -76,7 +76,9 @@ end
 local Handler = {}
 Handler.__index = Handler
 
-local function bad(msg, level) error("async.ngx: " .. msg, level + 1) end
+-- a misuse: the library's invalid-argument error at the app's line (the
+-- callers' level arguments are unused: errors.argument finds the line)
+local function bad(msg) errors.argument("async.ngx: " .. msg) end
 
 -- the server-cache backend named by opts.cache.server, or nil
 local function server_backend(c, level)
@@ -91,7 +93,7 @@ local function server_backend(c, level)
   local name = type(s) == "string" and match(s, "^shdict:(.+)$")
   if not name then bad('cache.server must be "shdict:NAME" (a lua_shared_dict) or a cache backend', level + 1) end
   local ok, b = pcall(cache_shdict.new, name)
-  if not ok then bad(tostring(b):gsub("^cache_shdict%.new: ", ""), level + 1) end
+  if not ok then bad((errors.message(b):gsub("^cache_shdict%.new: ", "")), level + 1) end
   return b
 end
 
