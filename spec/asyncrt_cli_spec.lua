@@ -125,7 +125,9 @@ describe("asyncrt CLI", function()
       os.execute("mkdir -p " .. prefix .. "/bin " .. prefix .. "/share/lua/5.1/async/kernel && cp " ..
         sh_quote(EXE) .. " " .. prefix .. "/bin/ && cp " .. ROOT .. "/lua/async/kernel/abort.lua " ..
         prefix .. "/share/lua/5.1/async/kernel/")
-      local rc, out = sh("cd / && " .. prefix .. "/bin/asyncrt -e " ..
+      -- without LUA_PATH/LUA_CPATH from the environment (make dev-env
+      -- exports this checkout's, which would come first)
+      local rc, out = sh("cd / && env -u LUA_PATH -u LUA_CPATH " .. prefix .. "/bin/asyncrt -e " ..
         "'print(package.searchpath(\"async.kernel.abort\", package.path)); print(package.cpath:match(\"^[^;]*\"))'")
       assert.equal(0, rc)
       assert.equal(prefix .. "/share/lua/5.1/async/kernel/abort.lua\n" .. prefix .. "/lib/lua/5.1/?.so\n", out)
