@@ -194,6 +194,11 @@ end
 --- A request runtime for ctx, its request table under the mount: `path`
 -- relative to the prefix, `prefix`, `url` (what the router sees), the
 -- transport's fields, `cookies`, and `abort` (the token its runs honour).
+-- the request runtime's on_error and log hooks: they report to the
+-- request's context (Ctx)
+local ReportTo = { __call = function(self, err, trace, what) self.ctx:report(err, trace, what) end }
+local WarnTo = { __call = function(self, msg) self.ctx:warn(msg, true) end }
+
 function Mount:runtime(ctx, abort)
   local req = ctx.req
   local view = {
@@ -204,8 +209,10 @@ function Mount:runtime(ctx, abort)
   local o = {}
   for k, v in pairs(self.runtime_opts) do o[k] = v end
   o.env, o.request, o.layout, o.client_url = self.env, view, self.layout, self.client_url
-  o.on_error = function(err, trace, what) ctx:report(err, trace, what) end
-  o.log = function(msg) ctx:warn(msg, true) end
+  -- callable tables, not closures: a closure made per request keeps the
+  -- trace around it from compiling (docs/performance.md)
+  o.on_error = setmetatable({ ctx = ctx }, ReportTo)
+  o.log = setmetatable({ ctx = ctx }, WarnTo)
   ctx.runtimes = ctx.runtimes + 1
   return runtime.create_app(self.app, o)
 end
