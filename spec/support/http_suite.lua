@@ -1099,6 +1099,7 @@ local function run_row(t, case)
   local opts = t.opts
   local c = t:connect()
   local list
+  local close = case.close
   if case.sequence then
     list = case.sequence
     for i, r in ipairs(list) do
@@ -1117,16 +1118,12 @@ local function run_row(t, case)
     end
   else
     c:send(case[2])
-    local want = opts.expect and opts.expect[case[1]]
-    if want then
-      check_response(c:response(method_of(case[2]), "the answer"), want, opts, "the answer")
-      if want.close then c:expect_eof("after the answer") else c:expect_idle("after the answer", case.keep) end
-      return
-    end
-    check_response(c:response(method_of(case[2]), "the answer"), { case[3], case[4], case[5], length = case.length },
-      opts, "the answer")
+    local other = opts.expect and opts.expect[case[1]]
+    local want = other or { case[3], case[4], case[5], length = case.length, close = case.close }
+    check_response(c:response(method_of(case[2]), "the answer"), want, opts, "the answer")
+    close = want.close
   end
-  if case.close then c:expect_eof("after the answer") else c:expect_idle("after the answer", case.keep) end
+  if close then c:expect_eof("after the answer") else c:expect_idle("after the answer", case.keep) end
 end
 
 --- Runs one case against host:port; raises on a failure.

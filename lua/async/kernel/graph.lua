@@ -1499,19 +1499,27 @@ function internal.thread_enter(co, run)
   cgen[co] = ctx_gen
 end
 
---- Thread `co` is about to wait on its loop (or ends, final = true): its
--- context is parked under it (dropped when it ends) and the spawner's (its
--- first wait) or a clean one is loaded. A run whose context was put aside
--- while it ran is marked lost.
-function internal.waiting(co, final)
+-- Thread `co` stops running (a wait, its end, or its spawn returned): when
+-- the loaded context is still co's own, it is parked under co if `keep`
+-- and open; when another context was loaded meanwhile, co's run (if any) is
+-- marked lost and that context parked. Then the outer context is loaded.
+local function hand_back(co, keep)
   if ctx_gen == cgen[co] then
-    if not final and not is_clean() then park(co) end
+    if keep and not is_clean() then park(co) end
   else
     local run = run_of[co]
     if run ~= nil then run.lost = true end
     if not is_clean() then park(ctx_co) end
   end
   back_to_outer(co)
+end
+
+--- Thread `co` is about to wait on its loop (or ends, final = true): its
+-- context is parked under it (dropped when it ends) and the spawner's (its
+-- first wait) or a clean one is loaded. A run whose context was put aside
+-- while it ran is marked lost.
+function internal.waiting(co, final)
+  hand_back(co, not final)
 end
 
 --- Thread `co`'s wait on its loop ended (an entry from the event loop): an
@@ -1546,14 +1554,7 @@ end
 -- the spawner's is loaded back now.
 function internal.thread_return(co)
   if outer[co] == nil then return end
-  if ctx_gen == cgen[co] then
-    if not is_clean() and co_status(co) ~= "dead" then park(co) end
-  else
-    local run = run_of[co]
-    if run ~= nil then run.lost = true end
-    if not is_clean() then park(ctx_co) end
-  end
-  back_to_outer(co)
+  hand_back(co, co_status(co) ~= "dead")
 end
 
 --- Is a coroutine dead?
