@@ -139,6 +139,16 @@ end
 -- registers a handler ran in the interpreter).
 local HANDLER_FNS, HANDLER_INSTS = {}, {}
 
+-- what a component handler gets as self: the dispatch context, whose
+-- missing fields come from the instance (one metatable, no closure per call;
+-- the two keys are tables, so no field name of the app can meet them)
+local CTX, INST = {}, {}
+local Merged = { __index = function(t, k)
+  local v = t[CTX][k]
+  if v == nil then v = t[INST][k] end
+  return v
+end }
+
 function component_handler(ctx, ...)
   local rt, name = ctx.runtime, ctx.name
   local counters = rt and rt.component_counters
@@ -149,12 +159,7 @@ function component_handler(ctx, ...)
       "Component handlers run through rt:dispatch(name, ...)")
   end
   local inst = counters[HANDLER_INSTS][name]
-  local merged = setmetatable({}, { __index = function(_, k)
-    local v = ctx[k]
-    if v == nil then v = inst[k] end
-    return v
-  end })
-  return fn(merged, ...)
+  return fn(setmetatable({ [CTX] = ctx, [INST] = inst }, Merged), ...)
 end
 
 --- self:handler(name, fn) or self:handler(fn): a scoped handler; returns
