@@ -76,24 +76,24 @@ end
 local Handler = {}
 Handler.__index = Handler
 
--- a misuse: the library's invalid-argument error at the app's line (the
--- callers' level arguments are unused: errors.argument finds the line)
+-- a misuse: the library's invalid-argument error at the app's line
+-- (errors.argument finds it)
 local function bad(msg) errors.argument("async.ngx: " .. msg) end
 
 -- the server-cache backend named by opts.cache.server, or nil
-local function server_backend(c, level)
+local function server_backend(c)
   if c == nil then return nil end
-  if type(c) ~= "table" then bad("cache must be { server = \"shdict:NAME\" }", level + 1) end
+  if type(c) ~= "table" then bad("cache must be { server = \"shdict:NAME\" }") end
   for k in pairs(c) do
-    if k ~= "server" then bad("unknown cache option " .. tostring(k) .. " (expected server)", level + 1) end
+    if k ~= "server" then bad("unknown cache option " .. tostring(k) .. " (expected server)") end
   end
   local s = c.server
   if s == nil then return nil end
   if type(s) == "table" and type(s.get) == "function" and type(s.set) == "function" then return s end  -- a backend
   local name = type(s) == "string" and match(s, "^shdict:(.+)$")
-  if not name then bad('cache.server must be "shdict:NAME" (a lua_shared_dict) or a cache backend', level + 1) end
+  if not name then bad('cache.server must be "shdict:NAME" (a lua_shared_dict) or a cache backend') end
   local ok, b = pcall(cache_shdict.new, name)
-  if not ok then bad((errors.message(b):gsub("^cache_shdict%.new: ", "")), level + 1) end
+  if not ok then bad((errors.message(b):gsub("^cache_shdict%.new: ", ""))) end
   return b
 end
 
@@ -103,10 +103,10 @@ end
 -- Relative `public` folders are taken from `root`, default nginx's prefix.
 -- Returns an object with :handle() (serve the current request).
 function _M.new(app, opts)
-  if opts ~= nil and type(opts) ~= "table" then bad("options must be a table", 2) end
+  if opts ~= nil and type(opts) ~= "table" then bad("options must be a table") end
   local o = {}
   for k, v in pairs(opts or {}) do
-    if not OPTIONS[k] then bad("unknown option " .. tostring(k), 2) end
+    if not OPTIONS[k] then bad("unknown option " .. tostring(k)) end
     o[k] = v
   end
   if app ~= nil then o.app = app end
@@ -114,7 +114,7 @@ function _M.new(app, opts)
   if o.root == nil and type(o.public) == "string" and sub(o.public, 1, 1) ~= "/" and ngx and ngx.config then
     o.root = ngx.config.prefix()
   end
-  local backend = server_backend(o.cache, 2)
+  local backend = server_backend(o.cache)
   o.cache = nil
   if backend then
     local r = {}
