@@ -176,6 +176,14 @@ local SERVER = [[
       }
     }
     location = /init-wait { content_by_lua_block { ngx.say(init_wait_error) } }
+    location = /bad-options {
+      content_by_lua_block {
+        for _, o in ipairs({ { bogus = 1 }, { cache = { server = "redis:x" } }, { cache = { other = 1 } } }) do
+          local ok, err = pcall(require("async.ngx").handle, Async.define_app(), o)
+          ngx.say(ok, " ", err.code, " ", err.message, " @", err.line)
+        end
+      }
+    }
     error_page 413 = @async_413;
     location @async_413 { content_by_lua_block { require("async.ngx").refused(413) } }
     location /lab/ { content_by_lua_block { require("async.ngx").handle(nil, lab_opts) } }
@@ -424,6 +432,15 @@ describe_ngx("OpenResty: apps inside nginx's Lua module", function()
 
     it("a loop-strategy scheduler flushes once, on an ngx.timer, for many writes", function()
       assert.equal(" | 3\n", srv:get("/loop-scheduler").body)
+    end)
+
+    it("refuses bad handle options with invalid-argument at the caller's line", function()
+      -- @3: the chunk's line of the pcall (the block's first line is line 1)
+      assert.equal("false invalid-argument async.ngx: unknown option bogus @3\n" ..
+        'false invalid-argument async.ngx: cache.server must be "shdict:NAME" (a lua_shared_dict) ' ..
+        "or a cache backend @3\n" ..
+        "false invalid-argument async.ngx: unknown cache option other (expected server) @3\n",
+        srv:get("/bad-options").body)
     end)
 
     it("raises a clear error for a wait nginx cannot serve", function()
