@@ -328,6 +328,53 @@ local function raise_eq_error()
 end
 
 -- ===== deferred frees (GC finalizers run at arbitrary points) =====
+-- Handles of signals and computeds have no finalizer each (a cdata
+-- finalizer costs ~20x the handle itself: docs/performance.md). A weak
+-- registry maps id -> handle. One sentinel finalizer per GC cycle notes
+-- that a cycle ended, and the next safe point (collect) sweeps the node
+-- array: a live signal or computed whose handle left the registry is
+-- freed, as its finalizer did before. (Every signal and computed node has
+-- a handle from the moment _M.signal/_M.computed made it; no safe point
+-- comes between.)
+local handle_of = setmetatable({}, WEAK_V)   -- id -> its handle (weak)
+-- handles registered and not yet swept, and the most there were since the
+-- registry was last rebuilt (a Lua table never shrinks: after a peak it is
+-- rebuilt once most handles are gone, so dropped runtimes leave no slack)
+local handles_n, handles_peak = 0, 0
+local gc_ended = false                       -- a GC cycle ended since the last sweep
+
+local function arm_sentinel()
+  local p = newproxy(true)
+  getmetatable(p).__gc = function()
+    gc_ended = true
+    arm_sentinel()
+  end
+end
+arm_sentinel()
+
+local function sweep_handles()
+  gc_ended = false
+  local top = G.node_top - 1
+  local n = handles_n
+  for id = 1, top do
+    -- kinds SIGNAL (0) and COMPUTED (1), not FREE; node_top does not move
+    -- (nothing here creates nodes), the array may not either
+    local f = G.nodes[id].flags
+    if rshift(f, KIND_SHIFT) <= K_COMPUTED and band(f, FREE) == 0 and handle_of[id] == nil then
+      -- not a count taken before the loop: a GC step inside it may run
+      -- finalizers (async signals, roots) that append to the list too
+      to_free[#to_free + 1] = id
+      n = n - 1
+    end
+  end
+  handles_n = n
+  if n < handles_peak / 4 and handles_peak > 1024 then
+    local fresh = setmetatable({}, WEAK_V)
+    for id, h in pairs(handle_of) do fresh[id] = h end
+    handle_of, handles_peak = fresh, n
+  end
+end
+
 -- The list is swapped out first: a finalizer running during the loop (a GC
 -- step can run on any allocation, trace exits included) appends to the new
 -- list instead of punching holes into the one being walked.
@@ -341,6 +388,9 @@ local function collect()
     release_jobs(list)
   end
   if to_dispose[1] ~= nil and batch_depth == 0 then dispose_dropped() end
+  -- after the cleanups above (user code that may create nodes): nothing
+  -- runs between the sweep and the frees below
+  if gc_ended then sweep_handles() end
   local list = to_free
   if list[1] == nil then return end
   -- swap before counting: allocating the new list can run a GC step whose
@@ -371,9 +421,6 @@ local function set_cleanup(id, cl)
   if h then h[-id] = cl end
 end
 
-local function finalize(obj)
-  to_free[#to_free + 1] = obj.id
-end
 
 -- ===== settling: after the outermost write, batch or transaction =====
 local function drain_async()
@@ -416,7 +463,7 @@ local function settle()
       poke_schedulers()
     end
   end
-  if to_free[1] ~= nil or to_dispose[1] ~= nil or renotify[1] ~= nil then collect() end
+  if to_free[1] ~= nil or to_dispose[1] ~= nil or renotify[1] ~= nil or gc_ended then collect() end
   if lost then
     errors.raise("out-of-memory", "async: out of memory queueing effects (they run once memory is available)")
   end
@@ -658,7 +705,6 @@ function Signal.update(s, fn)
 end
 Signal.__index = Signal
 Signal.__call = signal_get
-Signal.__gc = finalize
 function Signal.__tostring(s) return "signal: " .. s.id end
 
 local SignalT = ffi.metatype("async_signal", Signal)
@@ -676,13 +722,17 @@ end
 --- A source value.
 function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
-  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
+  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
   if id <= 0 then fail(id, "creating a signal") end
   vals[id], seen[id] = value, value
   if eq then eqs[id] = eq end
-  local s = SignalT(id)   -- not a tail call: a trace cannot record it at its root
-  return s
+  local h = SignalT(id)
+  handle_of[id] = h
+  local n = handles_n + 1
+  handles_n = n
+  if n > handles_peak then handles_peak = n end
+  return h
 end
 
 -- ===== computeds =====
@@ -769,7 +819,6 @@ Computed.get = computed_get
 Computed.peek = computed_peek
 Computed.__index = Computed
 Computed.__call = computed_get
-Computed.__gc = finalize
 function Computed.__tostring(c) return "computed: " .. c.id end
 
 local ComputedT = ffi.metatype("async_computed", Computed)
@@ -780,7 +829,7 @@ function _M.computed(fn, opts)
     errors.argument("computed expects a function, got " .. type(fn))
   end
   local eq = check_opts(opts, "computed")
-  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
+  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
   if id <= 0 then fail(id, "creating a computed") end
   local h = home_for(opts and opts.root, owner)
@@ -788,7 +837,12 @@ function _M.computed(fn, opts)
   h[id] = fn
   home_of[id] = h
   if eq then eqs[id] = eq end
-  return ComputedT(id)
+  local c = ComputedT(id)
+  handle_of[id] = c
+  local n = handles_n + 1
+  handles_n = n
+  if n > handles_peak then handles_peak = n end
+  return c
 end
 
 function _M.is_signal(v) return ffi.istype(SignalT, v) end
@@ -1166,7 +1220,7 @@ function _M.effect(fn, opts)
     sched = opts.scheduler or sched
     root = opts.root
   end
-  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
+  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
   local h = home_for(root, owner)
   local id = C.ac_node_new(G, K_EFFECT, owner ~= 0 and owner or (root and root.id or 0), sched.index)
   if id <= 0 then fail(id, "creating an effect") end
@@ -1268,7 +1322,7 @@ end
 -- runtime has one. `r:dispose()` disposes them all; a root that is only
 -- dropped is collected, and its scope disposed at the next safe point.
 function _M.root()
-  if #to_free > 0 or to_dispose[1] ~= nil then collect() end
+  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SCOPE, 0, -1)
   if id <= 0 then fail(id, "creating a root") end
   local home = {}
