@@ -341,25 +341,42 @@ local handle_of = setmetatable({}, WEAK_V)   -- id -> its handle (weak)
 -- registry was last rebuilt (a Lua table never shrinks: after a peak it is
 -- rebuilt once most handles are gone, so dropped runtimes leave no slack)
 local handles_n, handles_peak = 0, 0
-local gc_ended = false                       -- a GC cycle ended since the last sweep
+local made = 0            -- handles registered since the last sweep
+local gc_cycles = 0       -- GC cycles ended so far (counted by the sentinel)
+local swept_at = 0        -- gc_cycles at the last sweep
+local freed_last = false  -- the last sweep freed a node (a garbage chain frees a link per cycle)
+local gc_ended = false    -- a GC cycle ended since the last safe point
 
 local function arm_sentinel()
   local p = newproxy(true)
   getmetatable(p).__gc = function()
+    gc_cycles = gc_cycles + 1
     gc_ended = true
     arm_sentinel()
   end
 end
 arm_sentinel()
 
+-- A sweep reads the whole node array (memory-bound: ~20 ns per node on the
+-- benchmark machine), so it is paid for by what was created or freed: it
+-- runs after a GC cycle when the handles made since the last sweep are at
+-- least an eighth of those registered (a server making runtimes per
+-- request: every cycle, so a dropped runtime's nodes go as soon as they
+-- went with a finalizer each) or the last sweep freed something (a garbage
+-- chain of computeds frees one link per cycle, as before), and otherwise
+-- after every eighth cycle (a large live graph that grows slowly: its
+-- dropped nodes wait at most eight cycles, instead of a sweep of every live
+-- node per cycle).
 local function sweep_handles()
   gc_ended = false
+  if made * 8 < handles_n and not freed_last and gc_cycles - swept_at < 8 then return end
+  made, swept_at = 0, gc_cycles
   local top = G.node_top - 1
+  local nodes = G.nodes   -- nothing below creates nodes: the array stays put
   local n = handles_n
   for id = 1, top do
-    -- kinds SIGNAL (0) and COMPUTED (1), not FREE; node_top does not move
-    -- (nothing here creates nodes), the array may not either
-    local f = G.nodes[id].flags
+    -- kinds SIGNAL (0) and COMPUTED (1), not FREE
+    local f = nodes[id].flags
     if rshift(f, KIND_SHIFT) <= K_COMPUTED and band(f, FREE) == 0 and handle_of[id] == nil then
       -- not a count taken before the loop: a GC step inside it may run
       -- finalizers (async signals, roots) that append to the list too
@@ -367,6 +384,7 @@ local function sweep_handles()
       n = n - 1
     end
   end
+  freed_last = n < handles_n
   handles_n = n
   if n < handles_peak / 4 and handles_peak > 1024 then
     local fresh = setmetatable({}, WEAK_V)
@@ -730,7 +748,7 @@ function _M.signal(value, opts)
   local h = SignalT(id)
   handle_of[id] = h
   local n = handles_n + 1
-  handles_n = n
+  handles_n, made = n, made + 1
   if n > handles_peak then handles_peak = n end
   return h
 end
@@ -840,7 +858,7 @@ function _M.computed(fn, opts)
   local c = ComputedT(id)
   handle_of[id] = c
   local n = handles_n + 1
-  handles_n = n
+  handles_n, made = n, made + 1
   if n > handles_peak then handles_peak = n end
   return c
 end
@@ -1071,7 +1089,11 @@ local function dispose_tree(id, children_only)
     pending[i] = cleanups[d]
     cleanups[d], fns[d], vals[d] = nil, nil, nil
     local h = home_of[d]
-    if h then h[d], h[-d] = nil, nil; home_of[d] = nil end
+    if h then
+      h[d] = nil
+      h[-d] = nil
+      home_of[d] = nil
+    end
   end
   local first
   for i = 1, n do
