@@ -107,12 +107,8 @@ end
 -- measurements, so what is compared is the data the requests left behind.
 local function settle()
   jit.flush()
-  collectgarbage()
-  collectgarbage()
-  Async.signal(nil)      -- a safe point: frees what finalizers queued
-  collectgarbage()
-  collectgarbage()
-  Async.signal(nil)
+  Async.collect_garbage()   -- frees every node whose handle was collected
+  Async.collect_garbage()
   return collectgarbage("count"), Async.core_stats().live_nodes
 end
 

@@ -7,12 +7,11 @@ local core = require("async.kernel.core")
 
 local G = core.G
 
--- Collected nodes are freed at the next safe point (a node creation runs
--- the deferred frees).
+-- Collected nodes are freed by a full collection (Async.collect_garbage:
+-- without it, a large node array is swept a slice per GC cycle).
 local function gc_and_free()
   jit.flush()   -- compiled traces hold the closures and objects they specialised on
-  collectgarbage(); collectgarbage()
-  Async.signal(nil)
+  Async.collect_garbage()
 end
 
 -- Node counts move when unrelated garbage (from earlier specs in the same

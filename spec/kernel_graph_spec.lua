@@ -13,12 +13,10 @@ local function counter(fn)
   return c
 end
 
--- Collected nodes are freed at the next safe point (node creation, settle):
--- collect garbage, then create a node so the deferred frees run before the
--- baseline is taken.
+-- Collected nodes are freed by a full collection (Async.collect_garbage)
+-- before each count is taken.
 local function stats()
-  collectgarbage(); collectgarbage()
-  Async.signal(nil)
+  Async.collect_garbage()
   return Async.core_stats()
 end
 

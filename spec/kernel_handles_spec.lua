@@ -1,21 +1,31 @@
 -- Signal and computed handles have no finalizer each (docs/kernel.md,
--- "Node handles"): a weak registry maps id -> handle, one sentinel notes
--- the end of each GC cycle, and the next safe point frees the nodes whose
--- handle was collected. These cases pin what a finalizer per handle gave.
+-- "Deferred frees of collected nodes"): a weak registry maps id -> handle,
+-- one sentinel notes the end of each GC cycle, and the next safe point
+-- sweeps the node array (whole when it is small, a slice per cycle when it
+-- is large) and frees the nodes whose handle was collected.
+-- Async.collect_garbage() collects and sweeps whole. These cases pin what a
+-- finalizer per handle gave.
 local Async = require("async")
 local kernel_core = require("async.kernel.core")
 local band = bit.band
 
--- Nine collections, each followed by a safe point: a sweep runs at least
--- every eighth GC cycle (at once when many handles were made since the
--- last one), and a node whose handle is an upvalue of a dropped computed's
--- getter is freed one sweep after that computed (the getter is held until
--- its node is freed), as it was with a finalizer per handle.
-local function settle()
-  for _ = 1, 9 do
+-- The automatic path: GC cycles, each followed by a safe point, enough of
+-- them for two whole passes of the sweep over the node array (in one
+-- process with every spec file the array is large and swept a slice per
+-- cycle; a node whose handle is an upvalue of a dropped computed's getter
+-- is freed one pass after that computed, as it was one cycle after it with
+-- a finalizer per handle).
+local function settle_auto()
+  local rounds = 2 * (math.ceil(kernel_core.G.node_top / 16384) + 1) + 2
+  for _ = 1, rounds do
     collectgarbage(); collectgarbage()
-    Async.batch(function() end)   -- a safe point: the sweep and the frees run
+    Async.batch(function() end)   -- a safe point: a sweep step and the frees run
   end
+end
+
+local function settle()
+  Async.collect_garbage()
+  Async.collect_garbage()
 end
 
 -- how many of these ids name a node that is not free (counted by id, not
@@ -30,7 +40,7 @@ local function live_among(ids)
 end
 
 describe("node handles without finalizers", function()
-  it("frees dropped signals and computeds at the next safe point after a collection", function()
+  it("frees dropped signals and computeds at safe points after GC cycles", function()
     local ids = {}
     do
       local held = {}
@@ -41,11 +51,11 @@ describe("node handles without finalizers", function()
         held[i] = c
         ids[#ids + 1], ids[#ids + 2] = s.id, c.id
       end
-      settle()
+      settle_auto()
       assert.equal(2000, live_among(ids))
       assert.equal(2000, held[1000]())
     end
-    settle()
+    settle_auto()
     assert.equal(0, live_among(ids))
   end)
 
@@ -102,7 +112,22 @@ describe("node handles without finalizers", function()
       end
       collectgarbage("step", 200)
     end
-    settle()
+    settle_auto()
+    assert.equal(0, live_among(ids))
+  end)
+
+  it("collect_garbage frees every node whose handle was collected, at once", function()
+    local ids = {}
+    do
+      local held = {}
+      for i = 1, 3000 do
+        held[i] = Async.signal(i)
+        ids[i] = held[i].id
+      end
+      Async.collect_garbage()
+      assert.equal(3000, live_among(ids))
+    end
+    Async.collect_garbage()
     assert.equal(0, live_among(ids))
   end)
 

@@ -35,14 +35,10 @@ describe("Async.serve: the shared HTTP suite #loop", function()
   suite.busted(function() return "127.0.0.1", srv.port end, {
     log_entries = entries,
     state = suite_apps.state,
-    -- collected nodes are freed at the kernel's next safe point (making a
-    -- signal is one, as in app_leak_spec.lua)
+    -- collected nodes are freed by a full collection (as in app_leak_spec.lua)
     live_nodes = function()
-      for _ = 1, 2 do
-        collectgarbage()
-        collectgarbage()
-        Async.signal(nil)
-      end
+      Async.collect_garbage()
+      Async.collect_garbage()
       return Async.core_stats().live_nodes
     end,
   })

@@ -120,12 +120,8 @@ end)
 
 describe("no leak over many requests", function()
   local function settle()
-    collectgarbage()
-    collectgarbage()
-    Async.signal(nil)   -- a safe point: frees what finalizers queued
-    collectgarbage()
-    collectgarbage()
-    Async.signal(nil)
+    Async.collect_garbage()   -- frees every node whose handle was collected
+    Async.collect_garbage()
     return Async.core_stats().live_nodes, collectgarbage("count")
   end
 

@@ -24,7 +24,7 @@ local _M = {}
 -- kernel primitives
 for _, name in ipairs({ "signal", "computed", "effect", "scope", "batch", "transaction", "untrack", "flush",
                         "on_cleanup", "is_signal", "is_computed", "async_signal", "is_async", "resume",
-                        "create_scheduler", "abort_token", "is_abort", "core_stats" }) do
+                        "create_scheduler", "abort_token", "is_abort", "core_stats", "collect_garbage" }) do
   _M[name] = kernel[name]
 end
 _M.errors = kernel.errors

@@ -329,10 +329,10 @@ end
 
 -- ===== deferred frees (GC finalizers run at arbitrary points) =====
 -- Handles of signals and computeds have no finalizer each (a cdata
--- finalizer costs ~20x the handle itself: docs/performance.md). A weak
--- registry maps id -> handle. One sentinel finalizer per GC cycle notes
--- that a cycle ended, and the next safe point (collect) sweeps the node
--- array: a live signal or computed whose handle left the registry is
+-- finalizer costs ~20x the handle itself: docs/kernel.md, "Deferred frees").
+-- A weak registry maps id -> handle. One sentinel finalizer per GC cycle
+-- notes that a cycle ended, and the next safe point (collect) sweeps the
+-- node array: a live signal or computed whose handle left the registry is
 -- freed, as its finalizer did before. (Every signal and computed node has
 -- a handle from the moment _M.signal/_M.computed made it; no safe point
 -- comes between.)
@@ -341,54 +341,60 @@ local handle_of = setmetatable({}, WEAK_V)   -- id -> its handle (weak)
 -- registry was last rebuilt (a Lua table never shrinks: after a peak it is
 -- rebuilt once most handles are gone, so dropped runtimes leave no slack)
 local handles_n, handles_peak = 0, 0
-local made = 0            -- handles registered since the last sweep
-local gc_cycles = 0       -- GC cycles ended so far (counted by the sentinel)
-local swept_at = 0        -- gc_cycles at the last sweep
-local freed_last = false  -- the last sweep freed a node (a garbage chain frees a link per cycle)
+local made = 0            -- handles registered since the last sweep step
 local gc_ended = false    -- a GC cycle ended since the last safe point
+local sweep_pos = 1       -- where the next sweep step starts
 
 local function arm_sentinel()
   local p = newproxy(true)
   getmetatable(p).__gc = function()
-    gc_cycles = gc_cycles + 1
     gc_ended = true
     arm_sentinel()
   end
 end
 arm_sentinel()
 
--- A sweep reads the whole node array (memory-bound: ~20 ns per node on the
--- benchmark machine), so it is paid for by what was created or freed: it
--- runs after a GC cycle when the handles made since the last sweep are at
--- least an eighth of those registered (a server making runtimes per
--- request: every cycle, so a dropped runtime's nodes go as soon as they
--- went with a finalizer each) or the last sweep freed something (a garbage
--- chain of computeds frees one link per cycle, as before), and otherwise
--- after every eighth cycle (a large live graph that grows slowly: its
--- dropped nodes wait at most eight cycles, instead of a sweep of every live
--- node per cycle).
-local function sweep_handles()
+-- A sweep reads node flags (memory-bound: ~20-30 ns per node on the
+-- benchmark machine, 30 ms for a million nodes), so it is incremental, like
+-- the collector: after each GC cycle, a node array of up to SWEEP_WHOLE
+-- slots is swept whole (a server's app and request runtimes: a dropped
+-- runtime's nodes go at once, as with a finalizer each); a larger one is
+-- swept SWEEP_WHOLE slots plus SWEEP_PER_MADE per handle made since the
+-- last step, from where the last step stopped. A step's pause is bounded,
+-- its cost follows allocation, and a dropped node of a large live graph is
+-- freed within one pass. collect_garbage() sweeps whole.
+local SWEEP_WHOLE, SWEEP_PER_MADE = 16384, 4
+
+local function sweep_handles(whole)
   gc_ended = false
-  if made * 8 < handles_n and not freed_last and gc_cycles - swept_at < 8 then return end
-  made, swept_at = 0, gc_cycles
   local top = G.node_top - 1
+  local budget = top
+  if not whole and top > SWEEP_WHOLE then
+    budget = SWEEP_WHOLE + made * SWEEP_PER_MADE
+    if budget > top then budget = top end
+  end
+  made = 0
   local nodes = G.nodes   -- nothing below creates nodes: the array stays put
   local n = handles_n
-  for id = 1, top do
-    -- kinds SIGNAL (0) and COMPUTED (1), not FREE
+  local id = sweep_pos
+  if id > top then id = 1 end
+  for _ = 1, budget do
     local f = nodes[id].flags
+    -- kinds SIGNAL and COMPUTED, not FREE, handle collected
     if rshift(f, KIND_SHIFT) <= K_COMPUTED and band(f, FREE) == 0 and handle_of[id] == nil then
       -- not a count taken before the loop: a GC step inside it may run
       -- finalizers (async signals, roots) that append to the list too
       to_free[#to_free + 1] = id
       n = n - 1
     end
+    id = id + 1
+    if id > top then id = 1 end
   end
-  freed_last = n < handles_n
+  sweep_pos = id
   handles_n = n
   if n < handles_peak / 4 and handles_peak > 1024 then
     local fresh = setmetatable({}, WEAK_V)
-    for id, h in pairs(handle_of) do fresh[id] = h end
+    for hid, h in pairs(handle_of) do fresh[hid] = h end
     handle_of, handles_peak = fresh, n
   end
 end
@@ -1366,6 +1372,19 @@ end
 function _M.is_root(v) return getmetatable(v) == Root end
 
 --- Flushes the default scheduler (for the manual strategy).
+--- A full garbage collection, then every signal and computed whose handle
+-- it collected is freed at once (a sweep of the whole node array), with the
+-- scopes of collected roots. Without it, nodes are freed at safe points after
+-- the collector's own cycles, and a large graph is swept a slice at a time.
+-- For tests and for a server's quiet moments. A chain of garbage computeds
+-- is freed one link per call (each getter holds what it reads).
+function _M.collect_garbage()
+  collectgarbage()
+  collectgarbage()
+  sweep_handles(true)
+  collect()
+end
+
 function _M.flush()
   default_sched:flush()
 end

@@ -15,7 +15,8 @@ local errors = require("async.kernel.errors")
 local _M = {}
 
 for _, name in ipairs({ "signal", "computed", "effect", "scope", "batch", "transaction", "untrack", "flush",
-                        "on_cleanup", "is_signal", "is_computed", "resume", "create_scheduler" }) do
+                        "on_cleanup", "is_signal", "is_computed", "resume", "create_scheduler",
+                        "collect_garbage" }) do
   _M[name] = graph[name]
 end
 _M.async_signal = task.async_signal
