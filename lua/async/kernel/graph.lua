@@ -360,9 +360,11 @@ arm_sentinel()
 -- slots is swept whole (a server's app and request runtimes: a dropped
 -- runtime's nodes go at once, as with a finalizer each); a larger one is
 -- swept SWEEP_WHOLE slots plus SWEEP_PER_MADE per handle made since the
--- last step, from where the last step stopped. A step's pause is bounded,
--- its cost follows allocation, and a dropped node of a large live graph is
--- freed within one pass. collect_garbage() sweeps whole.
+-- last step (at most 5 x SWEEP_WHOLE in all), from where the last step
+-- stopped. A step's pause is bounded (a whole sweep of a million nodes made
+-- a 30-100 ms pause at the next write), its cost follows allocation, and a
+-- dropped node of a large live graph is freed within one pass.
+-- collect_garbage() sweeps whole.
 local SWEEP_WHOLE, SWEEP_PER_MADE = 16384, 4
 
 local function sweep_handles(whole)
@@ -370,7 +372,8 @@ local function sweep_handles(whole)
   local top = G.node_top - 1
   local budget = top
   if not whole and top > SWEEP_WHOLE then
-    budget = SWEEP_WHOLE + made * SWEEP_PER_MADE
+    -- at most 5 x SWEEP_WHOLE slots a step (~2 ms), however many were made
+    budget = SWEEP_WHOLE + (made < SWEEP_WHOLE and made or SWEEP_WHOLE) * SWEEP_PER_MADE
     if budget > top then budget = top end
   end
   made = 0
