@@ -337,10 +337,10 @@ end
 -- a handle from the moment _M.signal/_M.computed made it; no safe point
 -- comes between.)
 local handle_of = setmetatable({}, WEAK_V)   -- id -> its handle (weak)
--- handles registered and not yet swept, and the most there were since the
--- registry was last rebuilt (a Lua table never shrinks: after a peak it is
--- rebuilt once most handles are gone, so dropped runtimes leave no slack)
-local handles_n, handles_peak = 0, 0
+-- Indexed by id, its array part follows the node array's capacity (which
+-- never shrinks either, nor do vals and seen): 8 bytes per slot of the peak,
+-- slots reused as ids are. (Rebuilding it after a peak walked every entry:
+-- a 15 ms pause after a million handles were dropped.)
 local made = 0            -- handles registered since the last sweep step
 local gc_ended = false    -- a GC cycle ended since the last safe point
 local sweep_pos = 1       -- where the next sweep step starts
@@ -378,7 +378,6 @@ local function sweep_handles(whole)
   end
   made = 0
   local nodes = G.nodes   -- nothing below creates nodes: the array stays put
-  local n = handles_n
   local id = sweep_pos
   if id > top then id = 1 end
   for _ = 1, budget do
@@ -388,18 +387,11 @@ local function sweep_handles(whole)
       -- not a count taken before the loop: a GC step inside it may run
       -- finalizers (async signals, roots) that append to the list too
       to_free[#to_free + 1] = id
-      n = n - 1
     end
     id = id + 1
     if id > top then id = 1 end
   end
   sweep_pos = id
-  handles_n = n
-  if n < handles_peak / 4 and handles_peak > 1024 then
-    local fresh = setmetatable({}, WEAK_V)
-    for hid, h in pairs(handle_of) do fresh[hid] = h end
-    handle_of, handles_peak = fresh, n
-  end
 end
 
 -- The list is swapped out first: a finalizer running during the loop (a GC
@@ -756,9 +748,7 @@ function _M.signal(value, opts)
   if eq then eqs[id] = eq end
   local h = SignalT(id)
   handle_of[id] = h
-  local n = handles_n + 1
-  handles_n, made = n, made + 1
-  if n > handles_peak then handles_peak = n end
+  made = made + 1
   return h
 end
 
@@ -866,9 +856,7 @@ function _M.computed(fn, opts)
   if eq then eqs[id] = eq end
   local c = ComputedT(id)
   handle_of[id] = c
-  local n = handles_n + 1
-  handles_n, made = n, made + 1
-  if n > handles_peak then handles_peak = n end
+  made = made + 1
   return c
 end
 
