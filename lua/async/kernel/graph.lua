@@ -341,9 +341,9 @@ local handle_of = setmetatable({}, WEAK_V)   -- id -> its handle (weak)
 -- never shrinks either, nor do vals and seen): 8 bytes per slot of the peak,
 -- slots reused as ids are. (Rebuilding it after a peak walked every entry:
 -- a 15 ms pause after a million handles were dropped.)
-local made = 0            -- handles registered since the last sweep step
 local gc_ended = false    -- a GC cycle ended since the last safe point
-local sweep_pos = 1       -- where the next sweep step starts
+local sweep_pos = 1       -- where the sweep goes on
+local sweep_left = 0      -- slots left in the current pass (0: no pass)
 
 local function arm_sentinel()
   local p = newproxy(true)
@@ -356,27 +356,23 @@ arm_sentinel()
 
 -- A sweep reads node flags (memory-bound: ~20-30 ns per node on the
 -- benchmark machine, 30 ms for a million nodes), so it is incremental, like
--- the collector: after each GC cycle, a node array of up to SWEEP_WHOLE
--- slots is swept whole (a server's app and request runtimes: a dropped
--- runtime's nodes go at once, as with a finalizer each); a larger one is
--- swept SWEEP_WHOLE slots plus SWEEP_PER_MADE per handle made since the
--- last step (at most 5 x SWEEP_WHOLE in all), from where the last step
--- stopped. A step's pause is bounded (a whole sweep of a million nodes made
--- a 30-100 ms pause at the next write), its cost follows allocation, and a
--- dropped node of a large live graph is freed within one pass.
--- collect_garbage() sweeps whole.
+-- the collector. A GC cycle's end starts a pass over the node array (from
+-- where the last one stopped). A node array of up to SWEEP_WHOLE slots is
+-- swept whole at the first safe point after that (a server's app and
+-- request runtimes: a dropped runtime's nodes go at once, as they went with
+-- a finalizer each); a larger one SWEEP_WHOLE slots there, then
+-- SWEEP_PER_MADE slots per signal or computed made while the pass lasts, so
+-- the sweep keeps pace with allocation (dead nodes are freed, and their
+-- slots reused, while a large graph is rebuilt) without a pause (a whole
+-- sweep of a million nodes was a 30-100 ms pause at the next write; a sweep
+-- at GC cycle ends only, capped, freed too slowly: the node array grew by
+-- a million slots per rebuild). collect_garbage() sweeps whole.
 local SWEEP_WHOLE, SWEEP_PER_MADE = 16384, 4
 
-local function sweep_handles(whole)
-  gc_ended = false
+local function sweep_step(budget)
   local top = G.node_top - 1
-  local budget = top
-  if not whole and top > SWEEP_WHOLE then
-    -- at most 5 x SWEEP_WHOLE slots a step (~2 ms), however many were made
-    budget = SWEEP_WHOLE + (made < SWEEP_WHOLE and made or SWEEP_WHOLE) * SWEEP_PER_MADE
-    if budget > top then budget = top end
-  end
-  made = 0
+  if budget > sweep_left then budget = sweep_left end
+  sweep_left = sweep_left - budget
   local nodes = G.nodes   -- nothing below creates nodes: the array stays put
   local id = sweep_pos
   if id > top then id = 1 end
@@ -392,6 +388,14 @@ local function sweep_handles(whole)
     if id > top then id = 1 end
   end
   sweep_pos = id
+end
+
+-- at a safe point after a GC cycle ended (whole: collect_garbage)
+local function sweep_handles(whole)
+  gc_ended = false
+  local top = G.node_top - 1
+  sweep_left = top   -- a new pass (or the current one, made whole again)
+  sweep_step((whole or top <= SWEEP_WHOLE) and top or SWEEP_WHOLE)
 end
 
 -- The list is swapped out first: a finalizer running during the loop (a GC
@@ -741,6 +745,9 @@ end
 --- A source value.
 function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
+  -- the sweep keeps pace with what is made (before the node is made: what
+  -- it finds is freed by collect below, and its slot reused)
+  if sweep_left > 0 then sweep_step(SWEEP_PER_MADE) end
   if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
   if id <= 0 then fail(id, "creating a signal") end
@@ -748,7 +755,6 @@ function _M.signal(value, opts)
   if eq then eqs[id] = eq end
   local h = SignalT(id)
   handle_of[id] = h
-  made = made + 1
   return h
 end
 
@@ -846,6 +852,7 @@ function _M.computed(fn, opts)
     errors.argument("computed expects a function, got " .. type(fn))
   end
   local eq = check_opts(opts, "computed")
+  if sweep_left > 0 then sweep_step(SWEEP_PER_MADE) end
   if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
   if id <= 0 then fail(id, "creating a computed") end
@@ -856,7 +863,6 @@ function _M.computed(fn, opts)
   if eq then eqs[id] = eq end
   local c = ComputedT(id)
   handle_of[id] = c
-  made = made + 1
   return c
 end
 
