@@ -68,6 +68,10 @@ local function resolve_app(app)
   return app
 end
 
+-- the browser cache's default clock: one function for every runtime (a
+-- closure made per runtime kept create_app from being compiled)
+local function loop_now() return require("async.loop").now() end
+
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
 -- scheduler, request, env ("development" | "production"), now (the
 -- browser cache's clock), on_error(err, trace, what) (the error hook), log(msg)
@@ -97,7 +101,7 @@ function _M.create_app(app, opts)
   end
   local own_scheduler = opts.scheduler == nil
   local sched = opts.scheduler or kernel.create_scheduler({ strategy = target == "server" and "manual" or "sync" })
-  local now = opts.now or function() return require("async.loop").now() end
+  local now = opts.now or loop_now
   -- what belongs to the app is shared, not copied: the maps read through to
   -- the app's declarations, the compiled router is the app's
   local rt = setmetatable({

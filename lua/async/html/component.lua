@@ -94,16 +94,23 @@ local function push_id(self, field, id)
   end
 end
 
---- self:signal(name, init) or self:signal(init): a scoped signal.
-function Instance:signal(...)
-  local name, init
-  if select("#", ...) >= 2 then name, init = ... else init = ... end
+-- self:signal's work, in a function of fixed arity: LuaJIT starts no
+-- trace in a vararg function, so a body run by the interpreter (one that
+-- makes a closure) would run all of it interpreted
+local function scoped_signal(self, name, init)
   local id = local_id(self, "signal", name)
   local sigs = self.runtime.signals
-  local existed = sigs.map[id] ~= nil
-  local sig = sigs:ensure(id, init)
-  if not existed then push_id(self, "owned", id) end
+  local sig = sigs.map[id]
+  if sig ~= nil then return sig end
+  sig = sigs:ensure(id, init)
+  push_id(self, "owned", id)
   return sig
+end
+
+--- self:signal(name, init) or self:signal(init): a scoped signal.
+function Instance:signal(...)
+  if select("#", ...) >= 2 then return scoped_signal(self, ...) end
+  return scoped_signal(self, nil, ...)
 end
 
 --- A scoped computed; fn(self) derives it. self:computed(fn) generates its id.
