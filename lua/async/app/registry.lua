@@ -15,6 +15,8 @@ local type, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumbe
   type, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next
 local sub, find, gmatch, floor, byte = string.sub, string.find, string.gmatch, math.floor, string.byte
 local DOT = 46   -- "."
+local has_tnew, tnew = pcall(require, "table.new")
+if not has_tnew then tnew = function() return {} end end
 local is_signal, is_computed, is_async = kernel.is_signal, kernel.is_computed, async_signal.is_async
 local untrack = kernel.untrack
 
@@ -39,11 +41,14 @@ Signals.__index = Signals
 _M.PATH_CACHE_MAX = 1024
 
 --- A new registry; `init` is an optional map id -> signal (or plain value).
+-- opts.size: how many signals it is expected to hold (its tables are made
+-- that big).
 function _M.new(opts)
   opts = opts or {}
+  local size = opts.size or 0
   local self = setmetatable({
-    map = {},              -- id -> signal object
-    order = {},            -- ids in registration order
+    map = tnew(0, size),   -- id -> signal object
+    order = tnew(size, 0), -- ids in registration order
     cache = {},            -- path -> { id, rest segments } (cleared on (un)register and when full)
     cache_n = 0,           -- entries in cache
     scheduler = opts.scheduler,

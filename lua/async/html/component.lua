@@ -17,6 +17,8 @@ local scope_enter, scope_leave, dispose_handle = kernel.scope_enter, kernel.scop
 local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
   pcall, ipairs
 local concat = table.concat
+local has_tnew, tnew = pcall(require, "table.new")
+if not has_tnew then tnew = function() return {} end end
 
 local _M = {}
 
@@ -183,8 +185,9 @@ function Instance:handler(name, fn)
   local counters = rt.component_counters
   local fns = counters[HANDLER_FNS]
   if fns == nil then
-    fns = {}
-    counters[HANDLER_FNS], counters[HANDLER_INSTS] = fns, {}
+    local n = rt.sizes and rt.sizes.handlers or 0   -- as many as the app's last page had
+    fns = tnew(0, n)
+    counters[HANDLER_FNS], counters[HANDLER_INSTS] = fns, tnew(0, n)
   end
   fns[id], counters[HANDLER_INSTS][id] = fn, self
   rt.handlers[id] = component_handler

@@ -976,6 +976,7 @@ function _M.render(self, url, opts)
     fragment = fill(self, res, plan, shape, override)
   end
   local signals, browser = snapshot(self, b, shape, override, true)
+  self:note_sizes()   -- the next runtime of the app makes its tables this big
   local out = { status = res.status, signals = signals, cache = { browser = browser }, title = res.title }
   if opts.document == false then
     out.html = fragment
