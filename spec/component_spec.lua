@@ -280,3 +280,47 @@ describe("define_component", function()
     assert.equal("define_component: name must be a non-empty string without dots or spaces, got a.b", msg(err))
   end)
 end)
+
+-- docs/rendering.md "Component instances": a runtime's tables are made as
+-- big as its app's last rendered page left them (no rehash per request)
+describe("table sizes learned per app", function()
+  it("a render records the page's counts on its app, bounded; the next runtime renders the same", function()
+    local runtime_mod = require("async.app.runtime")
+    local Item = Async.define_component(function(self, props)
+      self:signal("n", props.n)
+      local h = self:handler("pick", function() end)
+      return Async.html[[<li on:click="{{ h }}">{{ n }}</li>]] { h = h, n = props.n }
+    end, "Item")
+    local app = Async.define_app()
+    app:use({
+      component = { Item = Item },
+      partial = { list = function(self)
+        local out = {}
+        for i = 1, 5 do out[i] = self:render("Item", { n = i }) end
+        return out
+      end },
+      route = { ["/"] = Async.define_route("list") },
+    })
+    assert.is_nil(rawget(app, "sizes"))
+    local first = Async.create_app(app, { env = "production" }):render("/").html
+    local rt = Async.create_app(app, { env = "production" })
+    local sizes = app.sizes
+    assert.same({ scopes = 5, counters = 4, handlers = 5, signals = 12 }, sizes)   -- 7 router signals
+    assert.equal(sizes, rt.sizes)
+    assert.equal(first, rt:render("/").html)
+    -- a page bigger than SIZES_MAX is recorded as SIZES_MAX
+    local big = Async.define_app()
+    big:use({
+      component = { Item = Item },
+      partial = { list = function(self)
+        local out = {}
+        for i = 1, runtime_mod.SIZES_MAX + 1 do out[i] = self:render("Item", { n = i }) end
+        return out
+      end },
+      route = { ["/"] = Async.define_route("list") },
+    })
+    Async.create_app(big, { env = "production" }):render("/")
+    assert.equal(runtime_mod.SIZES_MAX, big.sizes.scopes)
+    assert.equal(runtime_mod.SIZES_MAX, big.sizes.signals)
+  end)
+end)

@@ -232,6 +232,24 @@ describe("signal registry: ensure, ref, has, keys, unregister", function()
     assert.are.same({ enabled = false }, s:get("settings"))
   end)
 
+  -- ensure adds a new signal without going through register (one check):
+  -- it must leave the registry as register would
+  it("ensure of a new id registers it as register does: order, id_of, the path cache dropped", function()
+    local s = signals_mod.new({ size = 4 })
+    s:register("a", { x = 1 })
+    assert.equal("a", (s:resolve("a.x")))   -- cached
+    local b = s:ensure("a.x", 2)            -- a longer prefix now wins
+    assert.equal("a.x", (s:resolve("a.x")))
+    assert.equal("a.x", signals_mod.id_of[b])
+    assert.are.same({ "a", "a.x" }, s:keys())
+    assert.equal(2, s:get("a.x"))
+    for _, bad in ipairs({ "", ".a", "a.", "a..b" }) do
+      local err = raised(s.ensure, s, bad, 1)
+      assert.equal("invalid-signal-path", err.code)
+    end
+    assert.are.same({ "a", "a.x" }, s:keys())
+  end)
+
   it("ref returns the registered signal object, which writes through", function()
     local s = registry({ { { "count", 0 } } })
     local count = s:ref("count")

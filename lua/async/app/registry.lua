@@ -13,7 +13,10 @@ local null = require("async.app.json").null
 local xpcall, error = xpcall, error
 local type, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next =
   type, pairs, tostring, setmetatable, getmetatable, rawget, rawset, tonumber, next
-local sub, find, gmatch, floor = string.sub, string.find, string.gmatch, math.floor
+local sub, find, gmatch, floor, byte = string.sub, string.find, string.gmatch, math.floor, string.byte
+local DOT = 46   -- "."
+local has_tnew, tnew = pcall(require, "table.new")
+if not has_tnew then tnew = function() return {} end end
 local is_signal, is_computed, is_async = kernel.is_signal, kernel.is_computed, async_signal.is_async
 local untrack = kernel.untrack
 
@@ -38,11 +41,14 @@ Signals.__index = Signals
 _M.PATH_CACHE_MAX = 1024
 
 --- A new registry; `init` is an optional map id -> signal (or plain value).
+-- opts.size: how many signals it is expected to hold (its tables are made
+-- that big).
 function _M.new(opts)
   opts = opts or {}
+  local size = opts.size or 0
   local self = setmetatable({
-    map = {},              -- id -> signal object
-    order = {},            -- ids in registration order
+    map = tnew(0, size),   -- id -> signal object
+    order = tnew(size, 0), -- ids in registration order
     cache = {},            -- path -> { id, rest segments } (cleared on (un)register and when full)
     cache_n = 0,           -- entries in cache
     scheduler = opts.scheduler,
@@ -94,8 +100,9 @@ end
 Signals.resolve = resolve
 
 -- True when a dotted path has an empty segment ("a..b", ".a", "a.").
+-- (byte compares: no one-character strings made)
 local function empty_segment(path)
-  return sub(path, 1, 1) == "." or sub(path, -1) == "." or find(path, "..", 1, true) ~= nil
+  return byte(path, 1) == DOT or byte(path, -1) == DOT or find(path, "..", 1, true) ~= nil
 end
 
 local function check_path(path)
@@ -115,6 +122,16 @@ local function not_registered(path)
     'Register it via Async.use({ signal = { ["' .. first .. '"] = Async.signal(value) } })')
 end
 
+-- Adds signal object `sig` under `id` (checked, not registered yet).
+local function add(self, id, sig)
+  self.map[id] = sig
+  local order = self.order
+  order[#order + 1] = id
+  id_of[sig] = id
+  if self.cache_n > 0 then self.cache, self.cache_n = {}, 0 end   -- an empty cache stays
+  return sig
+end
+
 --- Registers `sig` (a signal, computed or async signal; a plain value
 -- becomes a signal) under `id`.
 function Signals:register(id, sig)
@@ -129,11 +146,7 @@ function Signals:register(id, sig)
       "Unregister it first, or use signals:ensure(id, init) to reuse it")
   end
   if not reactive(sig) then sig = kernel.signal(sig) end
-  self.map[id] = sig
-  self.order[#self.order + 1] = id
-  id_of[sig] = id
-  if self.cache_n > 0 then self.cache, self.cache_n = {}, 0 end   -- an empty cache stays
-  return sig
+  return add(self, id, sig)
 end
 
 --- Removes `id`; an async signal's run is aborted.
@@ -154,7 +167,11 @@ function Signals:ensure(id, init)
   check_path(id, 2)
   local sig = self.map[id]
   if sig ~= nil then return sig end
-  return self:register(id, kernel.signal(init))
+  -- the id is checked and free, the signal new: added as register would,
+  -- without checking both again (a component registers its signals here,
+  -- once per instance)
+  sig = kernel.signal(init)
+  return add(self, id, sig)
 end
 
 function Signals:has(id) return self.map[id] ~= nil end

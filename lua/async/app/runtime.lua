@@ -25,6 +25,8 @@ local traceback = debug.traceback
 local os_getenv = os.getenv
 
 local hub = require("async.app.hub")
+local has_tnew, tnew = pcall(require, "table.new")
+if not has_tnew then tnew = function() return {} end end
 
 local _M = {}
 
@@ -68,6 +70,25 @@ local function resolve_app(app)
   return app
 end
 
+-- the browser cache's default clock: one function for every runtime (a
+-- closure made per runtime kept create_app from being compiled)
+local function loop_now() return require("async.loop").now() end
+
+-- Sizes of the tables a runtime fills per request, as its app's last
+-- rendered runtime left them (Runtime:note_sizes): a runtime's tables are
+-- made that big, so a page that registers 40 component instances does not
+-- grow (rehash) each table six times on every request. Bounded: a page much
+-- bigger than the usual one does not make every later runtime big.
+local SIZES_MAX = 256
+_M.SIZES_MAX = SIZES_MAX
+local NO_SIZES = { scopes = 0, counters = 0, handlers = 0, signals = 0 }
+
+local function count(t)
+  local n = 0
+  for _ in next, t do n = n + 1 end
+  return n
+end
+
 --- Creates a runtime of `app`. opts: target ("server" | "browser"),
 -- scheduler, request, env ("development" | "production"), now (the
 -- browser cache's clock), on_error(err, trace, what) (the error hook), log(msg)
@@ -97,17 +118,20 @@ function _M.create_app(app, opts)
   end
   local own_scheduler = opts.scheduler == nil
   local sched = opts.scheduler or kernel.create_scheduler({ strategy = target == "server" and "manual" or "sync" })
-  local now = opts.now or function() return require("async.loop").now() end
+  local now = opts.now or loop_now
   -- what belongs to the app is shared, not copied: the maps read through to
   -- the app's declarations, the compiled router is the app's
+  local sizes = app.sizes or NO_SIZES
   local rt = setmetatable({
     app = app, target = target, env = env, request = opts.request, scheduler = sched,
-    handlers = setmetatable({}, app:inherit("handler")), server_fns = setmetatable({}, app:inherit("server")),
+    handlers = setmetatable(tnew(0, sizes.handlers), app:inherit("handler")),
+    server_fns = setmetatable({}, app:inherit("server")),
     partials = setmetatable({}, app:inherit("partial")), components = setmetatable({}, app:inherit("component")),
     component_names = setmetatable({}, app:inherit("component_names")),
     routes = setmetatable({}, app:inherit("route")),
     router = app:compiled_router(), own_router = false, on_error = opts.on_error,
-    opts = opts, component_counters = {}, scopes = {}, own_scheduler = own_scheduler,
+    opts = opts, component_counters = tnew(0, sizes.counters), scopes = tnew(0, sizes.scopes),
+    own_scheduler = own_scheduler, sizes = sizes,
   }, Runtime)
   -- the browser cache is the runtime's own (it goes to one page's
   -- snapshot); the server cache is the app's, shared by all its runtimes
@@ -125,13 +149,32 @@ function _M.create_app(app, opts)
   -- the kernel root owns the runtime's effects, subscriptions and computeds
   -- (and keeps their functions alive only as long as the runtime lives)
   rt.root = kernel.root()
-  rt.signals = signals_mod.new({ scheduler = sched, root = rt.root,
+  rt.signals = signals_mod.new({ scheduler = sched, root = rt.root, size = sizes.signals,
                                  context = { server = rt.server, cache = rt.cache.browser } })
   rt.registry = inspector(rt)
   rt.signals.registry = rt.registry
   rt:adopt({ signal = app.decl.signal })
   app.runtimes[rt] = true
   return rt
+end
+
+--- Records the sizes of this runtime's tables as its app's table sizes
+-- (see SIZES_MAX): the renderer calls it when a page is rendered.
+function Runtime:note_sizes()
+  local app = self.app
+  local sizes = rawget(app, "sizes")
+  if sizes == nil then
+    sizes = { scopes = 0, counters = 0, handlers = 0, signals = 0 }
+    app.sizes = sizes
+  end
+  local n = count(self.scopes)
+  sizes.scopes = n < SIZES_MAX and n or SIZES_MAX
+  n = count(self.component_counters)
+  sizes.counters = n < SIZES_MAX and n or SIZES_MAX
+  n = count(self.handlers)   -- its own entries: the components' handlers
+  sizes.handlers = n < SIZES_MAX and n or SIZES_MAX
+  n = #self.signals.order
+  sizes.signals = n < SIZES_MAX and n or SIZES_MAX
 end
 
 --- The seed's `createApp(app).start()`: returns the runtime.

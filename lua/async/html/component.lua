@@ -17,6 +17,8 @@ local scope_enter, scope_leave, dispose_handle = kernel.scope_enter, kernel.scop
 local type, error, setmetatable, tostring, select, pcall, ipairs = type, error, setmetatable, tostring, select,
   pcall, ipairs
 local concat = table.concat
+local has_tnew, tnew = pcall(require, "table.new")
+if not has_tnew then tnew = function() return {} end end
 
 local _M = {}
 
@@ -94,16 +96,23 @@ local function push_id(self, field, id)
   end
 end
 
---- self:signal(name, init) or self:signal(init): a scoped signal.
-function Instance:signal(...)
-  local name, init
-  if select("#", ...) >= 2 then name, init = ... else init = ... end
+-- self:signal's work, in a function of fixed arity: LuaJIT starts no
+-- trace in a vararg function, so a body run by the interpreter (one that
+-- makes a closure) would run all of it interpreted
+local function scoped_signal(self, name, init)
   local id = local_id(self, "signal", name)
   local sigs = self.runtime.signals
-  local existed = sigs.map[id] ~= nil
-  local sig = sigs:ensure(id, init)
-  if not existed then push_id(self, "owned", id) end
+  local sig = sigs.map[id]
+  if sig ~= nil then return sig end
+  sig = sigs:ensure(id, init)
+  push_id(self, "owned", id)
   return sig
+end
+
+--- self:signal(name, init) or self:signal(init): a scoped signal.
+function Instance:signal(...)
+  if select("#", ...) >= 2 then return scoped_signal(self, ...) end
+  return scoped_signal(self, nil, ...)
 end
 
 --- A scoped computed; fn(self) derives it. self:computed(fn) generates its id.
@@ -176,8 +185,9 @@ function Instance:handler(name, fn)
   local counters = rt.component_counters
   local fns = counters[HANDLER_FNS]
   if fns == nil then
-    fns = {}
-    counters[HANDLER_FNS], counters[HANDLER_INSTS] = fns, {}
+    local n = rt.sizes and rt.sizes.handlers or 0   -- as many as the app's last page had
+    fns = tnew(0, n)
+    counters[HANDLER_FNS], counters[HANDLER_INSTS] = fns, tnew(0, n)
   end
   fns[id], counters[HANDLER_INSTS][id] = fn, self
   rt.handlers[id] = component_handler

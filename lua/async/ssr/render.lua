@@ -23,6 +23,8 @@ local errors = require("async.kernel.errors")
 local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable =
   type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetatable
 local concat, remove = table.concat, table.remove
+local has_tnew, tnew = pcall(require, "table.new")
+if not has_tnew then tnew = function() return {} end end
 local co_running = coroutine.running
 local is_async, is_computed = async_signal.is_async, kernel.is_computed
 local floor, tonumber, rawget = math.floor, tonumber, rawget
@@ -889,9 +891,10 @@ local function run_route(rt, url)
   local before = #order
   local res = partial_result(rt, route.partial, m.params, m.pattern)
   local started = NONE
-  if #order > before then
-    started = {}
-    for i = before + 1, #order do started[#started + 1] = order[i] end
+  local after = #order
+  if after > before then
+    started = tnew(after - before, 0)   -- made at its size (40-odd ids on a components page)
+    for i = before + 1, after do started[i - before] = order[i] end
   end
   res.started = started   -- ids the partial and its components registered
   res.status = res.status or route.status or 200
@@ -976,6 +979,7 @@ function _M.render(self, url, opts)
     fragment = fill(self, res, plan, shape, override)
   end
   local signals, browser = snapshot(self, b, shape, override, true)
+  self:note_sizes()   -- the next runtime of the app makes its tables this big
   local out = { status = res.status, signals = signals, cache = { browser = browser }, title = res.title }
   if opts.document == false then
     out.html = fragment

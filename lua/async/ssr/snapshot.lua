@@ -7,7 +7,8 @@ local registry = require("async.app.registry")
 local errors = require("async.kernel.errors")
 
 local type, pairs = type, pairs
-local sub = string.sub
+local sub, byte = string.sub, string.byte
+local UNDERSCORE = 95   -- "_": a byte compare, no one-character string made per id
 local is_async, is_signal, wire_snapshot = task.is_async, kernel.is_signal, registry.wire_snapshot
 
 -- an override state with value and error present (json.null when absent)
@@ -40,7 +41,7 @@ function _M.snapshot(rt, _, _, override, no_sent)
   local out, sent = {}, (not no_sent) and {} or nil
   for i = 1, #order do
     local id = order[i]
-    if sub(id, 1, 1) ~= "_" then
+    if byte(id, 1) ~= UNDERSCORE then
       local sig = map[id]
       if is_async(sig) then
         local o = override and override[id]

@@ -113,6 +113,7 @@ function _M.render_stream(self, url, write, opts)
     local plan, b, shape = prepare(self, res)
     local fragment = fill(self, res, plan, shape)
     local signals, browser, want = snapshot(self, b, shape)
+    self:note_sizes()   -- the next runtime of the app makes its tables this big
     local map = self.signals.map
     -- the boundaries still pending at shell time: the page streams (their
     -- fills follow the shell), so the layout is told (page.stream) and the
