@@ -16,6 +16,7 @@ local band = bit.band
 -- is freed one pass after that computed, as it was one cycle after it with
 -- a finalizer per handle).
 local function settle_auto()
+  jit.flush()   -- compiled traces hold the closures and objects they specialised on
   local rounds = 2 * (math.ceil(kernel_core.G.node_top / 16384) + 1) + 2
   for _ = 1, rounds do
     collectgarbage(); collectgarbage()
@@ -24,6 +25,7 @@ local function settle_auto()
 end
 
 local function settle()
+  jit.flush()
   Async.collect_garbage()
   Async.collect_garbage()
 end
@@ -111,14 +113,11 @@ describe("node handles without finalizers", function()
     -- made in a function of their own: a dead register of this frame could
     -- still hold the last handle. The async signals' finalizers run during
     -- the GC steps, and append to the free list while a sweep may be walking.
-    -- Only the plain signals are counted: one async node in about twenty
-    -- runs is still live after the collections, with or without this change
-    -- (docs/kernel.md, "Deferred frees": open).
     local function make()
       for _ = 1, 20 do
         for i = 1, 300 do
           ids[#ids + 1] = Async.signal(i).id
-          Async.async_signal(function() return i end)
+          ids[#ids + 1] = Async.async_signal(function() return i end).id
         end
         collectgarbage("step", 200)
       end
