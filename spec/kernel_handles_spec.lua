@@ -10,14 +10,14 @@ local kernel_core = require("async.kernel.core")
 local band = bit.band
 
 -- The automatic path: GC cycles, each followed by a safe point, enough of
--- them for two whole passes of the sweep over the node array (in one
+-- them for three whole passes of the sweep over the node array (in one
 -- process with every spec file the array is large and swept a slice per
 -- cycle; a node whose handle is an upvalue of a dropped computed's getter
--- is freed one pass after that computed, as it was one cycle after it with
--- a finalizer per handle).
+-- is freed up to two passes after that computed, as it was one cycle after
+-- it with a finalizer per handle).
 local function settle_auto()
   jit.flush()   -- compiled traces hold the closures and objects they specialised on
-  local rounds = 2 * (math.ceil(kernel_core.G.node_top / 16384) + 1) + 2
+  local rounds = 3 * (math.ceil(kernel_core.G.node_top / 16384) + 1) + 2
   for _ = 1, rounds do
     collectgarbage(); collectgarbage()
     Async.batch(function() end)   -- a safe point: a sweep step and the frees run
