@@ -43,6 +43,10 @@ function A.cleanup()
   for i = 1, #d do d[i]() end
 end
 
+--- A full collection that frees the nodes of collected handles at once
+-- (without it the kernel sweeps a large node array a slice per GC cycle)
+A.collect = Async.collect_garbage
+
 --- { node_bytes=, link_bytes=, live_nodes=, live_links= } of the C core, or nil
 function A.stats()
   if Async.core_stats then return Async.core_stats() end
