@@ -367,7 +367,7 @@ arm_sentinel()
 -- sweep of a million nodes was a 30-100 ms pause at the next write; a sweep
 -- at GC cycle ends only, capped, freed too slowly: the node array grew by
 -- a million slots per rebuild). collect_garbage() sweeps whole.
-local SWEEP_WHOLE, SWEEP_PER_MADE = 16384, 4
+local SWEEP_WHOLE, SWEEP_PER_MADE = 16384, 16
 
 local function sweep_step(budget)
   local top = G.node_top - 1
