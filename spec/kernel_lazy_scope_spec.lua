@@ -201,6 +201,87 @@ describe("lazy scopes (scope_enter)", function()
       graph.dispose_handle(ih)
     end)
 
+  it("random nestings behave as kernel.scope (eager nodes): same effects alive, same cleanup order", function()
+    -- a program: a tree of scopes whose bodies make effects, cleanups,
+    -- computeds and child scopes; run once with scope_enter (lazy) and once
+    -- with kernel.scope (a node each at once), then dispose some scopes
+    local seed = 12345
+    local function rnd(n)   -- a small LCG: the same programs on every run
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return math.floor(seed / 65536) % n + 1
+    end
+    local function gen(depth)
+      local body = {}
+      for _ = 1, rnd(4) - (depth == 1 and 0 or 1) do
+        local k = rnd(depth < 4 and 5 or 3)
+        if k == 1 then body[#body + 1] = { "effect" }
+        elseif k == 2 then body[#body + 1] = { "cleanup" }
+        elseif k == 3 then body[#body + 1] = { "computed" }
+        else body[#body + 1] = { "scope", gen(depth + 1) } end
+      end
+      return body
+    end
+    for _ = 1, 200 do
+      local prog = gen(1)
+      local nscopes = 0
+      local function count(b) for _, op in ipairs(b) do
+        if op[1] == "scope" then nscopes = nscopes + 1; count(op[2]) end end end
+      count(prog)
+      local disposals = {}
+      for i = 1, rnd(3) do disposals[i] = rnd(nscopes + 1) - 1 end   -- 0: the top scope
+      local results = {}
+      for _, mode in ipairs({ "lazy", "eager" }) do
+        local sig = Async.signal(0)
+        local log, handles, serial, sn = {}, {}, 0, 0
+        local function run(b)
+          for _, op in ipairs(b) do
+            serial = serial + 1
+            local name = serial
+            if op[1] == "effect" then
+              Async.effect(function()
+                log[#log + 1] = "run" .. name .. ":" .. sig()
+                return function() log[#log + 1] = "clean" .. name end
+              end)
+            elseif op[1] == "cleanup" then
+              Async.on_cleanup(function() log[#log + 1] = "cleanup" .. name end)
+            elseif op[1] == "computed" then
+              local c = Async.computed(function() return sig() + 1 end)
+              log[#log + 1] = "computed" .. name .. ":" .. c()
+            else
+              sn = sn + 1
+              local idx = sn
+              if mode == "lazy" then
+                local h, prev = graph.scope_enter(nil)
+                handles[idx] = function() graph.dispose_handle(h) end
+                run(op[2])
+                graph.scope_leave(prev, h)
+              else
+                handles[idx] = Async.scope(function() run(op[2]) end)
+              end
+            end
+          end
+        end
+        if mode == "lazy" then
+          local h, prev = graph.scope_enter(nil)
+          handles[0] = function() graph.dispose_handle(h) end
+          run(prog)
+          graph.scope_leave(prev, h)
+        else
+          handles[0] = Async.scope(function() run(prog) end)
+        end
+        for _, d in ipairs(disposals) do
+          log[#log + 1] = "dispose" .. d
+          handles[d]()
+          sig:set(sig:peek() + 1)
+        end
+        handles[0]()
+        sig:set(sig:peek() + 1)
+        results[mode] = log
+      end
+      assert.are.same(results.eager, results.lazy)
+    end
+  end)
+
   describe("the pending owner is part of the coroutine's context", function()
     it("a coroutine that yields inside a pending scope keeps it; another coroutine does not see it", function()
       local a = Async.signal(1)
