@@ -176,6 +176,32 @@ describe("lazy scopes (scope_enter)", function()
     graph.dispose_handle(h); graph.dispose_handle(h2)
   end)
 
+  it("a dropped root whose scopes made nodes (and some that did not) is still collected and disposed", function()
+    local a = Async.signal(1)
+    local runs = 0
+    graph.collect_garbage()
+    local n0 = live()
+    do
+      local r = graph.root()
+      local outer, po = graph.scope_enter(r)
+      local empty, pe = graph.scope_enter(r)
+      graph.scope_leave(pe, empty)
+      local inner, pi = graph.scope_enter(r)
+      -- a closure over the root (as a runtime's closures hold the runtime)
+      Async.effect(function() a(); runs = runs + (r and 1 or 0) end, { root = r })
+      Async.on_cleanup(function() return r end)
+      graph.scope_leave(pi, inner)
+      graph.scope_leave(po, outer)
+      r.keep = { outer, empty, inner }   -- as a runtime keeps its instances
+    end
+    assert.are.equal(1, runs)
+    graph.collect_garbage()
+    graph.collect_garbage()
+    a:set(2)
+    assert.are.equal(1, runs)          -- the root was collected: its scopes were disposed
+    assert.is_true(live() < n0 + 4)    -- root, outer, inner, effect: gone (other garbage may go too)
+  end)
+
   it("an effect that runs during a pending scope's body, and enters a scope of its own, leaves the owner intact",
     function()
       local a = Async.signal(0)
