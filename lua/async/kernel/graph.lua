@@ -53,7 +53,18 @@ local home_of = setmetatable({}, WEAK_V)
 local global_home = {}
 
 local active = 0         -- node whose reads are tracked (0: none)
-local owner = 0          -- effect or scope that owns new effects
+local owner = 0          -- effect or scope that owns new effects (PENDING_OWNER: `pending_scope`)
+-- A scope_enter scope whose node is not made yet (see _M.scope_enter): the
+-- owner is then PENDING_OWNER and `pending_scope` is its record. Part of the
+-- context (swapped with `owner`); meaningful only while owner is PENDING_OWNER.
+local PENDING_OWNER = -1
+local pending_scope = nil
+-- A pending record's `up` is `pending_scope` when it was entered (scope_leave
+-- puts it back). When the record's node is made, `owned` holds the record:
+-- an `up` that is not its parent (it was entered in an effect run inside a
+-- pending scope's body) may still hold a root's home, so it moves here,
+-- held weakly, until scope_leave.
+local up_of = setmetatable({}, WEAK_V)
 local computing = 0      -- depth of computed evaluations (writes are errors)
 local batch_depth = 0
 local tx_depth = 0
@@ -205,7 +216,8 @@ end
 
 --- A record of the loaded context (its jobs held if it has a batch open).
 local function snapshot()
-  local c = { co = ctx_co, gen = ctx_gen, active = active, owner = owner, computing = computing,
+  local c = { co = ctx_co, gen = ctx_gen, active = active, owner = owner, pending = pending_scope,
+    computing = computing,
     batch_depth = batch_depth, tx_depth = tx_depth, run = current_run, ids = tx_log_ids, vals = tx_log_vals,
     seen = tx_log_seen, n = tx_log_n, starts = tx_starts, marks = tx_marks }
   if batch_depth > 0 then
@@ -227,6 +239,7 @@ local function restore(c)
   if w ~= nil then c.co, c.run = w.co, w.run end
   ctx_co, ctx_gen, active, owner, computing, batch_depth, tx_depth, current_run =
     c.co, c.gen, c.active, c.owner, c.computing, c.batch_depth, c.tx_depth, c.run
+  pending_scope = c.pending
   tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = c.ids, c.vals, c.seen, c.n, c.starts, c.marks
   if c.gc then getmetatable(c.gc).__gc = nil end
   if c.held then release_jobs(c.held) end
@@ -235,6 +248,7 @@ end
 --- Loads a clean context with a new serial, for coroutine `co`.
 local function load_clean(co)
   ctx_co, active, owner, computing, batch_depth, tx_depth, current_run = co, 0, 0, 0, 0, 0, nil
+  pending_scope = nil
   -- the transaction log tables are made by the first transaction
   tx_log_ids, tx_log_vals, tx_log_seen, tx_log_n, tx_starts, tx_marks = nil, nil, nil, 0, nil, nil
   gen_next = gen_next + 1
@@ -433,7 +447,12 @@ end
 -- owner's, else the global one
 local function home_for(root, own)
   if root ~= nil then return root.home end
-  if own ~= 0 then return home_of[own] or global_home end
+  if own > 0 then return home_of[own] or global_home end
+  if own == PENDING_OWNER then
+    local p = pending_scope
+    if p.id ~= 0 then return home_of[p.id] or global_home end
+    return p.home
+  end
   return global_home
 end
 
@@ -1124,15 +1143,51 @@ function dispose_dropped()
   end
 end
 
+-- Makes the node of a scope_enter record `s` (and of the pending scopes it
+-- was entered in, outermost first: the order scope_enter would have made
+-- them in) unless it has one; returns its id. A record disposed before its
+-- node was made raises as a node made in a disposed scope does (bad id).
+local function materialize(s)
+  local id = s.id
+  if id ~= 0 then return id end
+  if s.disposed then fail(core.BAD_ID, "creating a scope (disposed)") end
+  local parent = s.pown
+  if parent == PENDING_OWNER then
+    parent = materialize(s.up)
+  else
+    if parent == 0 then parent = s.rid end
+    if s.up ~= nil then up_of[s], s.up = s.up, nil end
+  end
+  id = C.ac_node_new(G, K_SCOPE, parent, -1)
+  if id <= 0 then fail(id, "creating a scope") end
+  home_of[id] = s.home
+  owned[id] = s
+  -- `owned` holds the record from now on: it must not hold the home (a
+  -- root's, which only the root may keep alive; `up` is its parent's record,
+  -- whose node is made now too)
+  s.id, s.home = id, nil
+  return id
+end
+
+-- The owner as a node id, when something needs one while the owner is a
+-- pending scope: its node is made now and becomes the owner.
+local function owner_node()
+  local id = materialize(pending_scope)
+  owner = id
+  return id
+end
+
 --- Registers fn to run when the current effect reruns or its owner is disposed.
 function _M.on_cleanup(fn)
   if type(fn) ~= "function" then errors.argument("on_cleanup expects a function, got " .. type(fn)) end
-  if owner == 0 then return false end
-  local cl = cleanups[owner]
+  local own = owner
+  if own == 0 then return false end
+  if own < 0 then own = owner_node() end
+  local cl = cleanups[own]
   if cl == nil then
-    set_cleanup(owner, { fn })
+    set_cleanup(own, { fn })
   elseif type(cl) == "function" then
-    set_cleanup(owner, { cl, fn })
+    set_cleanup(own, { cl, fn })
   else
     cl[#cl + 1] = fn
   end
@@ -1246,8 +1301,10 @@ function _M.effect(fn, opts)
     root = opts.root
   end
   if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
-  local h = home_for(root, owner)
-  local id = C.ac_node_new(G, K_EFFECT, owner ~= 0 and owner or (root and root.id or 0), sched.index)
+  local own = owner
+  if own < 0 then own = owner_node() end
+  local h = home_for(root, own)
+  local id = C.ac_node_new(G, K_EFFECT, own ~= 0 and own or (root and root.id or 0), sched.index)
   if id <= 0 then fail(id, "creating an effect") end
   fns[id] = fn
   h[id] = fn
@@ -1269,9 +1326,11 @@ end
 function _M.scope(fn, opts)
   if type(fn) ~= "function" then errors.argument("scope expects a function, got " .. type(fn)) end
   local root = opts and opts.root
-  local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
+  local own = owner
+  if own < 0 then own = owner_node() end
+  local id = C.ac_node_new(G, K_SCOPE, own ~= 0 and own or (root and root.id or 0), -1)
   if id <= 0 then fail(id, "creating a scope") end
-  home_of[id] = home_for(root, owner)
+  home_of[id] = home_for(root, own)
   local tok = { disposed = false }
   owned[id] = tok
   local prev, gen = owner, ctx_gen
@@ -1299,15 +1358,23 @@ end
 -- the caller runs its body, then `scope_leave(prev, h)` (always, also when the
 -- body raised). dispose_handle(h) disposes the scope. root: as opts.root of
 -- scope.
+--
+-- The scope's node is made lazily: scope_enter only records where it goes
+-- (the owner and root, or the pending scope it was entered in) and makes
+-- the record the pending owner (PENDING_OWNER). The node is made by the
+-- first thing that needs an owner while the scope (or a scope entered in
+-- it) is the owner: an effect, kernel.scope, on_cleanup (materialize). A
+-- computed only needs the home, which the record has. Most component
+-- instances own nothing: they make no node, and their dispose_handle does
+-- nothing (docs/kernel.md, "Effects, ownership, cleanups").
 function _M.scope_enter(root)
-  local id = C.ac_node_new(G, K_SCOPE, owner ~= 0 and owner or (root and root.id or 0), -1)
-  if id <= 0 then fail(id, "creating a scope") end
-  home_of[id] = home_for(root, owner)
-  local tok = { disposed = false, id = id, gen = ctx_gen }
-  owned[id] = tok
-  local prev = owner
-  owner = id
-  return tok, prev
+  local own = owner
+  local rid = 0
+  if root ~= nil then rid = root.id end
+  local s = { disposed = false, id = 0, gen = ctx_gen, pown = own, rid = rid, up = pending_scope,
+              home = home_for(root, own) }
+  owner, pending_scope = PENDING_OWNER, s
+  return s, own
 end
 
 --- Ends a scope_enter: `h` its handle, `prev` the owner it returned. As in
@@ -1315,17 +1382,32 @@ end
 -- "Coroutines") takes its own context back and gets CONTEXT_LOST returned
 -- (the caller disposes the scope and raises it), or raised at once when
 -- that context is gone. Returns nothing otherwise.
+local function leave(prev, h)
+  local up = h.up
+  if h.id ~= 0 and up == nil then up = up_of[h]; up_of[h] = nil end
+  h.up = nil
+  -- entered in a pending scope whose node was made meanwhile: that node
+  if prev == PENDING_OWNER and up.id ~= 0 then prev = up.id end
+  owner, pending_scope = prev, up
+end
+
 function _M.scope_leave(prev, h)
   if h ~= nil and ctx_gen ~= h.gen then
     if not reclaim(h.gen) then error(CONTEXT_LOST, 0) end
-    owner = prev
+    leave(prev, h)
     return CONTEXT_LOST
   end
-  owner = prev
+  if h == nil then owner = prev; return end
+  leave(prev, h)
 end
 
---- Disposes a scope made by scope_enter (idempotent).
-function _M.dispose_handle(h) return dispose_owned(h.id, h) end
+--- Disposes a scope made by scope_enter (idempotent). One whose node was
+-- never made owns nothing: it is only marked disposed.
+function _M.dispose_handle(h)
+  local id = h.id
+  if id == 0 then h.disposed = true; return end
+  return dispose_owned(id, h)
+end
 
 -- ===== roots: what a runtime owns =====
 
