@@ -218,16 +218,8 @@ local function memory_report()
     out("\nC core bytes per node: n/a, per edge: n/a (Async.core_stats() is absent)\n")
     return
   end
-  if fw.collect then
-    -- a full collection that frees every node whose handle it collected
-    fw.collect()
-  else
-    collectgarbage("collect")
-    collectgarbage("collect")
-    -- handles collected just now queue their nodes for freeing; creating a
-    -- node lets the kernel free them before the baseline is taken
-    fw.computed(function() return 0 end)
-  end
+  -- a full collection that frees every node whose handle it collected
+  fw.collect()
   local s0 = stats()
   local lua0 = collectgarbage("count")
   local N = 10000

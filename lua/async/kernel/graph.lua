@@ -443,6 +443,20 @@ local function collect()
   end
 end
 
+-- The safe point before a node is made: deferred frees (and, after a GC
+-- cycle, a sweep step) run here, so the new node may take a freed slot.
+local function before_new()
+  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+end
+
+-- The same before a signal or computed (a handle): while a sweep pass is
+-- open it goes on by SWEEP_PER_MADE slots first, keeping pace with what is
+-- made (what it finds is freed by collect, and its slot reused).
+local function before_new_handle()
+  if sweep_left > 0 then sweep_step(SWEEP_PER_MADE) end
+  before_new()
+end
+
 -- the home for a node made now: the root's if one is given, else its
 -- owner's, else the global one
 local function home_for(root, own)
@@ -698,13 +712,15 @@ end
 
 -- a write from another thread than the loaded run's (threaded_check): the
 -- writer's own run buffers it, or it is applied as a write outside any run
+-- a write made inside an async run: kept in the run's buffer, applied when
+-- the run commits (signals and async signals alike)
+local function buffer_write(run, s, v)
+  local w = run.writes
+  w[#w + 1] = s
+  w[#w + 1] = v
+end
 local function foreign_set(s, v, run)
-  if run ~= nil then
-    local w = run.writes
-    w[#w + 1] = s
-    w[#w + 1] = v
-    return
-  end
+  if run ~= nil then return buffer_write(run, s, v) end
   local loaded = current_run
   current_run = nil
   local ok, err = pcall(signal_set, s, v)
@@ -719,10 +735,7 @@ function signal_set(s, v)
   local run = current_run
   if run ~= nil then
     if threaded_runs and run.co ~= co_running() then return foreign_set(s, v, threaded_check(run)) end
-    local w = run.writes
-    w[#w + 1] = s
-    w[#w + 1] = v
-    return
+    return buffer_write(run, s, v)
   end
   local id = s.id
   local old = vals[id]
@@ -764,10 +777,7 @@ end
 --- A source value.
 function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
-  -- the sweep keeps pace with what is made (before the node is made: what
-  -- it finds is freed by collect below, and its slot reused)
-  if sweep_left > 0 then sweep_step(SWEEP_PER_MADE) end
-  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+  before_new_handle()
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
   if id <= 0 then fail(id, "creating a signal") end
   vals[id], seen[id] = value, value
@@ -871,8 +881,7 @@ function _M.computed(fn, opts)
     errors.argument("computed expects a function, got " .. type(fn))
   end
   local eq = check_opts(opts, "computed")
-  if sweep_left > 0 then sweep_step(SWEEP_PER_MADE) end
-  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+  before_new_handle()
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
   if id <= 0 then fail(id, "creating a computed") end
   local h = home_for(opts and opts.root, owner)
@@ -1300,7 +1309,7 @@ function _M.effect(fn, opts)
     sched = opts.scheduler or sched
     root = opts.root
   end
-  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+  before_new()
   local own = owner
   if own < 0 then own = owner_node() end
   local h = home_for(root, own)
@@ -1429,7 +1438,7 @@ end
 -- runtime has one. `r:dispose()` disposes them all; a root that is only
 -- dropped is collected, and its scope disposed at the next safe point.
 function _M.root()
-  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
+  before_new()
   local id = C.ac_node_new(G, K_SCOPE, 0, -1)
   if id <= 0 then fail(id, "creating a root") end
   local home = {}
@@ -1480,6 +1489,7 @@ end
 -- ===== hooks for async signals (async/async_signal.lua) =====
 local internal = {}
 _M._internal = internal
+internal.buffer_write = buffer_write
 
 function internal.set_async_hook(fn) async_hook = fn end
 function internal.computed_fn(c) return fns[c.id] end

@@ -346,12 +346,7 @@ end
 --- Sets the value with status "ready", aborting any run.
 function AsyncSignal:set(v)
   local run = I.current_run()
-  if run ~= nil then
-    local w = run.writes
-    w[#w + 1] = self
-    w[#w + 1] = v
-    return
-  end
+  if run ~= nil then return I.buffer_write(run, self, v) end
   abort_run(self, "set")
   self.gen = self.gen + 1
   self.queued = false
