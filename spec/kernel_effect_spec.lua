@@ -237,6 +237,26 @@ describe("Effects rule 4: disposal is idempotent; disposed in a batch does not r
     assert.equal(1, n)
   end)
 
+  it("a stale dispose does not touch the effect that reuses its node", function()
+    local a = Async.signal(1)
+    -- dispose many effects, then make as many again: the new ones take the
+    -- freed slots (ids), and every stale dispose must leave them alone
+    local stale, runs = {}, 0
+    for i = 1, 50 do stale[i] = Async.effect(function() a() end) end
+    for i = 1, 50 do stale[i]() end
+    local before = Async.core_stats().node_capacity
+    local live = {}
+    for i = 1, 50 do live[i] = Async.effect(function() a(); runs = runs + 1 end) end
+    assert.equal(before, Async.core_stats().node_capacity)   -- slots were reused
+    for i = 1, 50 do stale[i]() end
+    runs = 0
+    a:set(2)
+    assert.equal(50, runs)
+    for i = 1, 50 do live[i]() end
+    a:set(3)
+    assert.equal(50, runs)
+  end)
+
   it("an effect disposed during a batch does not run", function()
     local a = Async.signal(1)
     local runs = 0

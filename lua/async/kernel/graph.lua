@@ -32,7 +32,17 @@ local _M = {}
 local vals = {}          -- id -> latest value (signals), cached value or error (computeds)
 local seen = {}          -- signal id -> the value its readers last saw (commit baseline)
 local eqs = {}           -- id -> custom equals
-local owned = {}         -- effect/scope id -> token table { disposed = bool }
+local owned = {}         -- scope/root id -> token table { disposed = bool }
+-- effect id -> its serial (from effect_serial_n): an effect's dispose
+-- function holds (id, serial), so it is a no-op once the effect is disposed
+-- and its id reused. A number in an array, not a token table per effect
+-- (docs/kernel.md "Effects, ownership, cleanups").
+local effect_serial = {}
+local effect_serial_n = 0
+-- effect id -> its scheduler, for effects in the global home on a scheduler
+-- other than the default (keeps the scheduler alive while the effect lives;
+-- an effect in a root's home keeps it through the home)
+local sched_of = {}
 local to_free = {}       -- ids whose Lua objects were collected, freed at a safe point
 local to_dispose = {}    -- (id, serial) of roots whose root object was collected, disposed at a safe point
 
@@ -1117,6 +1127,7 @@ local function dispose_tree(id, children_only)
     local d = ids[i]
     local tok = owned[d]
     if tok then tok.disposed = true; owned[d] = nil end
+    effect_serial[d], sched_of[d] = nil, nil
     pending[i] = cleanups[d]
     cleanups[d], fns[d], vals[d] = nil, nil, nil
     local h = home_of[d]
@@ -1258,12 +1269,12 @@ local function run_effect(id)
   end
   -- the pull may have run a computed that disposed this effect; its home may
   -- have been collected (disposed at the next safe point)
-  local fn, tok = fns[id], owned[id]
-  if fn == nil or tok == nil then return true end
+  local fn, serial = fns[id], effect_serial[id]
+  if fn == nil or serial == nil then return true end
   local first = nil
   if G.nodes[id].last_child ~= 0 then first = dispose_tree(id, true) end
   if cleanups[id] ~= nil then first = run_cleanups(id, first) end
-  if tok.disposed then
+  if effect_serial[id] ~= serial then
     -- a cleanup disposed it: it never runs again (its id may already name a
     -- node the cleanup created)
     if first ~= nil then return false, first end
@@ -1290,14 +1301,23 @@ function _M.create_scheduler(opts)
 end
 default_sched = scheduler.new({ strategy = "sync" }, sched_kernel)
 
-local function dispose_owned(id, tok)
-  if tok.disposed then return end
+local function dispose_now(id)
   local err = dispose_tree(id, false)
   if batch_depth == 0 then
     local ok, serr = pcall(settle)
     if not ok and err == nil then err = serr end
   end
   if err ~= nil then error(err, 0) end
+end
+
+local function dispose_owned(id, tok)
+  if tok.disposed then return end
+  return dispose_now(id)
+end
+
+local function dispose_effect(id, serial)
+  if effect_serial[id] ~= serial then return end
+  return dispose_now(id)
 end
 
 --- A side effect; returns its dispose function.
@@ -1318,16 +1338,17 @@ function _M.effect(fn, opts)
   fns[id] = fn
   h[id] = fn
   home_of[id] = h
+  local serial = effect_serial_n + 1
+  effect_serial_n = serial
+  effect_serial[id] = serial
   -- the effect's home keeps its scheduler alive (schedulers are held weakly
   -- and released when collected) for as long as the effect lives
-  local tok = { disposed = false }
-  owned[id] = tok
   if sched ~= default_sched then
-    if h == global_home then tok.sched = sched else h[sched] = true end
+    if h == global_home then sched_of[id] = sched else h[sched] = true end
   end
   C.ac_notify(G, id)
   if batch_depth == 0 then settle() end
-  return function() return dispose_owned(id, tok) end
+  return function() return dispose_effect(id, serial) end
 end
 
 --- Runs fn with a new owner: effects created inside are disposed together.
