@@ -42,7 +42,7 @@ local effect_serial_n = 0
 -- effect id -> its scheduler, for effects in the global home on a scheduler
 -- other than the default (keeps the scheduler alive while the effect lives;
 -- an effect in a root's home keeps it through the home)
-local sched_of = {}
+local sched_of = {}  -- luacheck: ignore 241 (it holds, nothing reads it)
 local to_free = {}       -- ids whose Lua objects were collected, freed at a safe point
 local to_dispose = {}    -- (id, serial) of roots whose root object was collected, disposed at a safe point
 
