@@ -108,6 +108,48 @@ describe("node handles without finalizers", function()
     assert.equal(0, live_among(ids))
   end)
 
+  it("a garbage chain of computeds goes in one collection, getters and all", function()
+    local ids, probe = {}, setmetatable({}, { __mode = "k" })
+    do
+      local last = Async.signal(0)
+      ids[1] = last.id
+      for i = 1, 200 do
+        local prev = last
+        local getter = function() return prev() + 1 end
+        probe[getter] = true
+        last = Async.computed(getter)
+        ids[i + 1] = last.id
+      end
+      assert.equal(200, last())
+    end
+    settle()
+    assert.equal(0, live_among(ids))
+    assert.is_nil(next(probe))   -- the getters were collected with their handles
+  end)
+
+  it("a subscriber still linked to a computed whose handle was collected reruns once and drops it", function()
+    local a = Async.signal(1)
+    local holder = {}
+    do
+      local c = Async.computed(function() return a() * 10 end)
+      holder.c = c
+    end
+    local seen = {}
+    local dispose = Async.effect(function()
+      local c = holder.c
+      seen[#seen + 1] = c and c() or "none"
+    end)
+    assert.same({ 10 }, seen)
+    holder.c = nil           -- the effect stays linked to the computed's node
+    jit.flush()
+    collectgarbage(); collectgarbage()   -- the handle and its getter go; no safe point yet
+    a:set(2)                 -- the pull reaches the node: a change, the effect reruns
+    assert.same({ 10, "none" }, seen)
+    a:set(3)                 -- and no longer depends on it
+    assert.same({ 10, "none" }, seen)
+    dispose()
+  end)
+
   it("loses no frees when async signals are collected during the sweep", function()
     local ids = {}
     -- made in a function of their own: a dead register of this frame could

@@ -655,6 +655,10 @@ local function recompute(id)
   active = id
   computing = prev_computing + 1
   local old = vals[id]
+  -- fns[id] is nil when the handle (which holds the getter) was collected
+  -- and the node waits for the sweep: the call raises, the error is cached
+  -- (a change), and the subscribers rerun and drop the link (nobody can
+  -- read the node any more)
   local ok, v = pcall(eval, id, fns[id], old)
   return recompute_end(id, ok, v, old, prev_active, prev_computing, gen)
 end
@@ -850,7 +854,7 @@ local function read_suspended(id)
 end
 
 function computed_get(c)
-  local id = c.id
+  local id = c[1]
   local f = G.nodes[id].flags
   if band(f, RECURSED_CHECK) ~= 0 then
     if fns[id] ~= nil and not running_here(id) then return read_suspended(id) end
@@ -877,13 +881,24 @@ local function computed_peek(c)
   return v
 end
 
-Computed.get = computed_get
-Computed.peek = computed_peek
-Computed.__index = Computed
+-- A computed's handle is a table { id, getter } (array slots 1 and 2,
+-- colocated with the table: one allocation), not a cdata like a signal's:
+-- the handle holds its getter, so a getter, the handles it captures and
+-- their getters are garbage together. (A cdata cannot reference a Lua
+-- object, and the kernel's strong reference, in a home, freed a garbage
+-- chain of computeds one link per GC cycle: docs/kernel.md "Deferred
+-- frees".) `c.id` reads slot 1; the fields cannot be written.
+local computed_methods = { get = computed_get, peek = computed_peek }
+function Computed.__index(c, k)
+  if k == "id" then return rawget(c, 1) end
+  return computed_methods[k]
+end
+function Computed.__newindex(_, k)
+  errors.argument("a computed's fields cannot be written (" .. tostring(k) .. ")")
+end
 Computed.__call = computed_get
-function Computed.__tostring(c) return "computed: " .. c.id end
+function Computed.__tostring(c) return "computed: " .. rawget(c, 1) end
 
-local ComputedT = ffi.metatype("async_computed", Computed)
 
 --- A derived value: lazy, cached, glitch-free.
 function _M.computed(fn, opts)
@@ -894,18 +909,15 @@ function _M.computed(fn, opts)
   before_new_handle()
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
   if id <= 0 then fail(id, "creating a computed") end
-  local h = home_for(opts and opts.root, owner)
   fns[id] = fn
-  h[id] = fn
-  home_of[id] = h
   if eq then eqs[id] = eq end
-  local c = ComputedT(id)
+  local c = setmetatable({ id, fn }, Computed)
   handle_of[id] = c
   return c
 end
 
 function _M.is_signal(v) return ffi.istype(SignalT, v) end
-function _M.is_computed(v) return ffi.istype(ComputedT, v) end
+function _M.is_computed(v) return getmetatable(v) == Computed end
 
 -- ===== batches and transactions =====
 -- settle() called from a fixed-arity frame: batch_end is vararg, and LuaJIT
@@ -1485,8 +1497,7 @@ function _M.is_root(v) return getmetatable(v) == Root end
 -- it collected is freed at once (a sweep of the whole node array), with the
 -- scopes of collected roots. Without it, nodes are freed at safe points after
 -- the collector's own cycles, and a large graph is swept a slice at a time.
--- For tests and for a server's quiet moments. A chain of garbage computeds
--- is freed one link per call (each getter holds what it reads).
+-- For tests and for a server's quiet moments.
 function _M.collect_garbage()
   collectgarbage()
   collectgarbage()
