@@ -917,7 +917,7 @@ function _M.computed(fn, opts)
 end
 
 function _M.is_signal(v) return ffi.istype(SignalT, v) end
-function _M.is_computed(v) return getmetatable(v) == Computed end
+function _M.is_computed(v) return type(v) == "table" and getmetatable(v) == Computed end
 
 -- ===== batches and transactions =====
 -- settle() called from a fixed-arity frame: batch_end is vararg, and LuaJIT
