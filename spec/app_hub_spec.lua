@@ -391,3 +391,19 @@ describe("a browser-target runtime", function()
     assert.is_nil(Async.json.encode(rt.registry:snapshot()):find("Secret", 1, true))
   end)
 end)
+
+describe("hub.deep_copy (signal declarations are copied per runtime)", function()
+  it("copies plain tables and shares signal and computed handles", function()
+    local deep_copy = require("async.app.hub").deep_copy
+    local s = Async.signal(2)
+    local c = Async.computed(function() return s() * 3 end)
+    local v = { list = { 1, 2 }, s = s, c = c }
+    local copy = deep_copy(v)
+    assert.are_not.equal(v, copy)
+    assert.are_not.equal(v.list, copy.list)
+    assert.same({ 1, 2 }, copy.list)
+    assert.equal(s, copy.s)
+    assert.equal(c, copy.c)   -- the same handle, not a second one naming the same node
+    assert.equal(6, copy.c())
+  end)
+end)

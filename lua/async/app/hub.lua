@@ -49,9 +49,10 @@ local function sorted_keys(t)
 end
 
 --- A deep copy of a plain value (tables copied with their metatables kept;
--- signals, functions and userdata shared). Cycles are preserved.
+-- signals, computeds, functions and userdata shared). Cycles are preserved.
+local is_computed = kernel.is_computed
 local function deep_copy(v, seen)
-  if type(v) ~= "table" then return v end
+  if type(v) ~= "table" or is_computed(v) then return v end
   seen = seen or {}
   if seen[v] then return seen[v] end
   local c = {}
