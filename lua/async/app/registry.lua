@@ -53,7 +53,7 @@ function _M.new(opts)
     cache_n = 0,           -- entries in cache
     scheduler = opts.scheduler,
     context = opts.context, -- { server=, cache= } for async signal ctx
-    root = opts.root,       -- the kernel root (a runtime's) that owns its computeds and subscriptions
+    root = opts.root,       -- the kernel root (a runtime's) that owns its effects and subscriptions
     readonly = false,
   }, Signals)
   return self
@@ -338,12 +338,7 @@ end
 --- Registers a computed; fn(signals) derives it.
 function Signals:computed(id, fn, opts)
   if type(fn) ~= "function" then errors.argument("computed expects a function, got " .. type(fn)) end
-  local root = self.root
-  if root ~= nil then
-    local o = { root = root }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    opts = o
-  end
+  -- no root: a computed's handle holds its getter, nothing else needs to
   return self:register(id, kernel.computed(function() return run_computed(fn, self) end, opts))
 end
 

@@ -146,8 +146,9 @@ function _M.create_app(app, opts)
   -- hold across a wait (a single-flight fill of their caches)
   rt.abort = abort_mod.new()
   rt.server = rt:server_proxy(nil)
-  -- the kernel root owns the runtime's effects, subscriptions and computeds
-  -- (and keeps their functions alive only as long as the runtime lives)
+  -- the kernel root owns the runtime's effects and subscriptions (and keeps
+  -- their functions alive only as long as the runtime lives; a computed's
+  -- handle holds its own getter)
   rt.root = kernel.root()
   rt.signals = signals_mod.new({ scheduler = sched, root = rt.root, size = sizes.signals,
                                  context = { server = rt.server, cache = rt.cache.browser } })

@@ -686,7 +686,6 @@ end
 -- ===== signals =====
 ffi.cdef [[
 typedef struct async_signal { const int32_t id; } async_signal;
-typedef struct async_computed { const int32_t id; } async_computed;
 ]]
 
 local Signal = {}
@@ -724,8 +723,6 @@ local function signal_peek(s)
   return vals[s.id]
 end
 
--- a write from another thread than the loaded run's (threaded_check): the
--- writer's own run buffers it, or it is applied as a write outside any run
 -- a write made inside an async run: kept in the run's buffer, applied when
 -- the run commits (signals and async signals alike)
 local function buffer_write(run, s, v)
@@ -733,6 +730,9 @@ local function buffer_write(run, s, v)
   w[#w + 1] = s
   w[#w + 1] = v
 end
+
+-- a write from another thread than the loaded run's (threaded_check): the
+-- writer's own run buffers it, or it is applied as a write outside any run
 local function foreign_set(s, v, run)
   if run ~= nil then return buffer_write(run, s, v) end
   local loaded = current_run
@@ -898,7 +898,6 @@ function Computed.__newindex(_, k)
 end
 Computed.__call = computed_get
 function Computed.__tostring(c) return "computed: " .. rawget(c, 1) end
-
 
 --- A derived value: lazy, cached, glitch-free.
 function _M.computed(fn, opts)
@@ -1406,7 +1405,7 @@ end
 -- the record the pending owner (PENDING_OWNER). The node is made by the
 -- first thing that needs an owner while the scope (or a scope entered in
 -- it) is the owner: an effect, kernel.scope, on_cleanup (materialize). A
--- computed only needs the home, which the record has. Most component
+-- computed needs neither (its handle holds its getter). Most component
 -- instances own nothing: they make no node, and their dispose_handle does
 -- nothing (docs/kernel.md, "Effects, ownership, cleanups").
 function _M.scope_enter(root)
@@ -1492,7 +1491,6 @@ end
 
 function _M.is_root(v) return getmetatable(v) == Root end
 
---- Flushes the default scheduler (for the manual strategy).
 --- A full garbage collection, then every signal and computed whose handle
 -- it collected is freed at once (a sweep of the whole node array), with the
 -- scopes of collected roots. Without it, nodes are freed at safe points after
@@ -1505,6 +1503,7 @@ function _M.collect_garbage()
   collect()
 end
 
+--- Flushes the default scheduler (for the manual strategy).
 function _M.flush()
   default_sched:flush()
 end

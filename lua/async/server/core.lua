@@ -191,14 +191,14 @@ local function layout_for(user, prefix)
   end
 end
 
---- A request runtime for ctx, its request table under the mount: `path`
--- relative to the prefix, `prefix`, `url` (what the router sees), the
--- transport's fields, `cookies`, and `abort` (the token its runs honour).
 -- the request runtime's on_error and log hooks: they report to the
 -- request's context (Ctx)
 local ReportTo = { __call = function(self, err, trace, what) self.ctx:report(err, trace, what) end }
 local WarnTo = { __call = function(self, msg) self.ctx:warn(msg, true) end }
 
+--- A request runtime for ctx, its request table under the mount: `path`
+-- relative to the prefix, `prefix`, `url` (what the router sees), the
+-- transport's fields, `cookies`, and `abort` (the token its runs honour).
 function Mount:runtime(ctx, abort)
   local req = ctx.req
   local view = {
