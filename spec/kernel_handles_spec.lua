@@ -221,8 +221,13 @@ describe("node handles without finalizers", function()
     print(("\n  handles: 100,000 signals dropped: heap %+.0f KB, a second 100,000: %+.0f KB")
       :format(kb1 - kb0, kb2 - kb1))
     -- per slot of the peak (array parts grow by doubling: 2^17 slots): the
-    -- registry, vals and seen, 8 bytes each
-    assert.is_true(kb1 - kb0 < 2 ^ 17 * 24 / 1024 + 256, ("heap grew by %.0f KB"):format(kb1 - kb0))
+    -- registry, vals and seen, 8 bytes each. Whether they double here
+    -- depends on what the process made before (+2-4 KB when they are big
+    -- enough already), and ids just above a power of two that is not yet
+    -- half used go to hash parts, which stay allocated until the next
+    -- rehash: 130-280 KB over the 3 MB in the runs with every spec file
+    -- (measured 2026-12-05; one in four CI runs doubles here), hence 512
+    assert.is_true(kb1 - kb0 < 2 ^ 17 * 24 / 1024 + 512, ("heap grew by %.0f KB"):format(kb1 - kb0))
     assert.is_true(kb2 - kb1 < 128, ("heap grew by %.0f KB after the second burst"):format(kb2 - kb1))
   end)
 end)
