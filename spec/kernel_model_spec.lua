@@ -10,10 +10,13 @@ local SEED = tonumber(os.getenv("FUZZ_SEED") or "") or 20240601
 describe("kernel model checker (short run)", function()
   it("every effect observes what the reference model says, step by step", function()
     local driver = require("fuzz.kernel_model")
+    local compacted0 = driver.compacted()
     local stats, failure = util.run(driver, { seed = SEED, n = 100, quiet = true })
     assert(stats, failure)
     assert.equal(100, stats.inputs)
     -- the generator still reaches the coroutine steps
     assert.is_true((stats.counts.coroutine or 0) > 20, "too few programs with a coroutine step")
+    -- and the peak steps, which rebuild the kernel's tables under the graph
+    assert.is_true(driver.compacted() - compacted0 > 10, "too few programs rebuilt the kernel's tables")
   end)
 end)

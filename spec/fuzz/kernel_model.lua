@@ -43,6 +43,10 @@ local util = require("fuzz.util")
 if is_script then util.script_paths() end
 
 local Async = require("async")
+local G = require("async.kernel.core").G
+local I = require("async.kernel.graph")._internal
+local compactions, compacted = 0, 0
+I.on_compact(function() compactions = compactions + 1 end)
 local floor, concat, format = math.floor, table.concat, string.format
 local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status,
   coroutine.yield
@@ -456,6 +460,30 @@ local function one(r)
         say("} A committed")
         model_commit()
         counts.coroutine = true
+      elseif op <= 96 then
+        -- a peak of nodes outside the program, dropped: the kernel rebuilds
+        -- its id-indexed tables and trims the core under the program's graph
+        -- (docs/kernel.md, "Ids and the tables after a peak")
+        local n = math.max(256, 4 * G.node_top)
+        say("peak of %d nodes, dropped", n)
+        if n <= 200000 then
+          local prev = I.set_compact_min(128)
+          local before = compactions
+          local d = Async.scope(function()
+            for _ = 1, n / 3 do
+              local s = Async.signal(1)
+              local c = Async.computed(function() return s() + 1 end)
+              Async.effect(function() c() end)
+            end
+          end)
+          d()
+          Async.collect_garbage()
+          I.set_compact_min(prev)
+          if compactions > before and not counts.compact then
+            counts.compact = true
+            compacted = compacted + 1
+          end
+        end
       else
         Async.flush()
       end
@@ -480,6 +508,8 @@ local function one(r)
 end
 
 local driver = { name = "kernel_model", one = one, steps = STEPS }
+--- programs so far whose peak step rebuilt the kernel's tables
+function driver.compacted() return compacted end
 
 if is_script then
   local env = os.getenv
@@ -490,7 +520,7 @@ if is_script then
     io.stderr:write(failure, "\n")
     os.exit(1)
   end
-  print(format("kernel_model: %d steps", stats.inputs * STEPS))
+  print(format("kernel_model: %d steps, %d programs rebuilt the kernel's tables", stats.inputs * STEPS, compacted))
 end
 
 return driver

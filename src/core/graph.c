@@ -48,12 +48,14 @@ static int stack_push(ac_graph *g, ac_id v) {
 ac_graph *ac_new(void) {
   ac_graph *g = AC_CALLOC(1, sizeof *g);
   if (!g) return NULL;
-  g->node_top = 1;
+  g->node_top = g->node_peak = 1;
   g->link_top = 1;
   if (!ac_grow(g, (void **)&g->nodes, &g->node_cap, 64, sizeof(ac_node)) ||
       !ac_grow(g, (void **)&g->marks, &g->marks_cap, 64, sizeof(ac_id)) ||
       !ac_grow(g, (void **)&g->out, &g->out_cap, 64, sizeof(ac_id)) ||
-      !ac_grow(g, (void **)&g->links, &g->link_cap, 64, sizeof(ac_edge))) {
+      !ac_grow(g, (void **)&g->links, &g->link_cap, 64, sizeof(ac_edge)) ||
+      !ac_idset_reserve(g, &g->free_nodes, g->node_cap) ||
+      !ac_idset_reserve(g, &g->free_links, g->link_cap)) {
     ac_free(g);
     return NULL;
   }
@@ -73,6 +75,8 @@ void ac_free(ac_graph *g) {
   free(g->out);
   free(g->scheds);
   free(g->sched_list);
+  ac_idset_free(&g->free_nodes);
+  ac_idset_free(&g->free_links);
   free(g);
 }
 
@@ -108,9 +112,9 @@ static void owner_detach(ac_node *N, ac_id id) {
 ac_id ac_node_new(ac_graph *g, int kind, ac_id owner, int32_t sched) {
   if (kind < AC_SIGNAL || kind > AC_SCOPE) return AC_BAD_ID;
   if (owner && ac_bad_id(g, owner)) return AC_BAD_ID;
-  ac_id id = g->free_node;
+  ac_id id = ac_idset_lowest(&g->free_nodes);
   if (id) {
-    g->free_node = g->nodes[id].deps;
+    ac_idset_take(&g->free_nodes, id);
   } else {
     if (g->node_top == g->node_cap &&
         !ac_grow(g, (void **)&g->nodes, &g->node_cap, g->node_top + 1, sizeof(ac_node)))
@@ -121,7 +125,9 @@ ac_id ac_node_new(ac_graph *g, int kind, ac_id owner, int32_t sched) {
     if (g->out_cap <= g->node_top &&
         !ac_grow(g, (void **)&g->out, &g->out_cap, g->node_cap, sizeof(ac_id)))
       return AC_OOM;
+    if (!ac_idset_reserve(g, &g->free_nodes, g->node_cap)) return AC_OOM;
     id = g->node_top++;
+    if (g->node_top > g->node_peak) g->node_peak = g->node_top;
   }
   ac_node *n = &g->nodes[id];
   memset(n, 0, sizeof *n);
@@ -140,21 +146,80 @@ ac_id ac_node_new(ac_graph *g, int kind, ac_id owner, int32_t sched) {
   return id;
 }
 
+/* The smallest power of two >= 64 that holds `top` slots. */
+static int32_t fit_cap(int32_t top) {
+  int32_t cap = 64;
+  while (cap < top) cap *= 2;
+  return cap;
+}
+
+/* Shrinks an array of `cap` elements to `ncap`; 0 when realloc failed (the
+   array is unchanged). */
+static int shrink(ac_graph *g, void **arr, int32_t *cap, int32_t ncap, size_t size) {
+  void *p = AC_REALLOC(*arr, (size_t)ncap * size);
+  if (!p) {
+    g->oom++;
+    return 0;
+  }
+  *arr = p;
+  *cap = ncap;
+  return 1;
+}
+
+/* Gives back the memory of a past peak; see core.h. The bitmaps shrink
+   first (a failed shrink of an array after them leaves a bitmap covering
+   more than its array, which is harmless); marks and out keep their
+   invariants (marks_cap >= node_cap, out_cap >= node_top). */
+int ac_trim(ac_graph *g) {
+  if (g->pull_len) return AC_OK;
+  int ok = 1;
+  int32_t ncap = fit_cap(g->node_top);
+  if (ncap * 4 <= g->node_cap) {
+    ok = ac_idset_resize(g, &g->free_nodes, ncap) &&
+         shrink(g, (void **)&g->nodes, &g->node_cap, ncap, sizeof(ac_node)) &&
+         (g->out_cap <= ncap || shrink(g, (void **)&g->out, &g->out_cap, ncap, sizeof(ac_id))) &&
+         (g->marks_cap <= ncap || shrink(g, (void **)&g->marks, &g->marks_cap, ncap, sizeof(ac_id)));
+  }
+  int32_t lcap = fit_cap(g->link_top);
+  if (ok && lcap * 4 <= g->link_cap) {
+    ok = ac_idset_resize(g, &g->free_links, lcap) &&
+         shrink(g, (void **)&g->links, &g->link_cap, lcap, sizeof(ac_edge));
+  }
+  g->node_peak = g->node_top;
+  return ok ? AC_OK : AC_OOM;
+}
+
 /* ===== links ===== */
 
 /* Takes a link slot; 0 when out of memory. */
 static ac_id link_alloc(ac_graph *g) {
-  ac_id l = g->free_link;
+  ac_id l = ac_idset_lowest(&g->free_links);
   if (l) {
-    g->free_link = g->links[l].next_dep;
+    ac_idset_take(&g->free_links, l);
   } else {
     if (g->link_top == g->link_cap &&
         !ac_grow(g, (void **)&g->links, &g->link_cap, g->link_top + 1, sizeof(ac_edge)))
       return 0;
+    if (!ac_idset_reserve(g, &g->free_links, g->link_cap)) return 0;
     l = g->link_top++;
   }
   g->live_links++;
   return l;
+}
+
+/* Frees the cleared link slot `l`; a freed top slot brings link_top down
+   past every free slot below it (a cleared slot has sub == 0). */
+static void link_release(ac_graph *g, ac_id l) {
+  g->live_links--;
+  if (l != g->link_top - 1) {
+    ac_idset_put(&g->free_links, l);
+    return;
+  }
+  while (l > 1 && g->links[l - 1].sub == 0) {
+    l--;
+    ac_idset_take(&g->free_links, l);
+  }
+  g->link_top = l;
 }
 
 /* Unlinks `l` from both lists and frees it. Returns the dep when the dep is a
@@ -170,9 +235,7 @@ static ac_id unlink_one(ac_graph *g, ac_id l) {
   if (ns) L[ns].prev_sub = ps; else N[dep].subs_tail = ps;
   if (ps) L[ps].next_sub = ns; else N[dep].subs = ns;
   memset(&L[l], 0, sizeof L[l]);
-  L[l].next_dep = g->free_link;
-  g->free_link = l;
-  g->live_links--;
+  link_release(g, l);
   if (!N[dep].subs && AC_KIND(N[dep].flags) == AC_COMPUTED) return dep;
   return 0;
 }
@@ -624,9 +687,18 @@ static void node_release(ac_graph *g, ac_id id) {
   owner_detach(g->nodes, id);
   memset(n, 0, sizeof *n);
   n->flags = AC_FREE | AC_DISPOSED;
-  n->deps = g->free_node;
-  g->free_node = id;
   g->live_nodes--;
+  if (id == g->node_top - 1) {
+    /* the top comes down past every free slot below it */
+    int32_t top = id;
+    while (top > 1 && (g->nodes[top - 1].flags & AC_FREE)) {
+      top--;
+      ac_idset_take(&g->free_nodes, top);
+    }
+    g->node_top = top;
+  } else {
+    ac_idset_put(&g->free_nodes, id);
+  }
 }
 
 /* Releases the subtree of `id` children first, newest child first, appending

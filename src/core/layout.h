@@ -68,6 +68,13 @@ typedef struct ac_sched {
   int32_t next_free;            /* free list of released slots (slot + 1) */
 } ac_sched;
 
+enum { AC_IDSET_LEVELS = 6 };   /* 64^6 > 2^31 slots */
+typedef struct ac_idset {       /* free slots, handed out lowest first (idset.c) */
+  uint64_t *bits;               /* all levels, level 0 (one bit per slot) first */
+  int32_t cap, size0, levels;   /* slots covered, words in level 0, levels in use */
+  int32_t base[AC_IDSET_LEVELS]; /* where each level starts in bits */
+} ac_idset;
+
 typedef struct ac_pull_frame {  /* one resumable dependency check */
   ac_id node;                   /* the node being checked */
   ac_id link, sub;
@@ -78,8 +85,9 @@ struct ac_graph {
   ac_node *nodes;               /* nodes[0] is unused */
   ac_edge *links;               /* links[0] is unused */
   int32_t node_cap, link_cap;
-  int32_t node_top, link_top;   /* next never-used slot */
-  ac_id free_node, free_link;   /* free lists (through deps / next_dep) */
+  int32_t node_top, link_top;   /* one past the highest slot in use (comes down as the top is freed) */
+  int32_t node_peak;            /* highest node_top since the embedder last reset it */
+  ac_idset free_nodes, free_links; /* free slots below the tops */
   int32_t live_nodes, live_links;
   uint32_t cycle;               /* tracking cycle counter */
 

@@ -58,9 +58,16 @@ local WEAK_V = { __mode = "v" }
 local fns = setmetatable({}, WEAK_V)       -- computed/effect id -> function
 local cleanups = setmetatable({}, WEAK_V)  -- effect/scope id -> cleanup function or list
 -- node id -> its home: one table, [id] = function, [-id] = cleanup,
--- [scheduler] = true for the schedulers its effects run on
+-- [scheduler] = true for the schedulers its effects run on. A node in the
+-- global home has `true` (home_at), so no table but this upvalue holds the
+-- global home, and compact_tables can replace it; nil: no home (disposed).
 local home_of = setmetatable({}, WEAK_V)
 local global_home = {}
+local function home_at(id)
+  local h = home_of[id]
+  if h == true then return global_home end
+  return h
+end
 
 local active = 0         -- node whose reads are tracked (0: none)
 local owner = 0          -- effect or scope that owns new effects (PENDING_OWNER: `pending_scope`)
@@ -427,6 +434,47 @@ end
 -- list instead of punching holes into the one being walked.
 local dispose_dropped  -- below: disposes the scopes of collected roots
 
+-- ===== the tables after a peak =====
+-- The id-indexed tables keep the array part of the highest id they held
+-- (LuaJIT resizes a table only when a new key finds it full): after a peak
+-- of a million nodes, a dozen tables of 4M slots, 148 MB that every GC
+-- cycle traverses (a full collection 14 ms with nothing alive, 0.4 ms
+-- before the peak). The core hands out the lowest free id, so the live ids
+-- stay packed and node_top comes down as a peak's nodes are freed; once it
+-- is at most a quarter of the peak, the tables are rebuilt over
+-- [0, node_top), which costs O(node_top), not O(peak), and the core's
+-- arrays are trimmed (ac_trim). Entries at or above node_top belong to
+-- freed nodes. (docs/kernel.md, "Ids and the tables after a peak")
+local COMPACT_MIN = 65536   -- a peak below this many slots is kept
+local compact_hooks = {}    -- modules holding an id-indexed table: fn(top)
+
+local function copy_ids(t, top, mt)
+  local n = {}
+  for id = 0, top - 1 do
+    local v = t[id]
+    if v ~= nil then n[id] = v end
+  end
+  if mt ~= nil then setmetatable(n, mt) end
+  return n
+end
+
+local function compact_tables()
+  local top = G.node_top
+  vals, seen, eqs = copy_ids(vals, top), copy_ids(seen, top), copy_ids(eqs, top)
+  owned, effect_serial = copy_ids(owned, top), copy_ids(effect_serial, top)
+  sched_of = copy_ids(sched_of, top)
+  fns, cleanups = copy_ids(fns, top, WEAK_V), copy_ids(cleanups, top, WEAK_V)
+  home_of, handle_of = copy_ids(home_of, top, WEAK_V), copy_ids(handle_of, top, WEAK_V)
+  local gh = copy_ids(global_home, top)
+  for id = 1, top - 1 do
+    local cl = global_home[-id]
+    if cl ~= nil then gh[-id] = cl end
+  end
+  global_home = gh
+  for i = 1, #compact_hooks do compact_hooks[i](top) end
+  C.ac_trim(G)   -- also when it runs out of memory: the graph stays valid
+end
+
 local function collect()
   if active ~= 0 or G.pull_len ~= 0 then return end
   if renotify[1] ~= nil then
@@ -439,7 +487,11 @@ local function collect()
   -- runs between the sweep and the frees below
   if gc_ended then sweep_handles() end
   local list = to_free
-  if list[1] == nil then return end
+  if list[1] == nil then
+    local peak = G.node_peak   -- a peak of effects and scopes, freed by their dispose
+    if peak >= COMPACT_MIN and G.node_top * 4 <= peak then compact_tables() end
+    return
+  end
   -- swap before counting: allocating the new list can run a GC step whose
   -- finalizers still append to `list` (counting first lost those ids)
   to_free = {}
@@ -448,9 +500,11 @@ local function collect()
     local id = list[i]
     C.ac_node_free(G, id)
     vals[id], seen[id], fns[id], eqs[id] = nil, nil, nil, nil
-    local h = home_of[id]
+    local h = home_at(id)
     if h then h[id] = nil; home_of[id] = nil end
   end
+  local peak = G.node_peak
+  if peak >= COMPACT_MIN and G.node_top * 4 <= peak then compact_tables() end
 end
 
 -- The safe point before a node is made: deferred frees (and, after a GC
@@ -471,11 +525,11 @@ end
 -- owner's, else the global one
 local function home_for(root, own)
   if root ~= nil then return root.home end
-  if own > 0 then return home_of[own] or global_home end
+  if own > 0 then return home_at(own) or global_home end
   if own == PENDING_OWNER then
     local p = pending_scope
-    if p.id ~= 0 then return home_of[p.id] or global_home end
-    return p.home
+    if p.id ~= 0 then return home_at(p.id) or global_home end
+    return p.home or global_home
   end
   return global_home
 end
@@ -483,7 +537,7 @@ end
 -- sets the cleanup (a function or a list) of effect/scope `id`
 local function set_cleanup(id, cl)
   cleanups[id] = cl
-  local h = home_of[id]
+  local h = home_at(id)   -- nil once disposed
   if h then h[-id] = cl end
 end
 
@@ -1141,7 +1195,7 @@ local function dispose_tree(id, children_only)
     effect_serial[d], sched_of[d] = nil, nil
     pending[i] = cleanups[d]
     cleanups[d], fns[d], vals[d] = nil, nil, nil
-    local h = home_of[d]
+    local h = home_at(d)
     if h then
       h[d] = nil
       h[-d] = nil
@@ -1191,7 +1245,7 @@ local function materialize(s)
   end
   id = C.ac_node_new(G, K_SCOPE, parent, -1)
   if id <= 0 then fail(id, "creating a scope") end
-  home_of[id] = s.home
+  home_of[id] = s.home or true   -- nil: the global home
   owned[id] = s
   -- `owned` holds the record from now on: it must not hold the home (a
   -- root's, which only the root may keep alive; `up` is its parent's record,
@@ -1348,7 +1402,7 @@ function _M.effect(fn, opts)
   if id <= 0 then fail(id, "creating an effect") end
   fns[id] = fn
   h[id] = fn
-  home_of[id] = h
+  home_of[id] = h == global_home or h
   local serial = effect_serial_n + 1
   effect_serial_n = serial
   effect_serial[id] = serial
@@ -1371,7 +1425,8 @@ function _M.scope(fn, opts)
   if own < 0 then own = owner_node() end
   local id = C.ac_node_new(G, K_SCOPE, own ~= 0 and own or (root and root.id or 0), -1)
   if id <= 0 then fail(id, "creating a scope") end
-  home_of[id] = home_for(root, own)
+  local h = home_for(root, own)
+  home_of[id] = h == global_home or h
   local tok = { disposed = false }
   owned[id] = tok
   local prev, gen = owner, ctx_gen
@@ -1412,8 +1467,10 @@ function _M.scope_enter(root)
   local own = owner
   local rid = 0
   if root ~= nil then rid = root.id end
+  local h = home_for(root, own)
+  -- nil for the global home: a record may outlive a compact_tables
   local s = { disposed = false, id = 0, gen = ctx_gen, pown = own, rid = rid, up = pending_scope,
-              home = home_for(root, own) }
+              home = h ~= global_home and h or nil }
   owner, pending_scope = PENDING_OWNER, s
   return s, own
 end
@@ -1529,6 +1586,17 @@ function internal.settle()
 end
 internal.pull = pull
 function internal.vals() return vals end
+--- fn(top) runs when the kernel rebuilt its id-indexed tables after a peak
+-- (entries at or above `top` belong to freed nodes): a module that holds
+-- such a table, or internal.vals(), takes the new one or rebuilds its own.
+function internal.on_compact(fn) compact_hooks[#compact_hooks + 1] = fn end
+--- Sets the smallest peak (in node slots) that is given back; returns the
+-- previous one (the model checker lowers it to rebuild the tables often).
+function internal.set_compact_min(n)
+  local prev = COMPACT_MIN
+  COMPACT_MIN = n
+  return prev
+end
 function internal.run_of() return run_of end
 -- an async run's first segment is tracked for node `id` (its reads, in
 -- the run's own context, link to it)

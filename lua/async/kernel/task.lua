@@ -27,7 +27,20 @@ local resume = kernel.resume
 
 local _M = {}
 
-local asyncs = setmetatable({}, { __mode = "v" })   -- node id -> async signal
+local WEAK_V = { __mode = "v" }
+local asyncs = setmetatable({}, WEAK_V)   -- node id -> async signal
+
+-- the kernel rebuilt its id-indexed tables after a peak (entries at or above
+-- `top` belong to freed nodes): take its new value table, rebuild this one
+I.on_compact(function(top)
+  vals = I.vals()
+  local n = {}
+  for id = 1, top - 1 do
+    local a = asyncs[id]
+    if a ~= nil then n[id] = a end
+  end
+  asyncs = setmetatable(n, WEAK_V)
+end)
 
 local AsyncSignal = {}
 AsyncSignal.__index = AsyncSignal

@@ -90,6 +90,23 @@ static int32_t set_slots(const ac_set *s) {
   return n;
 }
 
+/* The levels of a free-slot bitmap: no slot at or above `top` is free, and
+   each summary bit says whether the word below it has a set bit. */
+static const char *check_idset(const ac_idset *s, int32_t top) {
+  for (int32_t i = top; i < s->cap; i++)
+    if (ac_idset_has(s, i)) return "a free slot at or above the top";
+  if (ac_idset_has(s, 0)) return "slot 0 is free";
+  for (int32_t k = 0; k + 1 < s->levels; k++) {
+    int32_t words = k == 0 ? s->size0 : s->base[k + 1] - s->base[k];
+    for (int32_t w = 0; w < words; w++) {
+      int set = s->bits[s->base[k] + w] != 0;
+      int summary = (int)((s->bits[s->base[k + 1] + w / 64] >> (w % 64)) & 1);
+      if (set != summary) return "a summary bit disagrees with its word";
+    }
+  }
+  return NULL;
+}
+
 /* The node and link part of ac_check. `seen` has link_top bytes. */
 static int check_nodes(const ac_graph *g, unsigned char *seen, char *msg, size_t len) {
   const ac_node *N = g->nodes;
@@ -162,24 +179,34 @@ static int check_nodes(const ac_graph *g, unsigned char *seen, char *msg, size_t
   for (ac_id l = 1; l < g->link_top; l++)
     if (seen[l] == 1 || seen[l] == 2) return fail(msg, len, "link %d in only one list", l);
   if (retry != g->retry) return fail(msg, len, "retry %d, flagged %d", g->retry, retry);
-  /* free lists */
+  /* free slots: exactly the FREE nodes and cleared links below the tops,
+     the tops themselves in use, and the bitmaps' levels consistent */
   int32_t free_nodes = 0;
-  for (ac_id id = g->free_node; id; id = N[id].deps) {
-    if (!in_range(id, g->node_top)) return fail(msg, len, "free node %d out of range", id);
-    if (!(N[id].flags & AC_FREE)) return fail(msg, len, "free list node %d not FREE", id);
-    if (++free_nodes > g->node_top) return fail(msg, len, "free node list loops");
+  for (ac_id id = 1; id < g->node_top; id++) {
+    int is_free = (N[id].flags & AC_FREE) != 0;
+    if (is_free != ac_idset_has(&g->free_nodes, id))
+      return fail(msg, len, "node %d: FREE %d but in the free set %d", id, is_free, !is_free);
+    free_nodes += is_free;
   }
+  if (g->node_top > 1 && (N[g->node_top - 1].flags & AC_FREE))
+    return fail(msg, len, "top node %d is free", g->node_top - 1);
   if (free_nodes + live != g->node_top - 1)
     return fail(msg, len, "%d free + %d live nodes != %d slots", free_nodes, live, g->node_top - 1);
+  if (g->node_peak < g->node_top) return fail(msg, len, "node_peak %d < node_top %d", g->node_peak, g->node_top);
   int32_t free_links = 0;
-  for (ac_id l = g->free_link; l; l = L[l].next_dep) {
-    if (!in_range(l, g->link_top)) return fail(msg, len, "free link %d out of range", l);
-    if (seen[l]) return fail(msg, len, "free link %d is in a list", l);
-    if (L[l].dep || L[l].sub) return fail(msg, len, "free link %d not cleared", l);
-    if (++free_links > g->link_top) return fail(msg, len, "free link list loops");
+  for (ac_id l = 1; l < g->link_top; l++) {
+    int is_free = !seen[l];
+    if (is_free && (L[l].dep || L[l].sub)) return fail(msg, len, "free link %d not cleared", l);
+    if (is_free != ac_idset_has(&g->free_links, l))
+      return fail(msg, len, "link %d: free %d but in the free set %d", l, is_free, !is_free);
+    free_links += is_free;
   }
+  if (g->link_top > 1 && !seen[g->link_top - 1]) return fail(msg, len, "top link %d is free", g->link_top - 1);
   if (free_links + g->live_links != g->link_top - 1)
     return fail(msg, len, "%d free + %d live links != %d slots", free_links, g->live_links, g->link_top - 1);
+  const char *e = check_idset(&g->free_nodes, g->node_top);
+  if (!e) e = check_idset(&g->free_links, g->link_top);
+  if (e) return fail(msg, len, "%s", e);
   return 0;
 }
 
