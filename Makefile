@@ -25,12 +25,17 @@ CTEST_SRC := src/core/test/test_core.c src/core/test/check.c
 CTEST_DEF := -DAC_TEST_ALLOC -Isrc/core -Isrc/core/test
 # the FFI declarations of the Lua side, generated from the headers
 CDEF      := lua/async/kernel/cdef.lua
+# async_bind (src/bind): a Lua C module, bind(fn, a, b) -> a C closure; the
+# kernel's effect disposers (Lua closures are not compiled by LuaJIT). Not
+# linked against LuaJIT: the host (luajit, nginx, asyncrt) provides the API.
+BIND_SRC  := src/bind/bind.c
+BIND_LIB  := $(BUILD)/async_bind.so
 
 .PHONY: all deps test check sanitize sanitize-c valgrind bench bench-core fuzz fuzz-core install uninstall clean \
         dev-env run help lint
 
 # the first target is the default goal: `make` and `luarocks make` build
-all: $(CORE_LIB) $(BUILD)/test_core $(BUILD)/asyncrt $(CDEF)
+all: $(CORE_LIB) $(BIND_LIB) $(BUILD)/test_core $(BUILD)/asyncrt $(CDEF)
 
 .PHONY: openresty-demo
 # nginx in the foreground (Debian's nginx-light + the Lua module) serving the
@@ -106,7 +111,15 @@ $(BUILD)/rt/boot.h: src/asyncrt/boot.lua src/asyncrt/embed.lua
 $(BUILD)/rt/%.o: src/asyncrt/%.c $(RT_HDR)
 	$(CC) $(WARN) $(CFLAGS) $(RT_INC) -DASYNCRT_LUV_VERSION='"$(LUV_VERSION)"' -c $< -o $@
 
-$(BUILD)/asyncrt: $(RT_SRC:src/asyncrt/%.c=$(BUILD)/rt/%.o) $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
+$(BIND_LIB): $(BIND_SRC)
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) -isystem $(LUAJIT_INC) -fPIC -shared -o $@ $<
+
+$(BUILD)/rt/bind.o: $(BIND_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -isystem $(LUAJIT_INC) -c $< -o $@
+
+$(BUILD)/asyncrt: $(RT_SRC:src/asyncrt/%.c=$(BUILD)/rt/%.o) $(BUILD)/rt/bind.o $(CORE_SRC:src/core/%.c=$(BUILD)/core/%.o)
 	$(CC) $(CFLAGS) -Wl,-E -o $@ $^ $(RT_LIBS)
 
 # HTTP shim (src/http): libhttp-parser and zlib behind a small C API for the
@@ -206,7 +219,7 @@ sanitize: sanitize-c $(BUILD)/rt/boot.h
 	$(CC) $(WARN) $(SAN_FLAGS) -fPIC -shared -o $(BUILD)/san/async_core.so $(CORE_SRC)
 	$(CC) $(WARN) $(SAN_FLAGS) -fPIC -shared -o $(BUILD)/san/async_http.so $(HTTP_SRC) $(HTTP_LIBS)
 	$(CC) $(WARN) $(SAN_FLAGS) $(RT_INC) -DASYNCRT_LUV_VERSION='"$(LUV_VERSION)"' -Wl,-E \
-	  -o $(BUILD)/san/asyncrt $(RT_SRC) $(CORE_SRC) $(HTTP_SRC) $(RT_LIBS) $(HTTP_LIBS)
+	  -o $(BUILD)/san/asyncrt $(RT_SRC) $(BIND_SRC) $(CORE_SRC) $(HTTP_SRC) $(RT_LIBS) $(HTTP_LIBS)
 	$(SAN_PRELOAD) LEAK_REQUESTS=20000 \
 	  ASYNC_CORE_LIB=$(CURDIR)/$(BUILD)/san/async_core.so ASYNC_HTTP_LIB=$(CURDIR)/$(BUILD)/san/async_http.so \
 	  busted --lua=luajit -o utfTerminal --exclude-tags=loop \
@@ -270,11 +283,13 @@ install: all
 	done
 	install -m 0644 client/async.js $(DESTDIR)$(LUADIR)/async/server/client.js
 	install -m 0755 $(CORE_LIB) $(DESTDIR)$(LIBDIR)/async_core.so
+	install -m 0755 $(BIND_LIB) $(DESTDIR)$(LIBDIR)/async_bind.so
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BUILD)/asyncrt $(DESTDIR)$(BINDIR)/asyncrt
 
 uninstall:
-	rm -rf $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)/async_core.so $(DESTDIR)$(BINDIR)/asyncrt
+	rm -rf $(DESTDIR)$(LUADIR)/async $(DESTDIR)$(LIBDIR)/async_core.so $(DESTDIR)$(LIBDIR)/async_bind.so \
+	  $(DESTDIR)$(BINDIR)/asyncrt
 
 clean:
 	rm -rf $(BUILD) $(CDEF)

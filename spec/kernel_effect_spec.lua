@@ -257,6 +257,68 @@ describe("Effects rule 4: disposal is idempotent; disposed in a batch does not r
     assert.equal(50, runs)
   end)
 
+  it("its dispose function is a C function bound to the effect (async_bind), idempotent", function()
+    -- src/bind/bind.c: a Lua closure would keep Async.effect from compiling
+    local a = Async.signal(1)
+    local runs = 0
+    local dispose = Async.effect(function() a(); runs = runs + 1 end)
+    assert.equal("function", type(dispose))
+    assert.equal("C", debug.getinfo(dispose, "S").what)
+    assert.same({}, { dispose() })
+    dispose()
+    a:set(2)
+    assert.equal(1, runs)
+  end)
+
+  it("a cleanup that yields under the dispose function raises in the yielding coroutine; the effect is gone", function()
+    -- the dispose function is a C function: a yield cannot cross it
+    local a = Async.signal(1)
+    local runs = 0
+    local dispose = Async.effect(function()
+      a()
+      runs = runs + 1
+      return function() coroutine.yield("from a cleanup") end
+    end)
+    local co = coroutine.create(function() return pcall(dispose) end)
+    local ok, pok, err = coroutine.resume(co)
+    assert.is_true(ok)
+    assert.is_false(pok)
+    assert.matches("attempt to yield across C%-call boundary", tostring(err))
+    assert.equal("dead", coroutine.status(co))
+    a:set(2)
+    assert.equal(1, runs)
+  end)
+
+  it("without the async_bind module, dispose functions are Lua closures and work the same", function()
+    -- a fresh process whose require("async_bind") fails
+    local code = [[
+      package.preload.async_bind = function() error("no async_bind here") end
+      local Async = require("async")
+      local a, runs = Async.signal(1), 0
+      local d = Async.effect(function() a(); runs = runs + 1 end)
+      assert(debug.getinfo(d, "S").what == "Lua")
+      local stale = {}
+      for i = 1, 20 do stale[i] = Async.effect(function() a() end) end
+      for i = 1, 20 do stale[i]() end
+      local live = Async.effect(function() a(); runs = runs + 1 end)
+      for i = 1, 20 do stale[i]() end
+      d(); d()
+      a:set(2)
+      assert(runs == 3, runs)
+      live()
+      io.write("fallback ok")
+    ]]
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(code)
+    f:close()
+    local p = assert(io.popen("luajit " .. path .. " 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    os.remove(path)
+    assert.equal("fallback ok", out)
+  end)
+
   it("an effect disposed during a batch does not run", function()
     local a = Async.signal(1)
     local runs = 0

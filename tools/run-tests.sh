@@ -160,10 +160,13 @@ if t=$(limit rock "$ALL_LIMIT") && LUAROCKS_CONFIG=tools/luarocks-luajit.lua tim
    (cd / && LUA_PATH="$tree/share/lua/5.1/?.lua;$tree/share/lua/5.1/?/init.lua;;" \
       LUA_CPATH="$tree/lib/lua/5.1/?.so;;" \
       luajit -e 'local A = require("async"); local s = A.signal(1); local c = A.computed(function() return s() + 1 end);
-                 assert(c() == 2); s:set(5); assert(c() == 6); print("rock ok: " .. package.searchpath("async", package.path))') \
+                 assert(c() == 2); s:set(5); assert(c() == 6)
+                 assert(debug.getinfo(A.effect(function() end), "S").what == "C", "async_bind not installed")
+                 print("rock ok: " .. package.searchpath("async", package.path))') \
       >> "$logdir/rock.log" 2>&1 &&
    (cd / && env -u LUA_PATH -u LUA_CPATH TREE="$tree" "$tree/bin/asyncrt" -e 'local A = require("async")
       assert(A.signal(2)() == 2); local p = package.searchpath("async", package.path)
+      assert(debug.getinfo(A.effect(function() end), "S").what == "C", "async_bind not linked in")
       assert(p:find(os.getenv("TREE"), 1, true) == 1, p); print("rock asyncrt ok: " .. p)') >> "$logdir/rock.log" 2>&1; then
   add 1 0; tail -1 "$logdir/rock.log"
 else

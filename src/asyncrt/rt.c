@@ -349,6 +349,8 @@ static int rt_setup(lua_State *L)
   lua_setfield(L, -2, "luv");
   lua_pushcfunction(L, rt_open_uv);
   lua_setfield(L, -2, "uv");
+  lua_pushcfunction(L, luaopen_async_bind);   /* src/bind/bind.c, linked in */
+  lua_setfield(L, -2, "async_bind");
   lua_pop(L, 1);
   lua_getfield(L, -1, "loaded");
 

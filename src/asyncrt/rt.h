@@ -40,4 +40,7 @@ void rt_atexit(void);
 /* Exit status forced by a failure (1) or a signal (128+n); 0 if none. */
 int rt_forced_status(void);
 
+/* The async_bind module (src/bind/bind.c), linked in and preloaded. */
+int luaopen_async_bind(lua_State *L);
+
 #endif
