@@ -121,14 +121,14 @@ ac_id ac_node_new(ac_graph *g, int kind, ac_id owner, int32_t sched);
    children are freed with it (no order is reported). Never allocates.
    AC_OK or AC_BAD_ID (also for an id already freed: freeing twice is safe). */
 int ac_node_free(ac_graph *g, ac_id id);
-/* Gives back the memory of a past peak: the node and link arrays (and the
-   buffers sized with them) shrink to the smallest power of two >= 64 that
-   holds their tops, when that is at most a quarter of their capacity (free
-   slots are handed out lowest first, so the tops come down as a peak's
-   nodes are freed). Sets node_peak to node_top. Moves g->nodes and g->links:
-   call it only where no pointer into them is held (no pull open). AC_OK;
-   AC_OOM when a smaller copy could not be allocated (nothing changed then,
-   or only some arrays shrank: the graph stays valid either way). */
+/* Gives back the memory of a past peak: the link array and its free-slot
+   bitmap shrink to the smallest power of two >= 64 that holds link_top, when
+   that is at most a quarter of their size (free slots are handed out lowest
+   first, so the tops come down as a peak's nodes and links are freed). The
+   node array keeps its capacity (ids held by the embedder stay in bounds). Sets
+   node_peak to node_top. Moves g->links: call it only with no pull open.
+   AC_OK; AC_OOM when a smaller copy could not be allocated (the graph stays
+   valid). */
 int ac_trim(ac_graph *g);
 /* Disposes `id` and everything it owns: children first, newest child first.
    Writes the disposed ids in that order to g->out and returns their count.

@@ -166,22 +166,16 @@ static int shrink(ac_graph *g, void **arr, int32_t *cap, int32_t ncap, size_t si
   return 1;
 }
 
-/* Gives back the memory of a past peak; see core.h. The bitmaps shrink
-   first (a failed shrink of an array after them leaves a bitmap covering
-   more than its array, which is harmless); marks and out keep their
-   invariants (marks_cap >= node_cap, out_cap >= node_top). */
+/* Gives back the memory of a past peak; see core.h. The node array (and
+   its bitmap, 1 bit a slot) keeps its capacity: the embedder holds node ids that outlive their nodes (queued
+   jobs, held lists, logs) and reads their flags without a bounds check, which
+   stays safe only while every id it ever had stays inside the array. Link ids
+   never leave the core outside a pull (and no pull is open here). */
 int ac_trim(ac_graph *g) {
   if (g->pull_len) return AC_OK;
   int ok = 1;
-  int32_t ncap = fit_cap(g->node_top);
-  if (ncap * 4 <= g->node_cap) {
-    ok = ac_idset_resize(g, &g->free_nodes, ncap) &&
-         shrink(g, (void **)&g->nodes, &g->node_cap, ncap, sizeof(ac_node)) &&
-         (g->out_cap <= ncap || shrink(g, (void **)&g->out, &g->out_cap, ncap, sizeof(ac_id))) &&
-         (g->marks_cap <= ncap || shrink(g, (void **)&g->marks, &g->marks_cap, ncap, sizeof(ac_id)));
-  }
   int32_t lcap = fit_cap(g->link_top);
-  if (ok && lcap * 4 <= g->link_cap) {
+  if (lcap * 4 <= g->link_cap) {
     ok = ac_idset_resize(g, &g->free_links, lcap) &&
          shrink(g, (void **)&g->links, &g->link_cap, lcap, sizeof(ac_edge));
   }

@@ -408,12 +408,16 @@ local function sweep_step(budget)
   local id = sweep_pos
   if id > top then id = 1 end
   for _ = 1, budget do
-    local f = nodes[id].flags
-    -- kinds SIGNAL and COMPUTED, not FREE, handle collected
-    if rshift(f, KIND_SHIFT) <= K_COMPUTED and band(f, FREE) == 0 and handle_of[id] == nil then
-      -- not a count taken before the loop: a GC step inside it may run
-      -- finalizers (async signals, roots) that append to the list too
-      to_free[#to_free + 1] = id
+    -- handle collected, kind SIGNAL or COMPUTED, not FREE. handle_of is
+    -- read first: it is a Lua array (8 bytes a slot), the node's flags a
+    -- 48-byte stride of the C array; live handles stop at the first test.
+    if handle_of[id] == nil then
+      local f = nodes[id].flags
+      if rshift(f, KIND_SHIFT) <= K_COMPUTED and band(f, FREE) == 0 then
+        -- not a count taken before the loop: a GC step inside it may run
+        -- finalizers (async signals, roots) that append to the list too
+        to_free[#to_free + 1] = id
+      end
     end
     id = id + 1
     if id > top then id = 1 end
@@ -499,9 +503,13 @@ local function collect()
   for i = 1, n do
     local id = list[i]
     C.ac_node_free(G, id)
-    vals[id], seen[id], fns[id], eqs[id] = nil, nil, nil, nil
-    local h = home_at(id)
-    if h then h[id] = nil; home_of[id] = nil end
+    -- only keys that are there: storing nil to a missing key inserts it
+    -- (LuaJIT's newkey), and into a full hash part that is a rehash
+    -- (docs/kernel.md, "Ids and the tables after a peak")
+    if vals[id] ~= nil then vals[id] = nil end
+    if seen[id] ~= nil then seen[id] = nil end
+    if fns[id] ~= nil then fns[id] = nil end
+    if eqs[id] ~= nil then eqs[id] = nil end
   end
   local peak = G.node_peak
   if peak >= COMPACT_MIN and G.node_top * 4 <= peak then compact_tables() end
@@ -1192,13 +1200,19 @@ local function dispose_tree(id, children_only)
     local d = ids[i]
     local tok = owned[d]
     if tok then tok.disposed = true; owned[d] = nil end
-    effect_serial[d], sched_of[d] = nil, nil
-    pending[i] = cleanups[d]
-    cleanups[d], fns[d], vals[d] = nil, nil, nil
+    -- only keys that are there (see collect: a nil store to a missing key
+    -- inserts it)
+    if effect_serial[d] ~= nil then effect_serial[d] = nil end
+    if sched_of[d] ~= nil then sched_of[d] = nil end
+    local cl = cleanups[d]
+    pending[i] = cl
+    if cl ~= nil then cleanups[d] = nil end
+    if fns[d] ~= nil then fns[d] = nil end
+    if vals[d] ~= nil then vals[d] = nil end
     local h = home_at(d)
     if h then
-      h[d] = nil
-      h[-d] = nil
+      if h[d] ~= nil then h[d] = nil end
+      if cl ~= nil then h[-d] = nil end
       home_of[d] = nil
     end
   end
@@ -1411,7 +1425,7 @@ function _M.effect(fn, opts)
     sched = opts.scheduler or sched
     root = opts.root
   end
-  before_new()
+  before_new_handle()
   local own = owner
   if own < 0 then own = owner_node() end
   local h = home_for(root, own)
