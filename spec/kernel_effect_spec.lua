@@ -310,7 +310,8 @@ describe("Effects rule 4: disposal is idempotent; disposed in a batch does not r
     ]]
     local path = os.tmpname()
     local f = assert(io.open(path, "w"))
-    f:write(code)
+    -- the child finds the tree as this process does (busted sets the paths)
+    f:write(("package.path = %q\npackage.cpath = %q\n"):format(package.path, package.cpath), code)
     f:close()
     local p = assert(io.popen("luajit " .. path .. " 2>&1"))
     local out = p:read("*a")
