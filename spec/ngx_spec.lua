@@ -71,7 +71,8 @@ local SERVER = [[
         local dispose = Async.effect(function() seen[#seen + 1] = b() end)
         Async.batch(function() a:set(3); a:set(4) end)
         dispose()
-        ngx.say(b(), " ", table.concat(seen, ","))
+        -- the effect's dispose function comes from async_bind (a C closure)
+        ngx.say(b(), " ", table.concat(seen, ","), " ", debug.getinfo(dispose, "S").what)
       }
     }
     location = /stats {
@@ -314,10 +315,10 @@ describe_ngx("OpenResty: apps inside nginx's Lua module", function()
     srv:check_log()
   end)
 
-  it("runs the kernel: computeds, effects, batches, the C core through the FFI", function()
+  it("runs the kernel: computeds, effects, batches, the C core through the FFI, async_bind", function()
     local r = srv:get("/kernel")
     assert.equal(200, r.status)
-    assert.equal("84 42,84\n", r.body)
+    assert.equal("84 42,84 C\n", r.body)
   end)
 
   describe("every endpoint answers the bytes Async.serve sends", function()
