@@ -93,8 +93,13 @@ local function split_url(url)
     query = sub(url, q + 1)
     url = sub(url, 1, q - 1)
   end
-  local rest = match(url, "^%a[%w+.-]*://[^/]*(.*)$")
-  if rest then url = rest end
+  -- an absolute URL's scheme and host are dropped; a path ("/...", the
+  -- common case) skips the pattern (string.match is not compiled: it ends
+  -- the trace)
+  if byte(url, 1) ~= 47 then
+    local rest = match(url, "^%a[%w+.-]*://[^/]*(.*)$")
+    if rest then url = rest end
+  end
   if url == "" then url = "/" end
   return url, query
 end
