@@ -446,9 +446,9 @@ local dispose_dropped  -- below: disposes the scopes of collected roots
 -- before the peak). The core hands out the lowest free id, so the live ids
 -- stay packed and node_top comes down as a peak's nodes are freed; once it
 -- is at most a quarter of the peak, the tables are rebuilt over
--- [0, node_top), which costs O(node_top), not O(peak), and the core's
--- arrays are trimmed (ac_trim). Entries at or above node_top belong to
--- freed nodes. (docs/kernel.md, "Ids and the tables after a peak")
+-- [0, node_top), which costs O(node_top), not O(peak), and the core trims
+-- its link array (ac_trim). Entries at or above node_top belong to freed
+-- nodes. (docs/kernel.md, "Ids and the tables after a peak")
 local COMPACT_MIN = 65536   -- a peak below this many slots is kept
 local compact_hooks = {}    -- modules holding an id-indexed table: fn(top)
 
@@ -479,6 +479,13 @@ local function compact_tables()
   C.ac_trim(G)   -- also when it runs out of memory: the graph stays valid
 end
 
+-- after frees: a peak given back (effects and scopes are freed by their
+-- dispose, signals and computeds by collect)
+local function maybe_compact()
+  local peak = G.node_peak
+  if peak >= COMPACT_MIN and G.node_top * 4 <= peak then compact_tables() end
+end
+
 local function collect()
   if active ~= 0 or G.pull_len ~= 0 then return end
   if renotify[1] ~= nil then
@@ -491,11 +498,7 @@ local function collect()
   -- runs between the sweep and the frees below
   if gc_ended then sweep_handles() end
   local list = to_free
-  if list[1] == nil then
-    local peak = G.node_peak   -- a peak of effects and scopes, freed by their dispose
-    if peak >= COMPACT_MIN and G.node_top * 4 <= peak then compact_tables() end
-    return
-  end
+  if list[1] == nil then return maybe_compact() end
   -- swap before counting: allocating the new list can run a GC step whose
   -- finalizers still append to `list` (counting first lost those ids)
   to_free = {}
@@ -511,8 +514,7 @@ local function collect()
     if fns[id] ~= nil then fns[id] = nil end
     if eqs[id] ~= nil then eqs[id] = nil end
   end
-  local peak = G.node_peak
-  if peak >= COMPACT_MIN and G.node_top * 4 <= peak then compact_tables() end
+  maybe_compact()
 end
 
 -- The safe point before a node is made: deferred frees (and, after a GC
