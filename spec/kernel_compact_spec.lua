@@ -17,17 +17,7 @@ local function settle()
   Async.collect_garbage()
 end
 
--- a peak of `n` signals, computeds and effects, all dropped before return
-local function peak(n)
-  local dispose = Async.scope(function()
-    for _ = 1, n / 3 do
-      local s = Async.signal(1)
-      local c = Async.computed(function() return s() + 1 end)
-      Async.effect(function() c() end)
-    end
-  end)
-  dispose()
-end
+local peak = require("support.peak")   -- a peak of n nodes, dropped
 
 describe("the kernel after a peak of nodes", function()
   it("rebuilds its tables and trims the core; what lived through the peak works as before", function()

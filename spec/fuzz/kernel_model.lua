@@ -44,6 +44,7 @@ if is_script then util.script_paths() end
 
 local Async = require("async")
 local G = require("async.kernel.core").G
+local make_peak = require("support.peak")
 local I = require("async.kernel.graph")._internal
 local compactions, compacted = 0, 0
 I.on_compact(function() compactions = compactions + 1 end)
@@ -469,14 +470,7 @@ local function one(r)
         if n <= 200000 then
           local prev = I.set_compact_min(128)
           local before = compactions
-          local d = Async.scope(function()
-            for _ = 1, n / 3 do
-              local s = Async.signal(1)
-              local c = Async.computed(function() return s() + 1 end)
-              Async.effect(function() c() end)
-            end
-          end)
-          d()
+          make_peak(n)
           Async.collect_garbage()
           I.set_compact_min(prev)
           if compactions > before and not counts.compact then
