@@ -31,6 +31,7 @@ int ac_idset_resize(ac_graph *g, ac_idset *s, int32_t cap);
 void ac_idset_free(ac_idset *s);
 void ac_idset_put(ac_idset *s, int32_t i);
 void ac_idset_take(ac_idset *s, int32_t i);
+void ac_idset_release(ac_idset *s, int32_t i, int32_t *top);
 int32_t ac_idset_lowest(const ac_idset *s);
 int ac_idset_has(const ac_idset *s, int32_t i);
 int ac_grow(ac_graph *g, void **arr, int32_t *cap, int32_t need, size_t size);

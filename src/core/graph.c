@@ -167,10 +167,11 @@ static int shrink(ac_graph *g, void **arr, int32_t *cap, int32_t ncap, size_t si
 }
 
 /* Gives back the memory of a past peak; see core.h. The node array (and
-   its bitmap, 1 bit a slot) keeps its capacity: the embedder holds node ids that outlive their nodes (queued
-   jobs, held lists, logs) and reads their flags without a bounds check, which
-   stays safe only while every id it ever had stays inside the array. Link ids
-   never leave the core outside a pull (and no pull is open here). */
+   its bitmap, 1 bit a slot) keeps its capacity: the embedder holds node ids
+   that outlive their nodes (queued jobs, held lists, logs) and reads their
+   flags without a bounds check, which stays safe only while every id it
+   ever had stays inside the array. Link ids never leave the core outside a
+   pull (and no pull is open here). */
 int ac_trim(ac_graph *g) {
   if (g->pull_len) return AC_OK;
   int ok = 1;
@@ -201,21 +202,6 @@ static ac_id link_alloc(ac_graph *g) {
   return l;
 }
 
-/* Frees the cleared link slot `l`; a freed top slot brings link_top down
-   past every free slot below it (a cleared slot has sub == 0). */
-static void link_release(ac_graph *g, ac_id l) {
-  g->live_links--;
-  if (l != g->link_top - 1) {
-    ac_idset_put(&g->free_links, l);
-    return;
-  }
-  while (l > 1 && g->links[l - 1].sub == 0) {
-    l--;
-    ac_idset_take(&g->free_links, l);
-  }
-  g->link_top = l;
-}
-
 /* Unlinks `l` from both lists and frees it. Returns the dep when the dep is a
    computed that just lost its last subscriber (the caller detaches it). */
 static ac_id unlink_one(ac_graph *g, ac_id l) {
@@ -229,7 +215,8 @@ static ac_id unlink_one(ac_graph *g, ac_id l) {
   if (ns) L[ns].prev_sub = ps; else N[dep].subs_tail = ps;
   if (ps) L[ps].next_sub = ns; else N[dep].subs = ns;
   memset(&L[l], 0, sizeof L[l]);
-  link_release(g, l);
+  g->live_links--;
+  ac_idset_release(&g->free_links, l, &g->link_top);
   if (!N[dep].subs && AC_KIND(N[dep].flags) == AC_COMPUTED) return dep;
   return 0;
 }
@@ -682,17 +669,7 @@ static void node_release(ac_graph *g, ac_id id) {
   memset(n, 0, sizeof *n);
   n->flags = AC_FREE | AC_DISPOSED;
   g->live_nodes--;
-  if (id == g->node_top - 1) {
-    /* the top comes down past every free slot below it */
-    int32_t top = id;
-    while (top > 1 && (g->nodes[top - 1].flags & AC_FREE)) {
-      top--;
-      ac_idset_take(&g->free_nodes, top);
-    }
-    g->node_top = top;
-  } else {
-    ac_idset_put(&g->free_nodes, id);
-  }
+  ac_idset_release(&g->free_nodes, id, &g->node_top);
 }
 
 /* Releases the subtree of `id` children first, newest child first, appending

@@ -104,6 +104,22 @@ void ac_idset_take(ac_idset *s, int32_t i) {
   }
 }
 
+/* Frees slot `i` of an array whose slots in use are all below `*top`: when
+   `i` is the highest one, `*top` comes down past it and every free slot
+   below it (which leave the set: the set holds free slots below the top
+   only); otherwise `i` joins the set. Amortised O(levels). */
+void ac_idset_release(ac_idset *s, int32_t i, int32_t *top) {
+  if (i != *top - 1) {
+    ac_idset_put(s, i);
+    return;
+  }
+  while (i > 1 && ac_idset_has(s, i - 1)) {
+    i--;
+    ac_idset_take(s, i);
+  }
+  *top = i;
+}
+
 /* The lowest free slot, or 0 when none is free (slot 0 is never free). */
 int32_t ac_idset_lowest(const ac_idset *s) {
   if (!s->levels) return 0;
