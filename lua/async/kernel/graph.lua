@@ -452,6 +452,13 @@ local dispose_dropped  -- below: disposes the scopes of collected roots
 local COMPACT_MIN = 65536   -- a peak below this many slots is kept
 local compact_hooks = {}    -- modules holding an id-indexed table: fn(top)
 
+-- t[k] = nil only when the key is there: storing nil to a missing key
+-- inserts it (LuaJIT's newkey), and into a full hash part that is a rehash
+-- (docs/kernel.md, "Ids and the tables after a peak")
+local function drop(t, k)
+  if t[k] ~= nil then t[k] = nil end
+end
+
 local function copy_ids(t, top, mt)
   local n = {}
   for id = 0, top - 1 do
@@ -506,29 +513,18 @@ local function collect()
   for i = 1, n do
     local id = list[i]
     C.ac_node_free(G, id)
-    -- only keys that are there: storing nil to a missing key inserts it
-    -- (LuaJIT's newkey), and into a full hash part that is a rehash
-    -- (docs/kernel.md, "Ids and the tables after a peak")
-    if vals[id] ~= nil then vals[id] = nil end
-    if seen[id] ~= nil then seen[id] = nil end
-    if fns[id] ~= nil then fns[id] = nil end
-    if eqs[id] ~= nil then eqs[id] = nil end
+    drop(vals, id); drop(seen, id); drop(fns, id); drop(eqs, id)
   end
   maybe_compact()
 end
 
--- The safe point before a node is made: deferred frees (and, after a GC
--- cycle, a sweep step) run here, so the new node may take a freed slot.
+-- The safe point before a node is made: while a sweep pass is open it goes
+-- on by SWEEP_PER_MADE slots, keeping pace with what is made; then deferred
+-- frees (and, after a GC cycle, a sweep step) run, so the new node may take
+-- a freed slot.
 local function before_new()
-  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
-end
-
--- The same before a signal or computed (a handle): while a sweep pass is
--- open it goes on by SWEEP_PER_MADE slots first, keeping pace with what is
--- made (what it finds is freed by collect, and its slot reused).
-local function before_new_handle()
   if sweep_left > 0 then sweep_step(SWEEP_PER_MADE) end
-  before_new()
+  if gc_ended or to_free[1] ~= nil or to_dispose[1] ~= nil then collect() end
 end
 
 -- the home for a node made now: the root's if one is given, else its
@@ -855,7 +851,7 @@ end
 --- A source value.
 function _M.signal(value, opts)
   local eq = check_opts(opts, "signal")
-  before_new_handle()
+  before_new()
   local id = C.ac_node_new(G, K_SIGNAL, 0, -1)
   if id <= 0 then fail(id, "creating a signal") end
   vals[id], seen[id] = value, value
@@ -969,7 +965,7 @@ function _M.computed(fn, opts)
     errors.argument("computed expects a function, got " .. type(fn))
   end
   local eq = check_opts(opts, "computed")
-  before_new_handle()
+  before_new()
   local id = C.ac_node_new(G, K_COMPUTED, 0, -1)
   if id <= 0 then fail(id, "creating a computed") end
   fns[id] = fn
@@ -1202,18 +1198,13 @@ local function dispose_tree(id, children_only)
     local d = ids[i]
     local tok = owned[d]
     if tok then tok.disposed = true; owned[d] = nil end
-    -- only keys that are there (see collect: a nil store to a missing key
-    -- inserts it)
-    if effect_serial[d] ~= nil then effect_serial[d] = nil end
-    if sched_of[d] ~= nil then sched_of[d] = nil end
+    drop(effect_serial, d); drop(sched_of, d); drop(fns, d); drop(vals, d)
     local cl = cleanups[d]
     pending[i] = cl
     if cl ~= nil then cleanups[d] = nil end
-    if fns[d] ~= nil then fns[d] = nil end
-    if vals[d] ~= nil then vals[d] = nil end
     local h = home_at(d)
     if h then
-      if h[d] ~= nil then h[d] = nil end
+      drop(h, d)
       if cl ~= nil then h[-d] = nil end
       home_of[d] = nil
     end
@@ -1427,7 +1418,7 @@ function _M.effect(fn, opts)
     sched = opts.scheduler or sched
     root = opts.root
   end
-  before_new_handle()
+  before_new()
   local own = owner
   if own < 0 then own = owner_node() end
   local h = home_for(root, own)
@@ -1623,6 +1614,9 @@ function internal.vals() return vals end
 -- (entries at or above `top` belong to freed nodes): a module that holds
 -- such a table, or internal.vals(), takes the new one or rebuilds its own.
 function internal.on_compact(fn) compact_hooks[#compact_hooks + 1] = fn end
+--- copy_ids(t, top, mt): a new table with t's entries at ids [0, top), for
+-- such a module's own rebuild
+internal.copy_ids = copy_ids
 --- Sets the smallest peak (in node slots) that is given back; returns the
 -- previous one (the model checker lowers it to rebuild the tables often).
 function internal.set_compact_min(n)

@@ -34,12 +34,7 @@ local asyncs = setmetatable({}, WEAK_V)   -- node id -> async signal
 -- `top` belong to freed nodes): take its new value table, rebuild this one
 I.on_compact(function(top)
   vals = I.vals()
-  local n = {}
-  for id = 1, top - 1 do
-    local a = asyncs[id]
-    if a ~= nil then n[id] = a end
-  end
-  asyncs = setmetatable(n, WEAK_V)
+  asyncs = I.copy_ids(asyncs, top, WEAK_V)
 end)
 
 local AsyncSignal = {}
