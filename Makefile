@@ -31,7 +31,7 @@ CDEF      := lua/async/kernel/cdef.lua
 BIND_SRC  := src/bind/bind.c
 BIND_LIB  := $(BUILD)/async_bind.so
 
-.PHONY: all deps test check sanitize sanitize-c valgrind bench bench-core fuzz fuzz-core install uninstall clean \
+.PHONY: all deps test check sanitize sanitize-c valgrind bench bench-luajit-patch bench-core fuzz fuzz-core install uninstall clean \
         dev-env run help lint
 
 # the first target is the default goal: `make` and `luarocks make` build
@@ -234,6 +234,8 @@ bench: all
 	@tools/deps.sh bench || true
 	@echo "== kernel: js-reactivity-benchmark shapes vs alien-signals and preact (docs/performance.md)"
 	$(LUAENV) luajit bench/run.lua
+	@echo "== the LuaJIT limit behind the kernel's slow processes: a pcall target called from the interpreter (docs/performance.md)"
+	$(LUAENV) luajit bench/luajit/pcall_target.lua
 	@echo "== templates vs hand-written concatenation and lua-cosmo"
 	$(LUAENV) luajit bench/template.lua
 	@echo "== router: 1,000 routes"
@@ -271,6 +273,23 @@ run:
 	@$(MAKE) --no-print-directory all
 	@echo "== the examples' gallery: open http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	@HOST=$(HOST) PORT=$(PORT) $(BUILD)/asyncrt examples/gallery.lua
+
+# The LuaJIT change docs/performance.md proposes ("LuaJIT limits in the way"),
+# measured: Debian's luajit2 source with tools/luajit/pcall-return.patch,
+# built into build/luajit-patched/ (fetched from deb.debian.org, checked
+# against the source package's sha256), then the reproduction on both
+# LuaJITs and the kernel table (with its peers) on the patched one.
+# Debian's Lua modules (cjson, luv) are added to the patched build's paths.
+PATCHED_PATHS := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(CURDIR)/$(BUILD)/luajit-patched/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" \
+                 LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;/usr/lib/$(shell gcc -print-multiarch)/lua/5.1/?.so;/usr/local/lib/lua/5.1/?.so"
+bench-luajit-patch: all
+	@tools/deps.sh bench || true
+	tools/luajit-patched.sh
+	@echo "== the reproduction on Debian's luajit, then on the patched build"
+	$(LUAENV) luajit bench/luajit/pcall_target.lua
+	$(PATCHED_PATHS) $(BUILD)/luajit-patched/luajit bench/luajit/pcall_target.lua
+	@echo "== the kernel table on the patched build (make bench runs it on Debian's luajit)"
+	$(PATCHED_PATHS) $(BUILD)/luajit-patched/luajit bench/run.lua
 
 dev-env:
 	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
