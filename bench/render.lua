@@ -378,6 +378,19 @@ local function rate(fn, prep)
   end
 end
 
+-- KB allocated per call (the collector stopped over 50 calls, after 200)
+local function alloc_kb(fn, prep)
+  if prep then prep(250) end
+  for _ = 1, 200 do fn() end
+  collectgarbage()
+  collectgarbage("stop")
+  local k0 = collectgarbage("count")
+  for _ = 1, 50 do fn() end
+  local kb = (collectgarbage("count") - k0) / 50
+  collectgarbage("restart")
+  return kb
+end
+
 -- best of 3 interleaved rounds per variant
 local function best(variants)
   local out = {}
@@ -454,8 +467,8 @@ if ONLY then
   error("unknown page " .. ONLY)
 end
 
-print(fmt("%-14s %10s %10s %10s %10s   %s", "page", "floor", "request", "render", "cosmo",
-  "ratios to the floor (request / render / cosmo)"))
+print(fmt("%-14s %10s %10s %10s %10s   %-44s %s", "page", "floor", "request", "render", "cosmo",
+  "ratios to the floor (request / render / cosmo)", "KB allocated per page (floor / render)"))
 local sizes = {}
 for _, page in ipairs(pages) do
   local rt = Async.create_app(page.app, { env = "production" })
@@ -483,8 +496,9 @@ for _, page in ipairs(pages) do
     { "floor", page.floor }, { "request", request }, { "render", render, page.fresh and prep or nil },
     cosmo_fn and { "cosmo", cosmo_fn } or nil,
   })
-  print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %.2fx / %.2fx / %s", page.name, r.floor, r.request, r.render,
-    r.cosmo and fmt("%.0f", r.cosmo) or "n/a", r.floor / r.request, r.floor / r.render,
-    r.cosmo and fmt("%.2fx", r.floor / r.cosmo) or "n/a"))
+  local kb_floor, kb_render = alloc_kb(page.floor), alloc_kb(render, page.fresh and prep or nil)
+  print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %-44s %.1f / %.1f", page.name, r.floor, r.request, r.render,
+    r.cosmo and fmt("%.0f", r.cosmo) or "n/a", fmt("%.2fx / %.2fx / %s", r.floor / r.request, r.floor / r.render,
+    r.cosmo and fmt("%.2fx", r.floor / r.cosmo) or "n/a"), kb_floor, kb_render))
 end
 print(fmt("(pages/s, best of 3 rounds of %.1f s; bytes: %s; goal: render within 1.5x)", BUDGET, concat(sizes, ", ")))

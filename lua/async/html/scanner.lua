@@ -1273,6 +1273,16 @@ fill = function(plan, resolve)
 end
 _M.fill = fill
 
+--- fill's pieces, not joined: returns buf, n with the HTML in buf[first + 1
+-- .. n] (the caller puts what goes before into buf[1 .. first] and after
+-- into buf[n + 1 ...], and joins once: a page is not copied twice).
+function _M.fill_pieces(plan, resolve, first)
+  local buf = tnew((rawget(plan, "_fill_n") or 0) + first + 2, 0)
+  local n = fill_into(plan, resolve, buf, first)
+  plan._fill_n = n - first
+  return buf, n
+end
+
 -- ===== BINDINGS =====
 
 -- What a plan names: { signals = {path...}, handlers = {name...}, server = {id...},
@@ -1580,6 +1590,13 @@ function _M.fill_node(node, cx, size)
   local buf = tnew(size or 0, 0)
   local n = emit_node(node, cx, buf, 0)
   return concat(buf, "", 1, n), n
+end
+
+--- fill_node's pieces, not joined (as fill_pieces): buf, n with the HTML in
+-- buf[first + 1 .. n].
+function _M.fill_node_pieces(node, cx, size, first)
+  local buf = tnew((size or 0) + first + 2, 0)
+  return buf, emit_node(node, cx, buf, first)
 end
 
 _M._compile_raw = compile

@@ -816,20 +816,22 @@ local function parts_check(rt, res)
   return st
 end
 
---- Fills the checked node by parts (override: none).
-local function parts_fill(rt, res, st)
+--- Fills the checked node by parts (override: none) into a new buffer:
+-- returns buf, n with the HTML in buf[first + 1 .. n] (scanner.fill_pieces).
+local function parts_pieces(rt, res, st, first)
   local node = res.node
   local t = rawget(node, 0)
   local ps = st.ps
   st.resolve = parts_resolve   -- st is the fill's cx too (cfg, resolve)
   local prev = CUR
   CUR = { rt = rt, map = st.map, by_slot = ps.by_slot, paths = ps.paths, read = {}, slow = nil }
-  local ok, html, n = pcall(scanner.fill_node, node, st, t and t.fill_n)
+  local ok, buf, n = pcall(scanner.fill_node_pieces, node, st, t and t.fill_n, first)
   CUR = prev
-  if not ok then error(html, 0) end
-  if t then t.fill_n = n end
+  if not ok then error(buf, 0) end
+  if t then t.fill_n = n - first end
   counts.parts = counts.parts + 1
   if _M.verify_parts then   -- the whole-HTML path must give the same bytes
+    local html = concat(buf, "", first + 1, n)
     local plan = scanner.compile(tostring(node), { prefixes = rt.opts.attributes })
     local _, shape = check_plan(rt, plan, nil, signature(rt))
     local want = scanner.fill(plan, shape_resolver(rt, shape))
@@ -837,7 +839,13 @@ local function parts_fill(rt, res, st)
       errors.raise("render-parts-mismatch", "render: filled by parts:\n" .. html .. "\nread whole:\n" .. want)
     end
   end
-  return html
+  return buf, n
+end
+
+--- The same, joined: the HTML.
+local function parts_fill(rt, res, st)
+  local buf, n = parts_pieces(rt, res, st, 0)
+  return concat(buf, "", 1, n)
 end
 
 local function compile_or_fail(rt, html, name)
@@ -870,6 +878,16 @@ end
 local function fill(rt, res, plan, shape, override)
   if not plan then return res.html end
   return scanner.fill(plan, shape_resolver(rt, shape, override))
+end
+
+-- fill's pieces (scanner.fill_pieces): buf, n with the HTML in buf[first + 1 .. n]
+local function fill_pieces(rt, res, plan, shape, override, first)
+  if not plan then
+    local buf = { }
+    buf[first + 1] = res.html
+    return buf, first + 1
+  end
+  return scanner.fill_pieces(plan, shape_resolver(rt, shape, override), first)
 end
 
 -- ===== the request: route -> partial -> waiting -> HTML =====
@@ -967,24 +985,27 @@ function _M.render(self, url, opts)
     if #left > 0 then override = time_out(self, left, timeout) end
     pump(self)
   end
-  local fragment
+  -- the page is joined once: buf[1] the section's open tag, then the
+  -- fragment, the close tag and the snapshot
+  local buf, n
   if st and not override then
-    fragment = parts_fill(self, res, st)
+    buf, n = parts_pieces(self, res, st, 1)
   else
     if st then   -- a timeout: its forced states go through the whole-HTML path
       res.html = tostring(res.node)
       plan, b, shape = prepare(self, res)
     end
     counts.whole = counts.whole + 1
-    fragment = fill(self, res, plan, shape, override)
+    buf, n = fill_pieces(self, res, plan, shape, override, 1)
   end
   local signals, browser = snapshot(self, b, shape, override, true)
   self:note_sizes()   -- the next runtime of the app makes its tables this big
   local out = { status = res.status, signals = signals, cache = { browser = browser }, title = res.title }
   if opts.document == false then
-    out.html = fragment
+    out.html = concat(buf, "", 2, n)
   else
-    out.html = section_open(res) .. fragment .. "</section>" .. snapshot_script(signals, browser)
+    buf[1], buf[n + 1], buf[n + 2] = section_open(res), "</section>", snapshot_script(signals, browser)
+    out.html = concat(buf, "", 1, n + 2)
   end
   return out
 end
