@@ -31,7 +31,7 @@ CDEF      := lua/async/kernel/cdef.lua
 BIND_SRC  := src/bind/bind.c
 BIND_LIB  := $(BUILD)/async_bind.so
 
-.PHONY: all deps test check sanitize sanitize-c valgrind bench bench-luajit-patch bench-core fuzz fuzz-core install uninstall clean \
+.PHONY: all deps test check sanitize sanitize-c valgrind bench bench-luajit-patch test-luajit-patch bench-core fuzz fuzz-core install uninstall clean \
         dev-env run help lint
 
 # the first target is the default goal: `make` and `luarocks make` build
@@ -280,16 +280,29 @@ run:
 # against the source package's sha256), then the reproduction on both
 # LuaJITs and the kernel table (with its peers) on the patched one.
 # Debian's Lua modules (cjson, luv) are added to the patched build's paths.
-PATCHED_PATHS := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(CURDIR)/$(BUILD)/luajit-patched/?.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" \
-                 LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;/usr/lib/$(shell gcc -print-multiarch)/lua/5.1/?.so;/usr/local/lib/lua/5.1/?.so"
+PATCHED_PATHS := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(CURDIR)/$(BUILD)/luajit-patched/?.lua;;;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" \
+                 LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;;/usr/lib/$(shell gcc -print-multiarch)/lua/5.1/?.so"
 bench-luajit-patch: all
 	@tools/deps.sh bench || true
 	tools/luajit-patched.sh
+	@echo "== the reproduction under asyncrt on Debian's libluajit, then on the patched one (LD_LIBRARY_PATH)"
+	$(LUAENV) $(BUILD)/asyncrt bench/luajit/pcall_target.lua
+	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/luajit-patched/lib $(PATCHED_PATHS) $(BUILD)/asyncrt bench/luajit/pcall_target.lua
 	@echo "== the reproduction on Debian's luajit, then on the patched build"
 	$(LUAENV) luajit bench/luajit/pcall_target.lua
 	$(PATCHED_PATHS) $(BUILD)/luajit-patched/luajit bench/luajit/pcall_target.lua
 	@echo "== the kernel table on the patched build (make bench runs it on Debian's luajit)"
 	$(PATCHED_PATHS) $(BUILD)/luajit-patched/luajit bench/run.lua
+
+# The specs on the patched LuaJIT: busted on its luajit binary (Debian's
+# luajit is linked statically), with LD_LIBRARY_PATH so the asyncrt and nginx
+# the specs start load the patched libluajit-5.1.so.2; then the loop specs
+# under asyncrt on it.
+test-luajit-patch: all
+	tools/luajit-patched.sh
+	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/luajit-patched/lib $(PATCHED_PATHS) \
+	  busted --lua=$(CURDIR)/$(BUILD)/luajit-patched/luajit --exclude-tags=loop spec
+	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/luajit-patched/lib $(PATCHED_PATHS) busted --lua=$(CURDIR)/$(BUILD)/asyncrt --tags=loop spec
 
 dev-env:
 	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
