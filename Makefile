@@ -274,7 +274,7 @@ run:
 	@echo "== the examples' gallery: open http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	@HOST=$(HOST) PORT=$(PORT) $(BUILD)/asyncrt examples/gallery.lua
 
-# The LuaJIT change docs/performance.md proposes ("LuaJIT limits in the way"),
+# The LuaJIT change docs/performance.md proposes ("the LuaJIT limit behind the slow mode"),
 # measured: Debian's luajit2 source with tools/luajit/pcall-return.patch,
 # built into build/luajit-patched/ (fetched from deb.debian.org, checked
 # against the source package's sha256), then the reproduction on both

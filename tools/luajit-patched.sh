@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds Debian's luajit2 source with tools/luajit/pcall-return.patch into
 # build/luajit-patched/: the shared library lib/libluajit-5.1.so.2 (the
-# soname Debian's luajit, asyncrt and nginx's Lua module link, so
-# LD_LIBRARY_PATH=build/luajit-patched/lib runs any of them on it) and a
-# luajit binary. Opt-in: asyncrt runs on Debian's luajit2 by default (see
+# soname asyncrt and nginx's Lua module link, so
+# LD_LIBRARY_PATH=build/luajit-patched/lib runs either on it; Debian's
+# luajit binary is linked statically) and a luajit binary. Opt-in: asyncrt runs on Debian's luajit2 by default (see
 # docs/performance.md, "the LuaJIT limit behind the slow mode"). The source
 # tarball comes from Debian's archive (deb.debian.org) and is checked
 # against the sha256 of the Debian source package (the .dsc) of the same

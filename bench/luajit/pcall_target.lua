@@ -1,5 +1,5 @@
 -- The smallest reproduction of the LuaJIT limit behind the kernel's slow
--- mode (docs/performance.md, "LuaJIT limits in the way").
+-- mode (docs/performance.md, "the LuaJIT limit behind the slow mode").
 --
 -- A trace that starts in the function pcall calls cannot return into
 -- pcall's frame ("NYI: return to lower frame"), so that function never gets

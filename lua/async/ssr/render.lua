@@ -883,7 +883,7 @@ end
 -- fill's pieces (scanner.fill_pieces): buf, n with the HTML in buf[first + 1 .. n]
 local function fill_pieces(rt, res, plan, shape, override, first)
   if not plan then
-    local buf = { }
+    local buf = {}
     buf[first + 1] = res.html
     return buf, first + 1
   end
