@@ -467,6 +467,20 @@ describe("render: validation", function()
     assert.truthy(err.message:find('unknown signal "late"', 1, true))
   end)
 
+  it("unreadable HTML from a partial is sent as written in production, with a log line", function()
+    local html = '<p signal:text="x">never closed'
+    local lines = {}
+    local rt = Async.create_app(make_app(html, { x = 1 }),
+      { env = "production", log = function(m) lines[#lines + 1] = m end })
+    assert.are.equal(html, rt:render("/", { document = false }).html)
+    local page = rt:render("/").html
+    local open = '<section async:boundary="route">' .. html .. "</section>"
+    assert.are.equal(open, page:sub(1, #open))
+    assert.are.equal(1, Async.read_snapshot(page:sub(#open + 1)).signals.x)
+    assert.are.equal(2, #lines)
+    assert.truthy(lines[1]:find("render: cannot read the HTML of page: ", 1, true), lines[1])
+  end)
+
   it("unreadable HTML from a partial is an error in development", function()
     local ok, err = pcall(function() fragment('<p signal:text="x">never closed', { x = 1 }) end)
     assert.is_false(ok)
