@@ -235,6 +235,23 @@ describe("scanner.fill golden output", function()
       assert.equal(c[4], render(c[2], c[3]))
     end)
   end
+
+  -- fill_pieces (what rt:render joins once with the page around it): the
+  -- same bytes after the slots the caller keeps, which it leaves empty
+  it("fill_pieces gives every case's bytes after the slots it keeps", function()
+    for _, c in ipairs(cases) do
+      local plan = assert(scanner.compile(c[2]))
+      for first = 0, 2 do
+        local buf, n = scanner.fill_pieces(plan, resolver(c[3]), first)
+        for i = 1, first do assert.is_nil(buf[i], c[1]) end
+        assert.equal(c[4], table.concat(buf, "", first + 1, n), c[1])
+      end
+    end
+    local plain = assert(scanner.compile("<p>no bindings</p>"))
+    local buf, n = scanner.fill_pieces(plain, resolver({}), 1)
+    assert.are.same({ 2, "<p>no bindings</p>" }, { n, buf[2] })
+    assert.is_nil(buf[1])
+  end)
 end)
 
 describe("scanner boundaries", function()
