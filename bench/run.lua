@@ -248,8 +248,26 @@ local function memory_report()
     fw.cleanup()
     return s0, s1, (lua1 - lua0) * 1024 / (2 * N)
   end
+  -- the same build with numbers for signals and no kernel: what the
+  -- probe's own closures (four upvalues each) and arrays take
+  local function baseline()
+    collectgarbage("collect")
+    local lua0 = collectgarbage("count")
+    local keep, sig = {}, {}
+    for i = 1, N do sig[i] = i end
+    for i = 1, N do
+      local a, b, c, d = sig[i], sig[i % N + 1], sig[(i + 1) % N + 1], sig[(i + 2) % N + 1]
+      keep[i] = function() return a + b + c + d end
+    end
+    keep.sig = sig
+    collectgarbage("collect")
+    local lua1 = collectgarbage("count")
+    assert(#keep == N)
+    return (lua1 - lua0) * 1024 / (2 * N)
+  end
   local s0, s1, first = probe()
   local _, _, second = probe()
+  local base = baseline()
   local dn = (s1.live_nodes or 0) - (s0.live_nodes or 0)
   local dl = (s1.live_links or 0) - (s0.live_links or 0)
   local function per(field, delta)
@@ -264,6 +282,8 @@ local function memory_report()
   out("  probe graph: +%d live nodes, +%d live links (expected +%d, +%d)\n", dn, dl, 2 * N, 4 * N)
   out("  Lua heap for the probe: %.0f bytes per node built on the tables as the cases left them"
     .. " (their id slots grow), %.0f built again (closures, handles and values)\n", first, second)
+  out("  of which the probe's own closures and arrays (the same build, numbers for signals, no kernel):"
+    .. " %.0f; the kernel's handles, values and id slots: %.0f bytes per node\n", base, second - base)
 end
 memory_report()
 
