@@ -138,13 +138,19 @@ describe("no leak over many requests", function()
       loop:advance(200)
       for k in pairs(events) do events[k] = nil end
     end
-    wave(2 * #ROWS)   -- warm up: plans, compiled routes, interned strings
+    -- warm up: plans, compiled routes, interned strings, and the bounded
+    -- caches and id-indexed tables at their working size (alone, the first
+    -- 600 requests grew the heap by 340-520 KB, the next 600 by 20-155 KB:
+    -- measured after one wave, the bound of 512 KB failed once in CI)
+    wave(2 * #ROWS)
+    wave(600)
     local nodes0, kb0 = settle()
     wave(600)
     local nodes1, kb1 = settle()
     -- not above the baseline (in the full suite, nodes other spec files left
     -- behind may still be freed meanwhile, so it can end below)
     assert.is_true(nodes1 <= nodes0, ("C nodes %d -> %d"):format(nodes0, nodes1))
-    assert.is_true(kb1 - kb0 < 512, ("Lua heap grew by %.0f KB"):format(kb1 - kb0))
+    -- a string of 400 bytes kept per request (tried) grows it by 373 KB
+    assert.is_true(kb1 - kb0 < 256, ("Lua heap grew by %.0f KB"):format(kb1 - kb0))
   end)
 end)
