@@ -68,6 +68,11 @@ local function home_at(id)
   if h == true then return global_home end
   return h
 end
+-- what home_of keeps for home `h` (home_at's inverse)
+local function home_ref(h)
+  if h == global_home then return true end
+  return h
+end
 
 local active = 0         -- node whose reads are tracked (0: none)
 local owner = 0          -- effect or scope that owns new effects (PENDING_OWNER: `pending_scope`)
@@ -1426,7 +1431,7 @@ function _M.effect(fn, opts)
   if id <= 0 then fail(id, "creating an effect") end
   fns[id] = fn
   h[id] = fn
-  home_of[id] = h == global_home or h
+  home_of[id] = home_ref(h)
   local serial = effect_serial_n + 1
   effect_serial_n = serial
   effect_serial[id] = serial
@@ -1450,7 +1455,7 @@ function _M.scope(fn, opts)
   local id = C.ac_node_new(G, K_SCOPE, own ~= 0 and own or (root and root.id or 0), -1)
   if id <= 0 then fail(id, "creating a scope") end
   local h = home_for(root, own)
-  home_of[id] = h == global_home or h
+  home_of[id] = home_ref(h)
   local tok = { disposed = false }
   owned[id] = tok
   local prev, gen = owner, ctx_gen
