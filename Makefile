@@ -282,12 +282,14 @@ run:
 # Debian's Lua modules (cjson, luv) are added to the patched build's paths.
 PATCHED_PATHS := LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(CURDIR)/$(BUILD)/luajit-patched/?.lua;;;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua" \
                  LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;;/usr/lib/$(shell gcc -print-multiarch)/lua/5.1/?.so"
+# ... and the patched libluajit-5.1.so.2 for what links it (asyncrt, nginx)
+PATCHED_ENV := LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/luajit-patched/lib $(PATCHED_PATHS)
 bench-luajit-patch: all
 	@tools/deps.sh bench || true
 	tools/luajit-patched.sh
 	@echo "== the reproduction under asyncrt on Debian's libluajit, then on the patched one (LD_LIBRARY_PATH)"
 	$(LUAENV) $(BUILD)/asyncrt bench/luajit/pcall_target.lua
-	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/luajit-patched/lib $(PATCHED_PATHS) $(BUILD)/asyncrt bench/luajit/pcall_target.lua
+	$(PATCHED_ENV) $(BUILD)/asyncrt bench/luajit/pcall_target.lua
 	@echo "== the reproduction on Debian's luajit, then on the patched build"
 	$(LUAENV) luajit bench/luajit/pcall_target.lua
 	$(PATCHED_PATHS) $(BUILD)/luajit-patched/luajit bench/luajit/pcall_target.lua
@@ -300,9 +302,9 @@ bench-luajit-patch: all
 # under asyncrt on it.
 test-luajit-patch: all
 	tools/luajit-patched.sh
-	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/luajit-patched/lib $(PATCHED_PATHS) \
+	$(PATCHED_ENV) \
 	  busted --lua=$(CURDIR)/$(BUILD)/luajit-patched/luajit --exclude-tags=loop spec
-	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/luajit-patched/lib $(PATCHED_PATHS) busted --lua=$(CURDIR)/$(BUILD)/asyncrt --tags=loop spec
+	$(PATCHED_ENV) busted --lua=$(CURDIR)/$(BUILD)/asyncrt --tags=loop spec
 
 dev-env:
 	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
