@@ -245,7 +245,7 @@ bench: all
 	@echo "== scanner: Lua patterns vs LPeg"
 	$(LUAENV) luajit bench/scanner.lua
 	@echo "== SSR pages vs hand-written concatenation and lua-cosmo"
-	$(LUAENV) luajit bench/render.lua
+	$(LUAENV) luajit bench/render.lua --processes=5 0.3
 	@echo "== streaming: time to first byte (luv loop)"
 	build/asyncrt bench/ttfb.lua
 	@echo "== asyncrt startup vs luajit and node"

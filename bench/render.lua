@@ -9,7 +9,10 @@
 --   render   rt:render(url) on a runtime made once (the renderer alone)
 -- Every variant is asserted to produce the same bytes before timing.
 --
---   luajit bench/render.lua [seconds-per-case] [page:variant]
+--   luajit bench/render.lua [--processes=K] [seconds-per-case] [page:variant]
+-- --processes=K measures the table in K processes and prints the medians
+-- and the ratios' ranges (make bench: K = 5); one process's ratios depend on
+-- which traces LuaJIT formed first there.
 -- The second argument times one variant alone (for profiling), e.g.
 --   luajit -jp=Fl bench/render.lua 3 table:render
 --   valgrind --tool=callgrind luajit bench/render.lua 2000 list:render count
@@ -24,8 +27,21 @@ local json = require("async.app.json")
 local scanner = require("async.html.scanner")
 
 local clock, concat, fmt = os.clock, table.concat, string.format
-local BUDGET = tonumber(arg and arg[1] or "") or 0.5
-local ONLY = arg and arg[2]
+-- --processes=K: the table is measured in K processes of its own and
+-- printed as medians (see the end of this file); --child: one such process
+local PROCS, CHILD = 1, false
+local ARGS = {}   -- the other arguments, in order
+do
+  for i = 1, #(arg or {}) do
+    local a = arg[i]
+    local k = a:match("^%-%-processes=(%d+)$")
+    if k then PROCS = tonumber(k)
+    elseif a == "--child" then CHILD = true
+    else ARGS[#ARGS + 1] = a end
+  end
+end
+local BUDGET = tonumber(ARGS[1] or "") or 0.5
+local ONLY = ARGS[2]
 local esc_text, esc_attr = scanner.escape_text, scanner.escape_attr
 local has_cosmo, cosmo = pcall(require, "cosmo")
 
@@ -461,8 +477,8 @@ if ONLY then
           or function() return rt:render(page.url).html end,
       }
       local fn = assert(fns[vname], "unknown variant " .. tostring(vname))
-      if arg[3] == "count" then   -- exactly N calls after 200 (for callgrind: subtract a run with N = 0)
-        local n = tonumber(arg[1])
+      if ARGS[3] == "count" then   -- exactly N calls after 200 (for callgrind: subtract a run with N = 0)
+        local n = tonumber(ARGS[1])
         if page.fresh and vname == "render" then prep(200 + n) end
         for _ = 1, 200 + n do fn() end
         return
@@ -474,8 +490,71 @@ if ONLY then
   error("unknown page " .. ONLY)
 end
 
-print(fmt("%-14s %10s %10s %10s %10s   %-44s %s", "page", "floor", "request", "render", "cosmo",
-  "ratios to the floor (request / render / cosmo)", "KB allocated per page (floor / render)"))
+local function median(list)
+  local t = {}
+  for i = 1, #list do t[i] = list[i] end
+  table.sort(t)
+  local n = #t
+  if n % 2 == 1 then return t[(n + 1) / 2] end
+  return (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+-- Run by LuaJIT's string hash seed (random per process), which traces form
+-- first differs from one process to the next, and a page's rate with it:
+-- the floor itself moved between 7,700 and 12,200 pages/s from one process
+-- to the next. With --processes=K each process measures the whole table and
+-- prints its rows (--child); the table is the median of each rate and of
+-- each ratio, with the ratios' range.
+if PROCS > 1 and not CHILD then
+  local self_cmd = fmt("%s %s --child %s", arg[-1] or "luajit", arg[0], tostring(BUDGET))
+  local rows, order, sizes_line = {}, {}, nil
+  for _ = 1, PROCS do
+    local p = assert(io.popen(self_cmd))
+    for line in p:lines() do
+      local name, f, q, r, c, kf, kr = line:match("^row\t([^\t]+)\t(%S+)\t(%S+)\t(%S+)\t(%S+)\t(%S+)\t(%S+)$")
+      if name then
+        if not rows[name] then rows[name] = {}; order[#order + 1] = name end
+        local t = rows[name]
+        t[#t + 1] = { floor = tonumber(f), request = tonumber(q), render = tonumber(r), cosmo = tonumber(c),
+                      kb_floor = tonumber(kf), kb_render = tonumber(kr) }
+      elseif line:match("^sizes\t") then
+        sizes_line = line:sub(7)
+      end
+    end
+    local ok, how, code = p:close()
+    if not ok then error(fmt("bench/render.lua: a child process failed (%s %s)", tostring(how), tostring(code)), 0) end
+  end
+  print(fmt("%-14s %10s %10s %10s %10s   %-44s %s", "page", "floor", "request", "render", "cosmo",
+    "ratios to the floor, median (range): request / render / cosmo", "KB allocated per page (floor / render)"))
+  for _, name in ipairs(order) do
+    local t = rows[name]
+    local function col(k)
+      local l = {}
+      for i = 1, #t do if t[i][k] then l[#l + 1] = t[i][k] end end
+      return l
+    end
+    local function ratio(k)
+      local l = {}
+      for i = 1, #t do if t[i][k] then l[#l + 1] = t[i].floor / t[i][k] end end
+      if #l == 0 then return "n/a" end
+      table.sort(l)
+      return fmt("%.2fx (%.2f-%.2f)", median(l), l[1], l[#l])
+    end
+    local cos = col("cosmo")
+    print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %-44s %.1f / %.1f", name, median(col("floor")),
+      median(col("request")), median(col("render")), #cos > 0 and fmt("%.0f", median(cos)) or "n/a",
+      ratio("request") .. " / " .. ratio("render") .. " / " .. ratio("cosmo"),
+      median(col("kb_floor")), median(col("kb_render"))))
+  end
+  print(fmt("(pages/s: the median over %d processes of each one's best of 3 rounds of %.1f s; bytes: %s;"
+    .. " goal: render within 1.5x)", PROCS, BUDGET, sizes_line or "?"))
+  return
+end
+
+if not CHILD then
+  print(fmt("%-14s %10s %10s %10s %10s   %-44s %s", "page", "floor", "request", "render", "cosmo",
+    "ratios to the floor (request / render / cosmo)", "KB allocated per page (floor / render)"))
+end
 local sizes = {}
 for _, page in ipairs(pages) do
   local rt = Async.create_app(page.app, { env = "production" })
@@ -504,8 +583,17 @@ for _, page in ipairs(pages) do
     cosmo_fn and { "cosmo", cosmo_fn } or nil,
   })
   local kb_floor, kb_render = alloc_kb(page.floor), alloc_kb(render, page.fresh and prep or nil)
+  if CHILD then
+    print(fmt("row\t%s\t%.17g\t%.17g\t%.17g\t%s\t%.17g\t%.17g", page.name, r.floor, r.request, r.render,
+      r.cosmo and fmt("%.17g", r.cosmo) or "-", kb_floor, kb_render))
+  else
   print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %-44s %.1f / %.1f", page.name, r.floor, r.request, r.render,
     r.cosmo and fmt("%.0f", r.cosmo) or "n/a", fmt("%.2fx / %.2fx / %s", r.floor / r.request, r.floor / r.render,
     r.cosmo and fmt("%.2fx", r.floor / r.cosmo) or "n/a"), kb_floor, kb_render))
+  end
 end
-print(fmt("(pages/s, best of 3 rounds of %.1f s; bytes: %s; goal: render within 1.5x)", BUDGET, concat(sizes, ", ")))
+if CHILD then
+  print("sizes\t" .. concat(sizes, ", "))
+else
+  print(fmt("(pages/s, best of 3 rounds of %.1f s; bytes: %s; goal: render within 1.5x)", BUDGET, concat(sizes, ", ")))
+end
