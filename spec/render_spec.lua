@@ -528,3 +528,85 @@ describe("Async.read_snapshot", function()
     E.has_error(function() Async.read_snapshot(nil) end, "read_snapshot expects an HTML string, got nil")
   end)
 end)
+
+describe("render: the page buffer kept from one page to the next", function()
+  -- rows 1..n of a list, as the page's HTML (the same plan for any n)
+  local function rows_app()
+    local app = Async.define_app()
+    app:use({
+      signal = { n = 0 },
+      partial = {
+        page = function(self, params)
+          local n = tonumber(params.n)
+          self.signals:set("n", n)
+          local out = {}
+          for i = 1, n do out[i] = '<li signal:text="n">' .. i .. "</li>" end
+          return "<ul>" .. table.concat(out) .. "</ul>"
+        end,
+      },
+      route = { ["/:n"] = Async.define_route("page") },
+    })
+    return app
+  end
+  local function want_rows(n)
+    local out = {}
+    for i = 1, n do out[i] = '<li signal:text="n">' .. n .. "</li>" end
+    return "<ul>" .. table.concat(out) .. "</ul>"
+  end
+
+  it("a short page after a long one has only its own bytes, in both forms", function()
+    local app = rows_app()
+    for _, n in ipairs({ 300, 2, 50, 0, 7 }) do
+      local frag = Async.create_app(app):render("/" .. n, { document = false }).html
+      assert.are.equal(want_rows(n), frag)
+      local doc = Async.create_app(app):render("/" .. n).html
+      assert.are.equal('<section async:boundary="route">' .. want_rows(n) .. "</section>", doc:match("^(.-)<script"))
+    end
+  end)
+
+  it("a page rendered while another is being filled leaves both whole", function()
+    -- a value whose text is made by user code during the fill: a cdata's
+    -- __tostring (what signal:text shows of a cdata), which renders a page
+    local ffi = require("ffi")
+    local inner_app = rows_app()
+    ffi.cdef("typedef struct render_spec_nested { int n; } render_spec_nested;")
+    local Nested = ffi.metatype("render_spec_nested", { __tostring = function(c)
+      return Async.create_app(inner_app):render("/" .. c.n, { document = false }).html
+    end })
+    local outer = Async.define_app()
+    outer:use({
+      signal = { a = Nested(3), b = Nested(40) },
+      partial = { page = function() return '<p signal:text="a"></p><p signal:text="b"></p>' end },
+      route = { ["/"] = Async.define_route("page") },
+    })
+    local function esc(s) return (s:gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;")) end
+    local want = '<p signal:text="a">' .. esc(want_rows(3)) .. '</p><p signal:text="b">' .. esc(want_rows(40)) .. "</p>"
+    for _ = 1, 3 do
+      assert.are.equal(want, Async.create_app(outer):render("/", { document = false }).html)
+      assert.are.equal(want_rows(5), Async.create_app(inner_app):render("/5", { document = false }).html)
+    end
+  end)
+
+
+  it("keeps nothing of the page it served (a 4 MB value is collected with its runtime)", function()
+    local app = Async.define_app()
+    app:use({
+      partial = { page = function(self, params)
+        local n = params.size == "big" and 4 * 1024 * 1024 or 10
+        self.signals:set("text", string.rep("x", n - 1) .. "y")
+        return '<p signal:text="text"></p>'
+      end },
+      signal = { text = "" },
+      route = { ["/:size"] = Async.define_route("page") },
+    })
+    Async.create_app(app):render("/small", { document = false })   -- warm (plans, caches, the buffer)
+    Async.collect_garbage(); collectgarbage()
+    local before = collectgarbage("count")
+    local html = Async.create_app(app):render("/big", { document = false }).html
+    assert.are.equal('<p signal:text="text">' .. string.rep("x", 4 * 1024 * 1024 - 1) .. "y</p>", html)
+    html = nil   -- luacheck: ignore 311
+    Async.collect_garbage(); collectgarbage()
+    local grown = collectgarbage("count") - before
+    assert.is_true(grown < 2048, ("the heap kept %.0f KB after the page was dropped"):format(grown))
+  end)
+end)

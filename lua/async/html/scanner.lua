@@ -1276,8 +1276,8 @@ _M.fill = fill
 --- fill's pieces, not joined: returns buf, n with the HTML in buf[first + 1
 -- .. n] (the caller puts what goes before into buf[1 .. first] and after
 -- into buf[n + 1 ...], and joins once: a page is not copied twice).
-function _M.fill_pieces(plan, resolve, first)
-  local buf = tnew((rawget(plan, "_fill_n") or 0) + first + 2, 0)
+function _M.fill_pieces(plan, resolve, first, buf)
+  if buf == nil then buf = tnew((rawget(plan, "_fill_n") or 0) + first + 2, 0) end
   local n = fill_into(plan, resolve, buf, first)
   plan._fill_n = n - first
   return buf, n
@@ -1594,8 +1594,8 @@ end
 
 --- fill_node's pieces, not joined (as fill_pieces): buf, n with the HTML in
 -- buf[first + 1 .. n].
-function _M.fill_node_pieces(node, cx, size, first)
-  local buf = tnew((size or 0) + first + 2, 0)
+function _M.fill_node_pieces(node, cx, size, first, buf)
+  if buf == nil then buf = tnew((size or 0) + first + 2, 0) end
   return buf, emit_node(node, cx, buf, first)
 end
 

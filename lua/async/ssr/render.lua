@@ -25,6 +25,10 @@ local type, error, pairs, ipairs, tostring, setmetatable, pcall, next, getmetata
 local concat, remove = table.concat, table.remove
 local has_tnew, tnew = pcall(require, "table.new")
 if not has_tnew then tnew = function() return {} end end
+local has_tclear, tclear = pcall(require, "table.clear")
+if not has_tclear then
+  tclear = function(t) for k in pairs(t) do t[k] = nil end end
+end
 local co_running = coroutine.running
 local is_async, is_computed = async_signal.is_async, kernel.is_computed
 local floor, tonumber, rawget = math.floor, tonumber, rawget
@@ -816,6 +820,28 @@ local function parts_check(rt, res)
   return st
 end
 
+-- The buffer a page is filled into, kept for the next page once the page
+-- is joined: a 100-row table is 2,300 pieces, an 18 KB array made and
+-- dropped per request (docs/rendering.md, "One buffer for every page").
+-- Taken (set to nil) while in use, so a fill that runs inside another (user
+-- code during a fill: a cdata's __tostring) or a page that raised makes a
+-- new one. It is cleared when given back (table.clear keeps its size), so
+-- it holds nothing of the page it served; a buffer of a page over
+-- SPARE_MAX pieces is not kept.
+local spare = nil
+local SPARE_MAX = 65536
+local function take_buffer()
+  local buf = spare
+  spare = nil
+  return buf
+end
+local function give_buffer(buf, n)
+  if n <= SPARE_MAX then
+    tclear(buf)
+    spare = buf
+  end
+end
+
 --- Fills the checked node by parts (override: none) into a new buffer:
 -- returns buf, n with the HTML in buf[first + 1 .. n] (scanner.fill_pieces).
 local function parts_pieces(rt, res, st, first)
@@ -825,7 +851,7 @@ local function parts_pieces(rt, res, st, first)
   st.resolve = parts_resolve   -- st is the fill's cx too (cfg, resolve)
   local prev = CUR
   CUR = { rt = rt, map = st.map, by_slot = ps.by_slot, paths = ps.paths, read = {}, slow = nil }
-  local ok, buf, n = pcall(scanner.fill_node_pieces, node, st, t and t.fill_n, first)
+  local ok, buf, n = pcall(scanner.fill_node_pieces, node, st, t and t.fill_n, first, take_buffer())
   CUR = prev
   if not ok then error(buf, 0) end
   if t then t.fill_n = n - first end
@@ -845,7 +871,9 @@ end
 --- The same, joined: the HTML.
 local function parts_fill(rt, res, st)
   local buf, n = parts_pieces(rt, res, st, 0)
-  return concat(buf, "", 1, n)
+  local html = concat(buf, "", 1, n)
+  give_buffer(buf, n)
+  return html
 end
 
 local function compile_or_fail(rt, html, name)
@@ -887,7 +915,7 @@ local function fill_pieces(rt, res, plan, shape, override, first)
     buf[first + 1] = res.html
     return buf, first + 1
   end
-  return scanner.fill_pieces(plan, shape_resolver(rt, shape, override), first)
+  return scanner.fill_pieces(plan, shape_resolver(rt, shape, override), first, take_buffer())
 end
 
 -- ===== the request: route -> partial -> waiting -> HTML =====
@@ -1007,6 +1035,7 @@ function _M.render(self, url, opts)
     buf[1], buf[n + 1], buf[n + 2] = section_open(res), "</section>", snapshot_script(signals, browser)
     out.html = concat(buf, "", 1, n + 2)
   end
+  give_buffer(buf, n + 2)
   return out
 end
 
