@@ -81,6 +81,9 @@ local owner = 0          -- effect or scope that owns new effects (PENDING_OWNER
 -- context (swapped with `owner`); meaningful only while owner is PENDING_OWNER.
 local PENDING_OWNER = -1
 local pending_scope = nil
+-- the slots of a scope_enter record (an array: one allocation); T_DISPOSED
+-- is also the slot of every token in `owned` (kernel.scope's, a root's)
+local T_DISPOSED, R_ID, R_GEN, R_POWN, R_RID, R_UP, R_HOME = 1, 2, 3, 4, 5, 6, 7
 -- A pending record's `up` is `pending_scope` when it was entered (scope_leave
 -- puts it back). When the record's node is made, `owned` holds the record:
 -- an `up` that is not its parent (it was entered in an effect run inside a
@@ -539,8 +542,9 @@ local function home_for(root, own)
   if own > 0 then return home_at(own) or global_home end
   if own == PENDING_OWNER then
     local p = pending_scope
-    if p.id ~= 0 then return home_at(p.id) or global_home end
-    return p.home or global_home
+    local pid = p[R_ID]
+    if pid ~= 0 then return home_at(pid) or global_home end
+    return p[R_HOME] or global_home
   end
   return global_home
 end
@@ -1202,7 +1206,7 @@ local function dispose_tree(id, children_only)
   for i = 1, n do
     local d = ids[i]
     local tok = owned[d]
-    if tok then tok.disposed = true; owned[d] = nil end
+    if tok then tok[T_DISPOSED] = true; owned[d] = nil end
     drop(effect_serial, d); drop(sched_of, d); drop(fns, d); drop(vals, d)
     local cl = cleanups[d]
     pending[i] = cl
@@ -1236,7 +1240,7 @@ function dispose_dropped()
     -- a root disposed explicitly has no token any more, and its id may
     -- already name another node: the serial tells them apart
     local tok = owned[id]
-    if tok and tok.serial == serial and not tok.disposed then pcall(dispose_tree, id, false) end
+    if tok and tok.serial == serial and not tok[T_DISPOSED] then pcall(dispose_tree, id, false) end
   end
 end
 
@@ -1245,24 +1249,24 @@ end
 -- them in) unless it has one; returns its id. A record disposed before its
 -- node was made raises as a node made in a disposed scope does (bad id).
 local function materialize(s)
-  local id = s.id
+  local id = s[R_ID]
   if id ~= 0 then return id end
-  if s.disposed then fail(core.BAD_ID, "creating a scope (disposed)") end
-  local parent = s.pown
+  if s[T_DISPOSED] then fail(core.BAD_ID, "creating a scope (disposed)") end
+  local parent = s[R_POWN]
   if parent == PENDING_OWNER then
-    parent = materialize(s.up)
+    parent = materialize(s[R_UP])
   else
-    if parent == 0 then parent = s.rid end
-    if s.up ~= nil then up_of[s], s.up = s.up, nil end
+    if parent == 0 then parent = s[R_RID] end
+    if s[R_UP] ~= nil then up_of[s], s[R_UP] = s[R_UP], nil end
   end
   id = C.ac_node_new(G, K_SCOPE, parent, -1)
   if id <= 0 then fail(id, "creating a scope") end
-  home_of[id] = s.home or true   -- nil: the global home
+  home_of[id] = s[R_HOME] or true   -- nil: the global home
   owned[id] = s
   -- `owned` holds the record from now on: it must not hold the home (a
   -- root's, which only the root may keep alive; `up` is its parent's record,
   -- whose node is made now too)
-  s.id, s.home = id, nil
+  s[R_ID], s[R_HOME] = id, nil
   return id
 end
 
@@ -1388,7 +1392,7 @@ local function dispose_now(id)
 end
 
 local function dispose_owned(id, tok)
-  if tok.disposed then return end
+  if tok[T_DISPOSED] then return end
   return dispose_now(id)
 end
 
@@ -1456,7 +1460,7 @@ function _M.scope(fn, opts)
   if id <= 0 then fail(id, "creating a scope") end
   local h = home_for(root, own)
   home_of[id] = home_ref(h)
-  local tok = { disposed = false }
+  local tok = { false }
   owned[id] = tok
   local prev, gen = owner, ctx_gen
   owner = id
@@ -1498,8 +1502,7 @@ function _M.scope_enter(root)
   if root ~= nil then rid = root.id end
   local h = home_for(root, own)
   -- nil for the global home: a record may outlive a compact_tables
-  local s = { disposed = false, id = 0, gen = ctx_gen, pown = own, rid = rid, up = pending_scope,
-              home = h ~= global_home and h or nil }
+  local s = { false, 0, ctx_gen, own, rid, pending_scope, h ~= global_home and h or nil }
   owner, pending_scope = PENDING_OWNER, s
   return s, own
 end
@@ -1510,17 +1513,17 @@ end
 -- (the caller disposes the scope and raises it), or raised at once when
 -- that context is gone. Returns nothing otherwise.
 local function leave(prev, h)
-  local up = h.up
-  if h.id ~= 0 and up == nil then up = up_of[h]; up_of[h] = nil end
-  h.up = nil
+  local up = h[R_UP]
+  if h[R_ID] ~= 0 and up == nil then up = up_of[h]; up_of[h] = nil end
+  h[R_UP] = nil
   -- entered in a pending scope whose node was made meanwhile: that node
-  if prev == PENDING_OWNER and up.id ~= 0 then prev = up.id end
+  if prev == PENDING_OWNER and up[R_ID] ~= 0 then prev = up[R_ID] end
   owner, pending_scope = prev, up
 end
 
 function _M.scope_leave(prev, h)
-  if h ~= nil and ctx_gen ~= h.gen then
-    if not reclaim(h.gen) then error(CONTEXT_LOST, 0) end
+  if h ~= nil and ctx_gen ~= h[R_GEN] then
+    if not reclaim(h[R_GEN]) then error(CONTEXT_LOST, 0) end
     leave(prev, h)
     return CONTEXT_LOST
   end
@@ -1531,8 +1534,8 @@ end
 --- Disposes a scope made by scope_enter (idempotent). One whose node was
 -- never made owns nothing: it is only marked disposed.
 function _M.dispose_handle(h)
-  local id = h.id
-  if id == 0 then h.disposed = true; return end
+  local id = h[R_ID]
+  if id == 0 then h[T_DISPOSED] = true; return end
   return dispose_owned(id, h)
 end
 
@@ -1562,7 +1565,7 @@ function _M.root()
   local home = {}
   home_of[id] = home
   root_serial = root_serial + 1
-  local tok = { disposed = false, serial = root_serial }
+  local tok = { false, serial = root_serial }
   owned[id] = tok
   -- one finalizer for every root, closing over nothing: it names the root
   -- by (id, serial), never by the root or its home
