@@ -1205,6 +1205,8 @@ local function attr_value(h, resolve, vals)
       local v = resolve(slot, vals)
       if v == true and kind == "attr" then
         value = ""
+      elseif type(v) == "number" and not h.url then
+        value = to_text(v)   -- digits, ".", "-", "+", "e", NaN, Infinity: nothing to escape
       else
         v = (v ~= false or kind == "value") and to_text(v) or nil
         if v and h.url then v = escape.url_for(h.name, v) end
@@ -1236,10 +1238,13 @@ local function fill_into(plan, resolve, buf, n)
         n = n + 3
       end
     elseif kind == "text" then
-      local v = to_text(resolve(h.slot))
+      local raw = resolve(h.slot)
+      local v = to_text(raw)
       if v and v ~= "" then
         n = n + 1
-        buf[n] = escape_text(v)
+        -- a number's or a boolean's text has nothing to escape
+        if type(raw) == "string" or type(raw) == "cdata" then v = escape_text(v) end
+        buf[n] = v
       end
     else -- boundary
       local status = resolve(h.slot)
@@ -1543,10 +1548,12 @@ fill_parts_into = function(plan, vals, cx, buf, n)
         n = n + 3
       end
     elseif kind == "text" then
-      local v = to_text(resolve(h.slot, vals))
+      local raw = resolve(h.slot, vals)
+      local v = to_text(raw)
       if v and v ~= "" then
         n = n + 1
-        buf[n] = escape_text(v)
+        if type(raw) == "string" or type(raw) == "cdata" then v = escape_text(v) end
+        buf[n] = v
       end
     else -- boundary
       local status = resolve(h.slot, vals)
