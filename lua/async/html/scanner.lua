@@ -1591,16 +1591,9 @@ emit_node = function(v, cx, buf, n)
 end
 
 --- Fills a node (see emit_node) whose plans the caller has checked: cx =
--- { cfg = (from _M.config), resolve = fn(slot, vals) }; size:
--- a guess of the number of pieces. Returns the HTML.
-function _M.fill_node(node, cx, size)
-  local buf = tnew(size or 0, 0)
-  local n = emit_node(node, cx, buf, 0)
-  return concat(buf, "", 1, n), n
-end
-
---- fill_node's pieces, not joined (as fill_pieces): buf, n with the HTML in
--- buf[first + 1 .. n].
+-- { cfg = (from _M.config), resolve = fn(slot, vals) }; size: a guess of
+-- the number of pieces; buf: a buffer to fill (else a new one). Not joined
+-- (as fill_pieces): returns buf, n with the HTML in buf[first + 1 .. n].
 function _M.fill_node_pieces(node, cx, size, first, buf)
   if buf == nil then buf = tnew((size or 0) + first + 2, 0) end
   return buf, emit_node(node, cx, buf, first)

@@ -842,8 +842,9 @@ local function give_buffer(buf, n)
   end
 end
 
---- Fills the checked node by parts (override: none) into a new buffer:
--- returns buf, n with the HTML in buf[first + 1 .. n] (scanner.fill_pieces).
+--- Fills the checked node by parts (override: none) into the kept buffer
+-- (take_buffer): returns buf, n with the HTML in buf[first + 1 .. n]
+-- (scanner.fill_node_pieces); the caller joins it and gives it back.
 local function parts_pieces(rt, res, st, first)
   local node = res.node
   local t = rawget(node, 0)
