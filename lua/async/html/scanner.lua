@@ -164,6 +164,17 @@ local function to_text(v)
 end
 _M.to_text = to_text
 
+-- What a text hole shows of v, escaped, or nil. A number's or a boolean's
+-- text (digits, ".", "-", "+", "e", NaN, Infinity, true, false) has nothing
+-- to escape; a string's and a cdata's (its __tostring is user code) are.
+local function hole_text(v)
+  local s = to_text(v)
+  if s == nil or s == "" then return nil end
+  local t = type(v)
+  if t == "string" or t == "cdata" then return escape_text(s) end
+  return s
+end
+
 -- JavaScript truthiness (for DOM boolean properties).
 local function truthy(v)
   if v == nil or v == false or v == 0 or v == "" then return false end
@@ -1238,12 +1249,9 @@ local function fill_into(plan, resolve, buf, n)
         n = n + 3
       end
     elseif kind == "text" then
-      local raw = resolve(h.slot)
-      local v = to_text(raw)
-      if v and v ~= "" then
+      local v = hole_text(resolve(h.slot))
+      if v then
         n = n + 1
-        -- a number's or a boolean's text has nothing to escape
-        if type(raw) == "string" or type(raw) == "cdata" then v = escape_text(v) end
         buf[n] = v
       end
     else -- boundary
@@ -1548,11 +1556,9 @@ fill_parts_into = function(plan, vals, cx, buf, n)
         n = n + 3
       end
     elseif kind == "text" then
-      local raw = resolve(h.slot, vals)
-      local v = to_text(raw)
-      if v and v ~= "" then
+      local v = hole_text(resolve(h.slot, vals))
+      if v then
         n = n + 1
-        if type(raw) == "string" or type(raw) == "cdata" then v = escape_text(v) end
         buf[n] = v
       end
     else -- boundary
