@@ -490,13 +490,59 @@ if ONLY then
   error("unknown page " .. ONLY)
 end
 
-local function median(list)
-  local t = {}
-  for i = 1, #list do t[i] = list[i] end
-  table.sort(t)
-  local n = #t
-  if n % 2 == 1 then return t[(n + 1) / 2] end
-  return (t[n / 2] + t[n / 2 + 1]) / 2
+local function median(sorted)
+  local n = #sorted
+  if n % 2 == 1 then return sorted[(n + 1) / 2] end
+  return (sorted[n / 2] + sorted[n / 2 + 1]) / 2
+end
+
+-- One process's table: a row per page { name, floor, request, render,
+-- cosmo (nil without lua-cosmo), kb_floor, kb_render }, and the pages' sizes.
+local function measure()
+  local rows, sizes = {}, {}
+  for _, page in ipairs(pages) do
+    local rt = Async.create_app(page.app, { env = "production" })
+    local prep, next_rt = fresh_pool(page.app)
+    local function request()
+      return Async.create_app(page.app, { env = "production" }):render(page.url).html
+    end
+    local render = page.fresh and function() return next_rt():render(page.url).html end
+      or function() return rt:render(page.url).html end
+    local cosmo_fn = has_cosmo and page.cosmo
+    seq = 0
+    local want = page.floor()
+    sizes[#sizes + 1] = fmt("%s %d", page.name, #want)
+    seq = 0
+    check(page.name .. " request", want, request())
+    seq = 0
+    if page.fresh then prep(1) end
+    check(page.name .. " render", want, render())
+    if cosmo_fn then check(page.name .. " cosmo", want, cosmo_fn()) end
+    if page.data then   -- and the pages differ from request to request
+      local a, b = page.floor(), page.floor()
+      assert(a ~= b, page.name .. ": the data should change per request")
+    end
+    local r = best({
+      { "floor", page.floor }, { "request", request }, { "render", render, page.fresh and prep or nil },
+      cosmo_fn and { "cosmo", cosmo_fn } or nil,
+    })
+    rows[#rows + 1] = { name = page.name, floor = r.floor, request = r.request, render = r.render, cosmo = r.cosmo,
+                        kb_floor = alloc_kb(page.floor), kb_render = alloc_kb(render, page.fresh and prep or nil) }
+  end
+  return rows, concat(sizes, ", ")
+end
+
+local FIELDS = { "floor", "request", "render", "cosmo", "kb_floor", "kb_render" }
+
+if CHILD then   -- a row per line for the parent (see below)
+  local rows, sizes = measure()
+  for _, row in ipairs(rows) do
+    local out = { "row", row.name }
+    for _, k in ipairs(FIELDS) do out[#out + 1] = row[k] and fmt("%.17g", row[k]) or "-" end
+    print(concat(out, "\t"))
+  end
+  print("sizes\t" .. sizes)
+  return
 end
 
 -- Run by LuaJIT's string hash seed (random per process), which traces form
@@ -505,95 +551,65 @@ end
 -- to the next. With --processes=K each process measures the whole table and
 -- prints its rows (--child); the table is the median of each rate and of
 -- each ratio, with the ratios' range.
-if PROCS > 1 and not CHILD then
+local runs, sizes = {}, nil
+if PROCS > 1 then
   local self_cmd = fmt("%s %s --child %s", arg[-1] or "luajit", arg[0], tostring(BUDGET))
-  local rows, order, sizes_line = {}, {}, nil
   for _ = 1, PROCS do
     local p = assert(io.popen(self_cmd))
+    local rows = {}
     for line in p:lines() do
-      local name, f, q, r, c, kf, kr = line:match("^row\t([^\t]+)\t(%S+)\t(%S+)\t(%S+)\t(%S+)\t(%S+)\t(%S+)$")
-      if name then
-        if not rows[name] then rows[name] = {}; order[#order + 1] = name end
-        local t = rows[name]
-        t[#t + 1] = { floor = tonumber(f), request = tonumber(q), render = tonumber(r), cosmo = tonumber(c),
-                      kb_floor = tonumber(kf), kb_render = tonumber(kr) }
-      elseif line:match("^sizes\t") then
-        sizes_line = line:sub(7)
+      local parts = {}
+      for f in line:gmatch("[^\t]+") do parts[#parts + 1] = f end
+      if parts[1] == "row" then
+        local row = { name = parts[2] }
+        for j, k in ipairs(FIELDS) do row[k] = tonumber(parts[j + 2]) end
+        rows[#rows + 1] = row
+      elseif parts[1] == "sizes" then
+        sizes = parts[2]
       end
     end
     local ok, how, code = p:close()
     if not ok then error(fmt("bench/render.lua: a child process failed (%s %s)", tostring(how), tostring(code)), 0) end
+    runs[#runs + 1] = rows
   end
-  print(fmt("%-14s %10s %10s %10s %10s   %-44s %s", "page", "floor", "request", "render", "cosmo",
-    "ratios to the floor, median (range): request / render / cosmo", "KB allocated per page (floor / render)"))
-  for _, name in ipairs(order) do
-    local t = rows[name]
-    local function col(k)
-      local l = {}
-      for i = 1, #t do if t[i][k] then l[#l + 1] = t[i][k] end end
-      return l
-    end
-    local function ratio(k)
-      local l = {}
-      for i = 1, #t do if t[i][k] then l[#l + 1] = t[i].floor / t[i][k] end end
-      if #l == 0 then return "n/a" end
-      table.sort(l)
-      return fmt("%.2fx (%.2f-%.2f)", median(l), l[1], l[#l])
-    end
-    local cos = col("cosmo")
-    print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %-44s %.1f / %.1f", name, median(col("floor")),
-      median(col("request")), median(col("render")), #cos > 0 and fmt("%.0f", median(cos)) or "n/a",
-      ratio("request") .. " / " .. ratio("render") .. " / " .. ratio("cosmo"),
-      median(col("kb_floor")), median(col("kb_render"))))
-  end
-  print(fmt("(pages/s: the median over %d processes of each one's best of 3 rounds of %.1f s; bytes: %s;"
-    .. " goal: render within 1.5x)", PROCS, BUDGET, sizes_line or "?"))
-  return
+else
+  runs[1], sizes = measure()
 end
 
-if not CHILD then
-  print(fmt("%-14s %10s %10s %10s %10s   %-44s %s", "page", "floor", "request", "render", "cosmo",
-    "ratios to the floor (request / render / cosmo)", "KB allocated per page (floor / render)"))
+-- value(row) of page i in every run that has it, sorted
+local function over_runs(i, value)
+  local l = {}
+  for _, rows in ipairs(runs) do
+    local v = value(rows[i])
+    if v then l[#l + 1] = v end
+  end
+  table.sort(l)
+  return l
 end
-local sizes = {}
-for _, page in ipairs(pages) do
-  local rt = Async.create_app(page.app, { env = "production" })
-  local prep, next_rt = fresh_pool(page.app)
-  local function request()
-    return Async.create_app(page.app, { env = "production" }):render(page.url).html
-  end
-  local render = page.fresh and function() return next_rt():render(page.url).html end
-    or function() return rt:render(page.url).html end
-  local cosmo_fn = has_cosmo and page.cosmo
-  seq = 0
-  local want = page.floor()
-  sizes[#sizes + 1] = fmt("%s %d", page.name, #want)
-  seq = 0
-  check(page.name .. " request", want, request())
-  seq = 0
-  if page.fresh then prep(1) end
-  check(page.name .. " render", want, render())
-  if cosmo_fn then check(page.name .. " cosmo", want, cosmo_fn()) end
-  if page.data then   -- and the pages differ from request to request
-    local a, b = page.floor(), page.floor()
-    assert(a ~= b, page.name .. ": the data should change per request")
-  end
-  local r = best({
-    { "floor", page.floor }, { "request", request }, { "render", render, page.fresh and prep or nil },
-    cosmo_fn and { "cosmo", cosmo_fn } or nil,
-  })
-  local kb_floor, kb_render = alloc_kb(page.floor), alloc_kb(render, page.fresh and prep or nil)
-  if CHILD then
-    print(fmt("row\t%s\t%.17g\t%.17g\t%.17g\t%s\t%.17g\t%.17g", page.name, r.floor, r.request, r.render,
-      r.cosmo and fmt("%.17g", r.cosmo) or "-", kb_floor, kb_render))
-  else
-  print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %-44s %.1f / %.1f", page.name, r.floor, r.request, r.render,
-    r.cosmo and fmt("%.0f", r.cosmo) or "n/a", fmt("%.2fx / %.2fx / %s", r.floor / r.request, r.floor / r.render,
-    r.cosmo and fmt("%.2fx", r.floor / r.cosmo) or "n/a"), kb_floor, kb_render))
-  end
+local function ratio(i, k)
+  local l = over_runs(i, function(row) return row[k] and row.floor / row[k] end)
+  if #l == 0 then return "n/a" end
+  if #l == 1 then return fmt("%.2fx", l[1]) end
+  return fmt("%.2fx (%.2f-%.2f)", median(l), l[1], l[#l])
 end
-if CHILD then
-  print("sizes\t" .. concat(sizes, ", "))
+local function rate_of(i, k)
+  local l = over_runs(i, function(row) return row[k] end)
+  return #l > 0 and median(l) or nil
+end
+
+print(fmt("%-14s %10s %10s %10s %10s   %-44s %s", "page", "floor", "request", "render", "cosmo",
+  PROCS > 1 and "ratios to the floor, median (range): request / render / cosmo"
+    or "ratios to the floor (request / render / cosmo)", "KB allocated per page (floor / render)"))
+for i, row in ipairs(runs[1]) do
+  local cos = rate_of(i, "cosmo")
+  print(fmt("%-14s %10.0f %10.0f %10.0f %10s   %-44s %.1f / %.1f", row.name, rate_of(i, "floor"),
+    rate_of(i, "request"), rate_of(i, "render"), cos and fmt("%.0f", cos) or "n/a",
+    ratio(i, "request") .. " / " .. ratio(i, "render") .. " / " .. ratio(i, "cosmo"),
+    rate_of(i, "kb_floor"), rate_of(i, "kb_render")))
+end
+if PROCS > 1 then
+  print(fmt("(pages/s: the median over %d processes of each one's best of 3 rounds of %.1f s; bytes: %s;"
+    .. " goal: render within 1.5x)", PROCS, BUDGET, sizes or "?"))
 else
-  print(fmt("(pages/s, best of 3 rounds of %.1f s; bytes: %s; goal: render within 1.5x)", BUDGET, concat(sizes, ", ")))
+  print(fmt("(pages/s, best of 3 rounds of %.1f s; bytes: %s; goal: render within 1.5x)", BUDGET, sizes))
 end
